@@ -1,0 +1,105 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { Inject, Injectable } from '@nestjs/common';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { LOGGER } from '@hivemind/shared/logging/logger';
+import { NODE_CAPACITY, REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { ExecuteTaskRequest, ExecuteTaskResponse } from '@hivemind/shared/proto/generated/nodepool';
+import { TaskJob } from '@hivemind/shared/queue/queues';
+import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { ResourceLedger } from '@hivemind/shared/resources/ledger';
+import { checkRequest, containerLimits, NodeCapacity, reservationFor } from '@hivemind/shared/resources/limits';
+import { checkTaskId } from '@hivemind/shared/task-format/task-id';
+import { TaskFormatError } from '@hivemind/shared/task-format/task-format.error';
+import { inspectZip } from '@hivemind/shared/task-format/zip-inspect';
+import { NodeStatusService } from '../node-status.service';
+import { HeartbeatService } from '../pool/heartbeat.service';
+import { TASKS_QUEUE } from '../queues.provider';
+
+/**
+ * Decides whether the node takes a pushed task, and if so stores its zip and queues
+ * it. Every refusal says what was wrong; nothing is stored or held for a refused task.
+ */
+@Injectable()
+export class AdmissionService {
+  constructor(
+    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    @Inject(NODE_CAPACITY) private readonly node: NodeCapacity,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(TASKS_QUEUE) private readonly tasks: Queue,
+    private readonly keys: RedisKeys,
+    private readonly ledger: ResourceLedger,
+    private readonly nodeStatus: NodeStatusService,
+    private readonly heartbeat: HeartbeatService,
+  ) {}
+
+  zipPath(taskId: string): string {
+    return path.join(this.config.workDir, 'incoming', `${taskId}.zip`);
+  }
+
+  async admit(req: ExecuteTaskRequest, peer: string): Promise<ExecuteTaskResponse> {
+    const refuse = (message: string): ExecuteTaskResponse => {
+      this.logger.info({ taskId: String(req.task_id).slice(0, 80), peer, reason: message }, 'task refused');
+      return { success: false, message };
+    };
+    const idError = checkTaskId(req.task_id);
+    if (idError) return refuse(idError);
+    const taskId = req.task_id;
+
+    const request = { cpuScore: req.cpu_usage, gpuScore: req.gpu_usage, memoryGb: req.memory_gb, gpuMemoryGb: req.gpu_memory_gb };
+    const fitError = checkRequest(request, this.node);
+    if (fitError) return refuse(fitError);
+
+    if (await this.ledger.holds(taskId)) return refuse(`task ${taskId} is already in flight on this node`);
+    if (!(await this.nodeStatus.hasExecutor())) return refuse('no executor is running on this node; try again later');
+
+    let summary;
+    try {
+      summary = await inspectZip(Buffer.from(req.task_zip ?? []), {
+        maxEntries: this.config.ZIP_MAX_ENTRIES,
+        maxUncompressedBytes: this.config.ZIP_MAX_UNCOMPRESSED_MB * 1024 * 1024,
+      });
+    } catch (err) {
+      if (err instanceof TaskFormatError) return refuse(err.message);
+      throw err;
+    }
+
+    const limits = containerLimits(request, this.node, this.nodeStatus.limitDefaults());
+    const reservation = reservationFor(request, limits, this.node);
+    const reserved = await this.ledger.reserve(taskId, reservation, this.node);
+    if (!reserved.ok) return refuse(reserved.message);
+
+    const zipFile = this.zipPath(taskId);
+    try {
+      await fs.mkdir(path.dirname(zipFile), { recursive: true });
+      await fs.writeFile(`${zipFile}.partial`, req.task_zip, { mode: 0o600 });
+      await fs.rename(`${zipFile}.partial`, zipFile);
+      const acceptedAt = Date.now();
+      await this.redis.hset(this.keys.task(taskId), { acceptedAt, peer });
+      const job: TaskJob = { taskId, zipFile, root: summary.root, entry: summary.entry, request, limits, acceptedAt };
+      await this.tasks.add('run', job, { jobId: taskId, removeOnComplete: true, removeOnFail: true });
+    } catch (err) {
+      await this.ledger.release(taskId);
+      await fs.rm(zipFile, { force: true });
+      this.logger.error({ taskId, err }, 'could not store or queue an admitted task');
+      return refuse(`the node could not store the task: ${(err as Error).message}`);
+    }
+    this.logger.info(
+      { taskId, peer, entry: summary.entry.file, files: summary.files, bytes: summary.uncompressedBytes, limits },
+      'task accepted',
+    );
+    this.heartbeat.statusChanged();
+    const cpus = (limits.nanoCpus / 1e9).toFixed(2);
+    const mb = Math.round(limits.memoryBytes / 1024 / 1024);
+    return { success: true, message: `task ${taskId} accepted: runs ${summary.entry.file} with ${cpus} CPUs and ${mb} MB` };
+  }
+
+  /** Records when the reply went out: results are not uploaded sooner than the guard after it. */
+  async markReplied(taskId: string): Promise<void> {
+    await this.redis.hset(this.keys.task(taskId), 'repliedAt', Date.now());
+  }
+}

@@ -1,0 +1,73 @@
+import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { sendUnaryData, Server, ServerUnaryCall, status, UntypedHandleCall } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { LOGGER } from '@hivemind/shared/logging/logger';
+import {
+  ExecuteTaskRequest,
+  ExecuteTaskResponse,
+  StopTaskExecutionRequest,
+  StopTaskExecutionResponse,
+  WorkerNodeServiceService,
+} from '@hivemind/shared/proto/generated/nodepool';
+import { bindServer, createGrpcServer, shutdownServer } from '@hivemind/shared/proto/grpc';
+import { AdmissionService } from '../admission/admission.service';
+import { StopService } from '../admission/stop.service';
+
+const servedByPool = (_call: unknown, cb: sendUnaryData<never>) =>
+  cb({ code: status.UNIMPLEMENTED, details: 'this method is served by the Node Pool, not by a worker' }, null);
+
+/**
+ * The worker's half of WorkerNodeService on GRPC_PORT (50053), accepting messages up
+ * to MAX_MESSAGE_MB. grpc-js is used directly (not Nest's gRPC transport) for the
+ * per-server message cap, the caller's address and the generated ts-proto codecs.
+ */
+@Injectable()
+export class WorkerNodeServer implements OnApplicationBootstrap, OnApplicationShutdown {
+  private server: Server | null = null;
+  port = 0;
+
+  constructor(
+    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    private readonly admission: AdmissionService,
+    private readonly stops: StopService,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    const server = createGrpcServer(this.config.maxMessageBytes);
+    const handlers: Record<string, UntypedHandleCall> = {
+      executeTask: (call: ServerUnaryCall<ExecuteTaskRequest, ExecuteTaskResponse>, cb: sendUnaryData<ExecuteTaskResponse>) =>
+        void this.executeTask(call, cb),
+      stopTaskExecution: (call: ServerUnaryCall<StopTaskExecutionRequest, StopTaskExecutionResponse>, cb: sendUnaryData<StopTaskExecutionResponse>) =>
+        void this.stops
+          .stop(call.request.task_id, call.getPeer())
+          .then((res) => cb(null, res))
+          .catch((err) => cb({ code: status.INTERNAL, details: `stop failed: ${(err as Error).message}` }, null)),
+      taskOutputUpload: servedByPool,
+      taskResultUpload: servedByPool,
+      taskOutput: servedByPool,
+      taskUsage: servedByPool,
+    };
+    server.addService(WorkerNodeServiceService, handlers);
+    this.port = await bindServer(server, `${this.config.GRPC_BIND}:${this.config.GRPC_PORT}`);
+    this.server = server;
+    this.logger.info({ port: this.port, maxMessageMb: this.config.MAX_MESSAGE_MB }, 'worker gRPC server listening');
+  }
+
+  private async executeTask(call: ServerUnaryCall<ExecuteTaskRequest, ExecuteTaskResponse>, cb: sendUnaryData<ExecuteTaskResponse>) {
+    let res: ExecuteTaskResponse;
+    try {
+      res = await this.admission.admit(call.request, call.getPeer());
+    } catch (err) {
+      this.logger.error({ err, taskId: call.request.task_id }, 'ExecuteTask failed');
+      res = { success: false, message: `the node failed to admit the task: ${(err as Error).message}` };
+    }
+    cb(null, res);
+    if (res.success) await this.admission.markReplied(call.request.task_id).catch(() => undefined);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.server) await shutdownServer(this.server);
+  }
+}

@@ -1,0 +1,56 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { NODE_CAPACITY, REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { ExecutorBeat, RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { ResourceLedger } from '@hivemind/shared/resources/ledger';
+import { containerLimits, NodeCapacity, reservationFor } from '@hivemind/shared/resources/limits';
+
+export type DockerStatus = 'available' | 'unavailable' | 'disabled';
+
+/** An executor that has not beaten for this long is taken as gone. */
+const EXECUTOR_STALE_MS = 20_000;
+
+/** What the node tells the pool about itself: its status string and Docker state. */
+@Injectable()
+export class NodeStatusService {
+  constructor(
+    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    @Inject(NODE_CAPACITY) private readonly node: NodeCapacity,
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly ledger: ResourceLedger,
+  ) {}
+
+  /** `Idle` while another default-sized task fits, else `Running N tasks`. */
+  async status(): Promise<{ status: string; held: number }> {
+    const totals = await this.ledger.totals();
+    const defaults = { cpuScore: 0, gpuScore: 0, memoryGb: 0, gpuMemoryGb: 0 };
+    const smallest = reservationFor(defaults, containerLimits(defaults, this.node, this.limitDefaults()), this.node);
+    const room = this.ledger.hasRoom(totals, this.node, smallest);
+    return { status: room ? 'Idle' : `Running ${totals.tasks} tasks`, held: totals.tasks };
+  }
+
+  limitDefaults() {
+    const c = this.config;
+    return { defaultCpus: c.TASK_DEFAULT_CPUS, minCpus: c.TASK_MIN_CPUS, defaultMemoryMb: c.TASK_DEFAULT_MEMORY_MB, minMemoryMb: c.TASK_MIN_MEMORY_MB };
+  }
+
+  async executors(): Promise<ExecutorBeat[]> {
+    const now = Date.now();
+    const all = Object.values(await this.redis.hgetall(this.keys.executors)).map((v) => JSON.parse(v) as ExecutorBeat);
+    return all.filter((b) => now - b.seenAt < EXECUTOR_STALE_MS);
+  }
+
+  /** disabled by config; available when a live executor runs Docker; else unavailable. */
+  async dockerStatus(): Promise<DockerStatus> {
+    if (!this.config.DOCKER_ENABLED) return 'disabled';
+    const live = await this.executors();
+    return live.some((b) => b.docker === 'available') ? 'available' : 'unavailable';
+  }
+
+  /** Whether any executor is alive to run what we accept. */
+  async hasExecutor(): Promise<boolean> {
+    return (await this.executors()).some((b) => b.runtime !== 'none');
+  }
+}

@@ -1,0 +1,127 @@
+import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { LOGGER } from '@hivemind/shared/logging/logger';
+import { readLatestSample } from '@hivemind/shared/monitor/host-sample';
+import { NODE_CAPACITY, REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { grpcErrorText } from '@hivemind/shared/proto/grpc';
+import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { NodeCapacity } from '@hivemind/shared/resources/limits';
+import { Ticker } from '@hivemind/shared/util/ticker';
+import { NodeStatusService } from '../node-status.service';
+import { PoolLinkService } from './pool-link.service';
+
+/**
+ * Keeps the node known to the pool: RegisterWorkerNode every REGISTER_INTERVAL (the
+ * pool takes it as a heartbeat too), ReportStatus every HEARTBEAT_INTERVAL and at
+ * once when the status changes, node-wide TaskUsage every NODE_USAGE_INTERVAL, and
+ * the balance every BALANCE_INTERVAL.
+ */
+@Injectable()
+export class HeartbeatService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly tickers: Ticker[];
+  private readonly statusTicker: Ticker;
+  private lastStatus: string | null = null;
+
+  constructor(
+    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    @Inject(NODE_CAPACITY) private readonly node: NodeCapacity,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly pool: PoolLinkService,
+    private readonly nodeStatus: NodeStatusService,
+  ) {
+    const onError = (name: string, err: unknown) => this.logger.warn({ job: name, err: grpcErrorText(err) }, 'heartbeat job failed');
+    this.statusTicker = new Ticker('report-status', config.HEARTBEAT_INTERVAL * 1000, () => this.reportStatus(), onError);
+    this.tickers = [
+      new Ticker('register', config.REGISTER_INTERVAL * 1000, () => this.register(), onError),
+      this.statusTicker,
+      new Ticker('node-usage', config.NODE_USAGE_INTERVAL * 1000, () => this.nodeUsage(), onError),
+      new Ticker('balance', config.BALANCE_INTERVAL * 1000, () => this.fetchBalance(), onError),
+    ];
+  }
+
+  onApplicationBootstrap(): void {
+    for (const t of this.tickers) t.start();
+  }
+
+  onApplicationShutdown(): void {
+    for (const t of this.tickers) t.stop();
+  }
+
+  /** Sends ReportStatus now (the node's state changed). */
+  statusChanged(): void {
+    this.statusTicker.kick();
+  }
+
+  async register(): Promise<void> {
+    const docker = await this.nodeStatus.dockerStatus();
+    const res = await this.pool.call('RegisterWorkerNode', this.pool.client.nodes, this.pool.client.nodes.registerWorkerNode, () => ({
+      node_id: this.pool.nodeId,
+      hostname: this.config.ADVERTISE_HOST,
+      cpu_cores: Math.max(1, Math.floor(this.node.cpuCores)),
+      memory_gb: this.node.memoryGb,
+      cpu_score: this.node.cpuScore,
+      gpu_score: this.node.gpuScore,
+      gpu_memory_gb: this.node.gpuMemoryGb,
+      location: this.config.LOCATION,
+      port: this.config.advertisePort,
+      gpu_name: '',
+      docker_status: docker,
+    }));
+    if (!res.success) throw new Error(`RegisterWorkerNode refused: ${res.message}`);
+    this.pool.lastHeartbeatOk = Date.now();
+    this.logger.debug({ docker }, 'registered with the node pool');
+  }
+
+  async reportStatus(): Promise<void> {
+    const [{ status, held }, sample, docker] = await Promise.all([
+      this.nodeStatus.status(),
+      readLatestSample(this.redis, this.keys),
+      this.nodeStatus.dockerStatus(),
+    ]);
+    const gpu = sample?.gpus[0];
+    const res = await this.pool.call('ReportStatus', this.pool.client.nodes, this.pool.client.nodes.reportStatus, () => ({
+      node_id: this.pool.nodeId,
+      status,
+      cpu_usage: sample?.cpuPercent ?? 0,
+      memory_usage: sample?.memoryPercent ?? 0,
+      gpu_usage: gpu?.utilizationPercent ?? 0,
+      gpu_memory_usage: gpu && gpu.memoryTotalMb > 0 ? (100 * gpu.memoryUsedMb) / gpu.memoryTotalMb : 0,
+      docker_status: docker,
+      running_tasks: held,
+    }));
+    if (!res.success) throw new Error(`ReportStatus refused: ${res.message}`);
+    this.pool.lastHeartbeatOk = Date.now();
+    if (status !== this.lastStatus) this.logger.info({ status }, 'node status');
+    this.lastStatus = status;
+  }
+
+  async nodeUsage(): Promise<void> {
+    const sample = await readLatestSample(this.redis, this.keys);
+    if (!sample) return;
+    const gpu = sample.gpus[0];
+    // task_id "0" with the node id in `token`: the deployed pool records node-wide usage.
+    await this.pool.call('TaskUsage', this.pool.client.workers, this.pool.client.workers.taskUsage, () => ({
+      task_id: '0',
+      cpu_usage: sample.cpuPercent,
+      memory_usage: sample.memoryPercent,
+      gpu_usage: gpu?.utilizationPercent ?? 0,
+      gpu_memory_usage: gpu && gpu.memoryTotalMb > 0 ? (100 * gpu.memoryUsedMb) / gpu.memoryTotalMb : 0,
+      token: this.pool.nodeId,
+    }));
+  }
+
+  async fetchBalance(): Promise<void> {
+    const res = await this.pool.call('GetBalance', this.pool.client.users, this.pool.client.users.getBalance, (token) => ({
+      username: this.pool.nodeId,
+      token,
+    }));
+    if (res.success) {
+      if (this.pool.balance !== res.balance) this.logger.info({ balance: res.balance }, 'CPT balance');
+      this.pool.balance = res.balance;
+    }
+  }
+}

@@ -1,0 +1,46 @@
+import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
+import type { Logger } from 'pino';
+import { requireCredentials, WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { LOGGER } from '@hivemind/shared/logging/logger';
+import { grpcErrorText } from '@hivemind/shared/proto/grpc';
+import { PoolClient } from '@hivemind/shared/proto/pool-client';
+import { UnaryFn } from '@hivemind/shared/proto/grpc';
+
+/** The gateway's one link to the Node Pool, and what it last heard from it. */
+@Injectable()
+export class PoolLinkService implements OnApplicationShutdown {
+  readonly client: PoolClient;
+  readonly nodeId: string;
+  lastHeartbeatOk: number | null = null;
+  lastError: string | null = null;
+  balance: number | null = null;
+
+  constructor(
+    @Inject(WORKER_CONFIG) config: WorkerConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {
+    const { nodeId, password } = requireCredentials(config);
+    this.nodeId = nodeId;
+    this.client = new PoolClient(config.NODE_POOL_ADDRESS, { username: nodeId, password }, {
+      maxMessageBytes: config.maxMessageBytes,
+      callTimeoutMs: config.POOL_CALL_TIMEOUT * 1000,
+    });
+  }
+
+  /** An authenticated call that records failures for status and logs. */
+  async call<Req, Res>(method: string, client: object, fn: UnaryFn<Req, Res>, build: (token: string) => Req, timeoutMs?: number): Promise<Res> {
+    try {
+      const res = await this.client.call(client, fn, build, timeoutMs);
+      this.lastError = null;
+      return res;
+    } catch (err) {
+      this.lastError = `${method}: ${grpcErrorText(err)}`;
+      this.logger.debug({ method, err: grpcErrorText(err) }, 'node pool call failed');
+      throw err;
+    }
+  }
+
+  onApplicationShutdown(): void {
+    this.client.close();
+  }
+}

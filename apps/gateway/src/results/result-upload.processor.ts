@@ -1,0 +1,61 @@
+import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { Job, UnrecoverableError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { LOGGER } from '@hivemind/shared/logging/logger';
+import { REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { grpcErrorText } from '@hivemind/shared/proto/grpc';
+import { parsePayload, QueueName, resultJobSchema } from '@hivemind/shared/queue/queues';
+import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { ResourceLedger } from '@hivemind/shared/resources/ledger';
+import { backoffMs } from '@hivemind/shared/util/ticker';
+import { HeartbeatService } from '../pool/heartbeat.service';
+import { ResultUploadService } from './result-upload.service';
+
+/** Consumes the results queue: one upload per task, retried with capped backoff. */
+@Injectable()
+export class ResultUploadProcessor implements OnApplicationBootstrap, OnApplicationShutdown {
+  private worker: Worker | null = null;
+
+  constructor(
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(LOGGER) private readonly logger: Logger,
+    private readonly keys: RedisKeys,
+    private readonly ledger: ResourceLedger,
+    private readonly uploads: ResultUploadService,
+    private readonly heartbeat: HeartbeatService,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.worker = new Worker(QueueName.Results, (job) => this.process(job), {
+      connection: this.redis.duplicate({ connectionName: 'hivemind-gateway-results' }),
+      prefix: this.keys.bullPrefix,
+      concurrency: 4,
+      settings: { backoffStrategy: (attemptsMade: number) => backoffMs(attemptsMade, 1000, 30_000) },
+    });
+    this.worker.on('error', (err) => this.logger.warn({ err: err.message }, 'results worker error'));
+    this.worker.on('failed', (job, err) =>
+      this.logger.warn({ taskId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'result upload failed; will retry'),
+    );
+  }
+
+  private async process(job: Job): Promise<void> {
+    let payload;
+    try {
+      payload = parsePayload(resultJobSchema, job.data, 'result job');
+    } catch (err) {
+      if (job.id) await this.ledger.release(job.id);
+      throw new UnrecoverableError((err as Error).message);
+    }
+    try {
+      await this.uploads.upload(payload);
+    } catch (err) {
+      throw new Error(grpcErrorText(err));
+    }
+    this.heartbeat.statusChanged();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.worker?.close();
+  }
+}

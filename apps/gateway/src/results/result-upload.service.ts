@@ -1,0 +1,64 @@
+import { promises as fs } from 'node:fs';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { LOGGER } from '@hivemind/shared/logging/logger';
+import { REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { ResultJob } from '@hivemind/shared/queue/queues';
+import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { ResourceLedger } from '@hivemind/shared/resources/ledger';
+import { sleep } from '@hivemind/shared/util/ticker';
+import { PoolLinkService } from '../pool/pool-link.service';
+
+/**
+ * Uploads one finished task's result zip with TaskResultUpload, never sooner than
+ * RESULT_UPLOAD_GUARD after the ExecuteTask reply (the deployed pool records an
+ * accepted task about 200 ms after replying, and a result landing before that is lost).
+ * Throws when the pool did not take it, so the queue retries with backoff.
+ */
+@Injectable()
+export class ResultUploadService {
+  constructor(
+    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly ledger: ResourceLedger,
+    private readonly pool: PoolLinkService,
+  ) {}
+
+  /** Milliseconds still to wait before this task's result may be uploaded. */
+  async guardWaitMs(taskId: string, now = Date.now()): Promise<number> {
+    const guard = this.config.RESULT_UPLOAD_GUARD * 1000;
+    if (guard <= 0) return 0;
+    const [replied, accepted] = await this.redis.hmget(this.keys.task(taskId), 'repliedAt', 'acceptedAt');
+    // No reply time yet: the reply is still on its way, so count from now.
+    const from = Number(replied ?? 0) || Math.max(now, Number(accepted ?? 0));
+    return Math.max(0, from + guard - now);
+  }
+
+  async upload(job: ResultJob): Promise<void> {
+    const log = this.logger.child({ taskId: job.taskId });
+    const wait = await this.guardWaitMs(job.taskId);
+    if (wait > 0) await sleep(wait);
+    const zip = await fs.readFile(job.resultFile);
+    const res = await this.pool.call(
+      'TaskResultUpload',
+      this.pool.client.workers,
+      this.pool.client.workers.taskResultUpload,
+      (token) => ({ task_id: job.taskId, result_zip: zip, token }),
+      Math.max(this.config.POOL_CALL_TIMEOUT * 1000, 60_000),
+    );
+    if (!res.success) throw new Error(`the pool did not take the result: ${res.message || 'no reason given'}`);
+    log.info({ status: job.status, bytes: zip.length }, 'result uploaded');
+    await this.finish(job);
+  }
+
+  /** The pool has the result: free the task's resources and files. */
+  async finish(job: ResultJob): Promise<void> {
+    await fs.rm(job.resultFile, { force: true });
+    await this.ledger.release(job.taskId);
+    await this.redis.del(this.keys.task(job.taskId), this.keys.stop(job.taskId));
+  }
+}

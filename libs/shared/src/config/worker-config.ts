@@ -1,0 +1,111 @@
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { bool, hostPort, num, oneOf, optNum, optStr, parseEnv, str } from './env-parsers';
+
+/**
+ * Configuration of the worker services (gateway, executor, monitor). Read from the
+ * environment once at boot, validated, and injected as WORKER_CONFIG. The README's
+ * configuration table lists the same variables.
+ */
+export const workerEnvSchema = z.object({
+  NODE_ID: str(''),
+  NODE_PASSWORD: optStr(),
+  NODE_POOL_ADDRESS: hostPort('localhost:50051'),
+  ADVERTISE_HOST: str('localhost'),
+  ADVERTISE_PORT: optNum({ int: true, min: 1, max: 65535 }),
+  GRPC_BIND: str('0.0.0.0'),
+  GRPC_PORT: num(50053, { int: true, min: 1, max: 65535 }),
+  LOCATION: str(''),
+  MAX_MESSAGE_MB: num(1024, { int: true, min: 1, max: 2047 }),
+
+  REDIS_URL: str('redis://127.0.0.1:6379'),
+  REDIS_PREFIX: str('hivemind'),
+
+  MAX_CONCURRENT_TASKS: num(2, { int: true, min: 1, max: 256 }),
+  EXECUTOR_CONCURRENCY: optNum({ int: true, min: 1, max: 256 }),
+  TASK_TIMEOUT: num(3600, { min: 1 }),
+  STOP_GRACE_PERIOD: num(10, { min: 0, max: 300 }),
+  MAX_CPU_CORES: optNum({ min: 0.1 }),
+  MAX_MEMORY_GB: optNum({ int: true, min: 1 }),
+  MAX_DISK_GB: num(20, { min: 0.1 }),
+  CPU_SCORE: optNum({ int: true, min: 1 }),
+
+  HEARTBEAT_INTERVAL: num(10, { min: 0.5 }),
+  REGISTER_INTERVAL: num(30, { min: 1 }),
+  BALANCE_INTERVAL: num(60, { min: 1 }),
+  NODE_USAGE_INTERVAL: num(15, { min: 1 }),
+  TASK_USAGE_INTERVAL: num(1, { min: 0.2 }),
+  OUTPUT_FLUSH_INTERVAL: num(1, { min: 0.05, max: 1 }),
+  RESULT_UPLOAD_GUARD: num(1, { min: 0 }),
+  POOL_CALL_TIMEOUT: num(30, { min: 1 }),
+
+  DOCKER_ENABLED: bool(true),
+  ALLOW_PROCESS_RUNTIME: bool(false),
+  DOCKER_SOCKET: str('/var/run/docker.sock'),
+  TASK_IMAGE: str('hivemind/task-runtime:latest'),
+  TASK_USER: str('10001:10001').superRefine((v, ctx) => {
+    if (!/^\d+:\d+$/.test(v)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected uid:gid (numbers), got "${v}"` });
+  }),
+  TASK_PIDS_LIMIT: num(256, { int: true, min: 16 }),
+  TASK_TMPFS_MB: num(64, { int: true, min: 1 }),
+  TASK_DEFAULT_MEMORY_MB: num(1024, { int: true, min: 64 }),
+  TASK_MIN_MEMORY_MB: num(128, { int: true, min: 16 }),
+  TASK_DEFAULT_CPUS: num(1, { min: 0.05 }),
+  TASK_MIN_CPUS: num(0.25, { min: 0.01 }),
+  TASK_LOG_HEAD_KB: num(1024, { int: true, min: 1 }),
+  TASK_LOG_TAIL_KB: num(1024, { int: true, min: 1 }),
+
+  ZIP_MAX_ENTRIES: num(10000, { int: true, min: 1 }),
+  ZIP_MAX_UNCOMPRESSED_MB: num(4096, { min: 1 }),
+
+  WORK_DIR: str('./.data/work'),
+  LOG_DIR: optStr(),
+  LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const, 'info'),
+
+  MONITOR_INTERVAL: num(5, { min: 0.5 }),
+  MONITOR_HISTORY: num(720, { int: true, min: 1 }),
+});
+
+export type WorkerEnv = z.output<typeof workerEnvSchema>;
+
+/** Settings after parsing, with machine-derived values filled in. */
+export interface WorkerConfig extends WorkerEnv {
+  /** Cores the node offers (MAX_CPU_CORES, else the machine's). */
+  cpuCores: number;
+  /** Memory the node offers in whole GB (MAX_MEMORY_GB, else the machine's). */
+  memoryGb: number;
+  /** Benchmark-style CPU score registered with the pool. */
+  cpuScore: number;
+  advertisePort: number;
+  executorConcurrency: number;
+  workDir: string;
+  maxMessageBytes: number;
+}
+
+export const WORKER_CONFIG = Symbol('WORKER_CONFIG');
+
+export function loadWorkerConfig(env: Record<string, string | undefined> = process.env): WorkerConfig {
+  const e = parseEnv(workerEnvSchema, env);
+  const machineCores = os.cpus().length || 1;
+  const machineGb = Math.max(1, Math.floor(os.totalmem() / 1024 ** 3));
+  const cpuCores = Math.min(e.MAX_CPU_CORES ?? machineCores, machineCores);
+  const memoryGb = Math.min(e.MAX_MEMORY_GB ?? machineGb, machineGb);
+  return {
+    ...e,
+    cpuCores,
+    memoryGb,
+    cpuScore: e.CPU_SCORE ?? Math.max(1, Math.round(cpuCores * 100)),
+    advertisePort: e.ADVERTISE_PORT ?? e.GRPC_PORT,
+    executorConcurrency: e.EXECUTOR_CONCURRENCY ?? e.MAX_CONCURRENT_TASKS,
+    workDir: path.resolve(e.WORK_DIR),
+    maxMessageBytes: e.MAX_MESSAGE_MB * 1024 * 1024,
+  };
+}
+
+/** The gateway needs credentials; the executor and monitor do not. */
+export function requireCredentials(c: WorkerConfig): { nodeId: string; password: string } {
+  const missing = [!c.NODE_ID && 'NODE_ID (the volunteer\'s Node Pool username)', !c.NODE_PASSWORD && 'NODE_PASSWORD'].filter(Boolean);
+  if (missing.length) throw new Error(`Invalid configuration:\n  ${missing.join('\n  ')}: is required by the gateway`);
+  return { nodeId: c.NODE_ID, password: c.NODE_PASSWORD as string };
+}

@@ -1,0 +1,57 @@
+import { z } from 'zod';
+
+/**
+ * Every queue the project uses, and the typed payload of its jobs.
+ * Do not rename a queue or change a payload incompatibly without a migration:
+ * jobs already in Redis carry the old shape.
+ */
+export const QueueName = {
+  /** gateway -> executor: an accepted task to run. Job id = task id. */
+  Tasks: 'tasks',
+  /** executor -> gateway: a finished task's result to upload. Job id = task id. */
+  Results: 'results',
+} as const;
+export type QueueName = (typeof QueueName)[keyof typeof QueueName];
+
+export const taskRequestSchema = z.object({
+  cpuScore: z.number().min(0),
+  gpuScore: z.number().min(0),
+  memoryGb: z.number().int().min(0),
+  gpuMemoryGb: z.number().int().min(0),
+});
+
+export const containerLimitsSchema = z.object({
+  nanoCpus: z.number().int().positive(),
+  memoryBytes: z.number().int().positive(),
+});
+export type ContainerLimits = z.infer<typeof containerLimitsSchema>;
+
+export const taskJobSchema = z.object({
+  taskId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  zipFile: z.string().min(1),
+  root: z.string(),
+  entry: z.object({ file: z.string().min(1), kind: z.enum(['shell', 'python']) }),
+  request: taskRequestSchema,
+  limits: containerLimitsSchema,
+  acceptedAt: z.number().int(),
+});
+export type TaskJob = z.infer<typeof taskJobSchema>;
+
+export const resultJobSchema = z.object({
+  taskId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  resultFile: z.string().min(1),
+  status: z.enum(['Success', 'Failed', 'Stopped']),
+  reason: z.string(),
+  exitCode: z.number().int().nullable(),
+  finishedAt: z.number().int(),
+});
+export type ResultJob = z.infer<typeof resultJobSchema>;
+
+/** Parses a payload read back from Redis; a bad one is a permanent failure. */
+export function parsePayload<T>(schema: z.ZodType<T>, data: unknown, what: string): T {
+  const r = schema.safeParse(data);
+  if (!r.success) {
+    throw new Error(`invalid ${what} payload: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  return r.data;
+}

@@ -1,0 +1,63 @@
+/** Names of the Redis keys the services share, under one configurable prefix. */
+export class RedisKeys {
+  constructor(readonly prefix: string) {}
+
+  /** BullMQ's own prefix for the queues. */
+  get bullPrefix(): string {
+    return `${this.prefix}:q`;
+  }
+  /** hash taskId -> JSON Reservation: what every accepted, unfinished task holds. */
+  get ledger(): string {
+    return `${this.prefix}:ledger`;
+  }
+  /** hash taskId -> JSON RunningTask: tasks whose container runs now. */
+  get running(): string {
+    return `${this.prefix}:running`;
+  }
+  /** stream of output batches: fields task, text. */
+  get output(): string {
+    return `${this.prefix}:output`;
+  }
+  /** hash executorId -> JSON ExecutorBeat. */
+  get executors(): string {
+    return `${this.prefix}:executors`;
+  }
+  /** pub/sub channel for control messages (stop). */
+  get control(): string {
+    return `${this.prefix}:control`;
+  }
+  get monitorLatest(): string {
+    return `${this.prefix}:monitor:latest`;
+  }
+  get monitorHistory(): string {
+    return `${this.prefix}:monitor:history`;
+  }
+  /** hash with a task's timeline (acceptedAt, repliedAt). */
+  task(taskId: string): string {
+    return `${this.prefix}:task:${taskId}`;
+  }
+  /** set when the pool asked to stop a task that may not have started yet. */
+  stop(taskId: string): string {
+    return `${this.prefix}:stop:${taskId}`;
+  }
+}
+
+export interface RunningTask {
+  executorId: string;
+  startedAt: number;
+  cpuPercent: number;
+  memoryPercent: number;
+  memoryBytes: number;
+  usageAt: number;
+}
+
+export interface ExecutorBeat {
+  executorId: string;
+  runtime: 'docker' | 'process' | 'none';
+  docker: 'available' | 'unavailable' | 'disabled';
+  running: number;
+  concurrency: number;
+  seenAt: number;
+}
+
+export type ControlMessage = { type: 'stop'; taskId: string };

@@ -1,0 +1,115 @@
+import type { Redis } from 'ioredis';
+import { NodeCapacity, Reservation } from './limits';
+
+export type ReserveOutcome =
+  | { ok: true }
+  | { ok: false; reason: 'DUPLICATE' | 'TASKS' | 'CPU' | 'MEMORY' | 'GPU' | 'GPU_MEMORY'; message: string };
+
+/**
+ * Atomically: refuse a task id already held, then refuse when the sum of every held
+ * reservation plus this one would pass a node total; else record it. One script, so
+ * concurrent admissions (several gateway calls, several replicas) never overcommit.
+ */
+const RESERVE = `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {'DUPLICATE', '0'} end
+local vals = redis.call('HVALS', KEYS[1])
+if #vals >= tonumber(ARGV[3]) then return {'TASKS', tostring(#vals)} end
+local req = cjson.decode(ARGV[2])
+local cpu, mem, gpu, gmem = 0, 0, 0, 0
+for _, v in ipairs(vals) do
+  local r = cjson.decode(v)
+  cpu = cpu + (r.cpuScore or 0); mem = mem + (r.memoryMb or 0)
+  gpu = gpu + (r.gpuScore or 0); gmem = gmem + (r.gpuMemoryGb or 0)
+end
+if cpu + req.cpuScore > tonumber(ARGV[4]) + 1e-6 then return {'CPU', tostring(cpu)} end
+if mem + req.memoryMb > tonumber(ARGV[5]) then return {'MEMORY', tostring(mem)} end
+if gpu + req.gpuScore > tonumber(ARGV[6]) + 1e-6 then return {'GPU', tostring(gpu)} end
+if gmem + req.gpuMemoryGb > tonumber(ARGV[7]) then return {'GPU_MEMORY', tostring(gmem)} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return {'OK', '0'}
+`;
+
+export interface LedgerTotals {
+  tasks: number;
+  cpuScore: number;
+  memoryMb: number;
+  gpuScore: number;
+  gpuMemoryGb: number;
+}
+
+/** The node's one resource ledger, kept in Redis for the gateway and every executor. */
+export class ResourceLedger {
+  constructor(
+    private readonly redis: Redis,
+    private readonly key: string,
+  ) {}
+
+  async reserve(taskId: string, r: Reservation, node: NodeCapacity): Promise<ReserveOutcome> {
+    const [code, used] = (await this.redis.eval(
+      RESERVE,
+      1,
+      this.key,
+      taskId,
+      JSON.stringify(r),
+      node.maxTasks,
+      node.cpuScore,
+      node.memoryGb * 1024,
+      node.gpuScore,
+      node.gpuMemoryGb,
+    )) as [string, string];
+    switch (code) {
+      case 'OK':
+        return { ok: true };
+      case 'DUPLICATE':
+        return { ok: false, reason: 'DUPLICATE', message: `task ${taskId} is already in flight on this node` };
+      case 'TASKS':
+        return { ok: false, reason: 'TASKS', message: `node busy: ${used} of ${node.maxTasks} task slots in use` };
+      case 'CPU':
+        return {
+          ok: false,
+          reason: 'CPU',
+          message: `node busy: cpu score ${Number(used).toFixed(0)} of ${node.cpuScore} in use, the task asks ${r.cpuScore.toFixed(0)}`,
+        };
+      case 'MEMORY':
+        return {
+          ok: false,
+          reason: 'MEMORY',
+          message: `node busy: ${used} MB of ${node.memoryGb * 1024} MB memory in use, the task needs ${r.memoryMb} MB`,
+        };
+      case 'GPU':
+        return { ok: false, reason: 'GPU', message: `node busy: gpu score ${used} of ${node.gpuScore} in use` };
+      default:
+        return { ok: false, reason: 'GPU_MEMORY', message: `node busy: ${used} GB of ${node.gpuMemoryGb} GB GPU memory in use` };
+    }
+  }
+
+  async release(taskId: string): Promise<boolean> {
+    return (await this.redis.hdel(this.key, taskId)) > 0;
+  }
+
+  async holds(taskId: string): Promise<boolean> {
+    return (await this.redis.hexists(this.key, taskId)) === 1;
+  }
+
+  async totals(): Promise<LedgerTotals> {
+    const vals = await this.redis.hvals(this.key);
+    const t: LedgerTotals = { tasks: vals.length, cpuScore: 0, memoryMb: 0, gpuScore: 0, gpuMemoryGb: 0 };
+    for (const v of vals) {
+      const r = JSON.parse(v) as Reservation;
+      t.cpuScore += r.cpuScore;
+      t.memoryMb += r.memoryMb;
+      t.gpuScore += r.gpuScore;
+      t.gpuMemoryGb += r.gpuMemoryGb;
+    }
+    return t;
+  }
+
+  /** True when a task asking the defaults would still fit. */
+  hasRoom(t: LedgerTotals, node: NodeCapacity, smallest: Reservation): boolean {
+    return (
+      t.tasks < node.maxTasks &&
+      t.cpuScore + smallest.cpuScore <= node.cpuScore + 1e-6 &&
+      t.memoryMb + smallest.memoryMb <= node.memoryGb * 1024
+    );
+  }
+}

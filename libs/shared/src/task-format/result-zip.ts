@@ -1,0 +1,118 @@
+import { createReadStream, createWriteStream, constants as C, promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ZipFile } from 'yazl';
+
+export type TaskOutcome = 'Success' | 'Failed' | 'Stopped';
+
+export interface ExecutionRecord {
+  taskId: string;
+  status: TaskOutcome;
+  reason: string;
+  exitCode: number | null;
+  startedAt: Date;
+  finishedAt: Date;
+  nodeId: string;
+  entryPoint: string;
+  runtime: string;
+}
+
+/** Names the worker writes at the top of every result zip; task files of the same name give way. */
+export const EXECUTION_LOG = 'execution_log.txt';
+export const TASK_LOGS = 'task_logs.txt';
+export const TASK_STOPPED = 'task_stopped.txt';
+
+export function formatExecutionLog(r: ExecutionRecord): string {
+  const secs = (r.finishedAt.getTime() - r.startedAt.getTime()) / 1000;
+  return [
+    `Task ID: ${r.taskId}`,
+    `Status: ${r.status}`,
+    `Reason: ${r.reason}`,
+    `Exit code: ${r.exitCode === null ? 'none' : r.exitCode}`,
+    `Start time: ${r.startedAt.toISOString()}`,
+    `End time: ${r.finishedAt.toISOString()}`,
+    `Duration: ${secs.toFixed(3)} s`,
+    `Node: ${r.nodeId}`,
+    `Entry point: ${r.entryPoint}`,
+    `Runtime: ${r.runtime}`,
+    '',
+  ].join('\n');
+}
+
+/** Regular files and folders under dir, relative, without following links. */
+async function walk(dir: string, rel = ''): Promise<{ files: string[]; dirs: string[] }> {
+  const out = { files: [] as string[], dirs: [] as string[] };
+  let entries;
+  try {
+    entries = await fs.readdir(path.join(dir, rel), { withFileTypes: true });
+  } catch {
+    return out;
+  }
+  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+    const r = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) {
+      out.dirs.push(r);
+      const sub = await walk(dir, r);
+      out.files.push(...sub.files);
+      out.dirs.push(...sub.dirs);
+    } else if (e.isFile()) {
+      out.files.push(r);
+    }
+    // Links, sockets, devices and fifos a task left behind are not packed.
+  }
+  return out;
+}
+
+export interface ResultZipInput {
+  workspace: string;
+  record: ExecutionRecord;
+  /** Path of the task's log file (becomes task_logs.txt). */
+  logFile: string;
+  outFile: string;
+}
+
+/**
+ * Writes the result zip: the workspace as the task left it (deflated, paths relative
+ * to it), plus execution_log.txt, task_logs.txt and, for a stopped task,
+ * task_stopped.txt. Written to a temporary name and renamed, so a reader never sees
+ * half a zip.
+ */
+export async function writeResultZip(input: ResultZipInput): Promise<number> {
+  const { workspace, record, logFile, outFile } = input;
+  const reserved = new Set([EXECUTION_LOG, TASK_LOGS, TASK_STOPPED]);
+  const zip = new ZipFile();
+  const { files, dirs } = await walk(workspace);
+  for (const d of dirs) zip.addEmptyDirectory(d);
+  for (const f of files) {
+    if (reserved.has(f)) continue;
+    const full = path.join(workspace, f);
+    zip.addReadStreamLazy(f, { compress: true }, (cb) => {
+      // O_NOFOLLOW: a file swapped for a link after the walk is not followed.
+      fs.open(full, C.O_RDONLY | C.O_NOFOLLOW).then(
+        (handle) => cb(null, handle.createReadStream()),
+        (err) => cb(err, Readable.from([])),
+      );
+    });
+  }
+  zip.addBuffer(Buffer.from(formatExecutionLog(record)), EXECUTION_LOG, { compress: true });
+  zip.addReadStreamLazy(TASK_LOGS, { compress: true }, (cb) => {
+    const s = createReadStream(logFile);
+    // A task that never printed has no log file: pack an empty one.
+    s.once('error', () => cb(null, Readable.from([Buffer.alloc(0)])));
+    s.once('open', () => cb(null, s));
+  });
+  if (record.status === 'Stopped') {
+    zip.addBuffer(
+      Buffer.from(`Task ${record.taskId} was stopped at ${record.finishedAt.toISOString()}: ${record.reason}\n`),
+      TASK_STOPPED,
+      { compress: true },
+    );
+  }
+  zip.end();
+  const tmp = `${outFile}.partial`;
+  await fs.mkdir(path.dirname(outFile), { recursive: true });
+  await pipeline(zip.outputStream, createWriteStream(tmp));
+  await fs.rename(tmp, outFile);
+  return (await fs.stat(outFile)).size;
+}
