@@ -1,0 +1,19 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import type { Logger } from 'pino';
+import { WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { WorkerCoreModule } from '@hivemind/shared/nest/worker-core.module';
+import { ExecutorBeatService } from './executor-beat.service';
+import { RuntimeService } from './runtime/runtime.service';
+import { TaskProcessor } from './task.processor';
+import { TaskRunnerService } from './task-runner.service';
+
+@Module({})
+export class ExecutorModule {
+  static forRoot(config: WorkerConfig, logger: Logger): DynamicModule {
+    return {
+      module: ExecutorModule,
+      imports: [WorkerCoreModule.forRoot(config, logger, 'executor')],
+      providers: [RuntimeService, TaskRunnerService, TaskProcessor, ExecutorBeatService],
+    };
+  }
+}

@@ -1,0 +1,99 @@
+import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
+import Docker from 'dockerode';
+import type { Logger } from 'pino';
+import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { LOGGER } from '@hivemind/shared/logging/logger';
+import { sleep } from '@hivemind/shared/util/ticker';
+import { DockerRuntime } from './docker.runtime';
+import { ProcessRuntime } from './process.runtime';
+import { TaskRuntime } from './task-runtime.port';
+
+export type DockerState = 'available' | 'unavailable' | 'disabled';
+
+/** The uid:gid tasks run as: TASK_USER when the executor is root, else the executor's own. */
+export function taskUser(config: WorkerConfig): { uid: number; gid: number } {
+  if (process.getuid?.() === 0) {
+    const [uid, gid] = config.TASK_USER.split(':').map(Number);
+    return { uid, gid };
+  }
+  return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+}
+
+/**
+ * Picks the task runtime once its dependencies answer: Docker with the task image
+ * present, or, when Docker is unavailable and ALLOW_PROCESS_RUNTIME=true, plain
+ * processes. Until then it keeps trying and says what is missing.
+ */
+@Injectable()
+export class RuntimeService implements OnApplicationShutdown {
+  runtime: TaskRuntime | null = null;
+  docker: DockerState;
+  problem: string | null = null;
+  private closed = false;
+  readonly engine: Docker;
+
+  constructor(
+    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {
+    this.docker = config.DOCKER_ENABLED ? 'unavailable' : 'disabled';
+    this.engine = new Docker({ socketPath: config.DOCKER_SOCKET });
+  }
+
+  /** One attempt; returns the runtime or null with `problem` set. */
+  async tryResolve(): Promise<TaskRuntime | null> {
+    const c = this.config;
+    if (c.DOCKER_ENABLED) {
+      try {
+        await this.engine.ping();
+      } catch (err) {
+        this.docker = 'unavailable';
+        if (c.ALLOW_PROCESS_RUNTIME) return this.useProcess(`Docker is not reachable at ${c.DOCKER_SOCKET} (${(err as Error).message})`);
+        this.problem = `the Docker daemon is not reachable at ${c.DOCKER_SOCKET} (${(err as Error).message}); start it, or set ALLOW_PROCESS_RUNTIME=true to run tasks as plain processes`;
+        return null;
+      }
+      try {
+        await this.engine.getImage(c.TASK_IMAGE).inspect();
+      } catch {
+        this.docker = 'available';
+        this.problem = `the task image ${c.TASK_IMAGE} is missing: build it with scripts/build-task-image.sh (or docker build docker/task-runtime)`;
+        return null;
+      }
+      this.docker = 'available';
+      const { uid, gid } = taskUser(c);
+      this.problem = null;
+      return (this.runtime = new DockerRuntime(this.engine, {
+        image: c.TASK_IMAGE,
+        user: `${uid}:${gid}`,
+        pidsLimit: c.TASK_PIDS_LIMIT,
+        tmpfsMb: c.TASK_TMPFS_MB,
+      }));
+    }
+    if (c.ALLOW_PROCESS_RUNTIME) return this.useProcess('DOCKER_ENABLED=false');
+    this.problem = 'DOCKER_ENABLED=false and ALLOW_PROCESS_RUNTIME is not true: this executor has no way to run tasks';
+    return null;
+  }
+
+  private useProcess(why: string): TaskRuntime {
+    this.logger.warn({ why }, 'running tasks as plain processes (ALLOW_PROCESS_RUNTIME): weak isolation');
+    this.problem = null;
+    return (this.runtime = new ProcessRuntime());
+  }
+
+  /** Waits until a runtime is ready (or the app closes). */
+  async resolve(retryMs = 5000): Promise<TaskRuntime | null> {
+    let lastProblem: string | null = null;
+    while (!this.closed) {
+      const rt = await this.tryResolve();
+      if (rt) return rt;
+      if (this.problem !== lastProblem) this.logger.error({ problem: this.problem }, 'executor not ready');
+      lastProblem = this.problem;
+      await sleep(retryMs);
+    }
+    return null;
+  }
+
+  onApplicationShutdown(): void {
+    this.closed = true;
+  }
+}

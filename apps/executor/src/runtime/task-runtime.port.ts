@@ -1,0 +1,46 @@
+import { ContainerLimits } from '@hivemind/shared/queue/queues';
+
+export interface RunSpec {
+  taskId: string;
+  /** Host path of the task's workspace (the unpacked task root). */
+  workspace: string;
+  /** Command relative to the workspace as working directory. */
+  command: string[];
+  env: Record<string, string>;
+  limits: ContainerLimits;
+  labels: Record<string, string>;
+}
+
+export interface RunExit {
+  exitCode: number | null;
+  oomKilled: boolean;
+  /** Set when the runtime itself failed (e.g. the container could not start). */
+  error?: string;
+}
+
+export interface Usage {
+  /** Percent of one core, as `docker stats` shows it. */
+  cpuPercent: number;
+  memoryBytes: number;
+  /** Percent of the task's memory limit. */
+  memoryPercent: number;
+}
+
+export interface RunningTaskHandle {
+  readonly done: Promise<RunExit>;
+  /** SIGTERM, then SIGKILL after graceSec. Resolves when the signal was delivered. */
+  stop(graceSec: number): Promise<void>;
+  usage(): Promise<Usage | null>;
+}
+
+export type OutputListener = (chunk: Buffer) => void;
+
+/** Runs one task in isolation. Adapters: Docker (the default) and a plain process. */
+export interface TaskRuntime {
+  readonly name: 'docker' | 'process';
+  /** Where the workspace appears to the task. */
+  workspacePath(hostWorkspace: string): string;
+  start(spec: RunSpec, onOutput: OutputListener): Promise<RunningTaskHandle>;
+}
+
+export const TASK_RUNTIME = Symbol('TASK_RUNTIME');

@@ -1,0 +1,238 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { LOGGER } from '@hivemind/shared/logging/logger';
+import { REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { ResultJob, TaskJob } from '@hivemind/shared/queue/queues';
+import { RedisKeys, RunningTask } from '@hivemind/shared/queue/redis-keys';
+import { entryCommand } from '@hivemind/shared/task-format/entry-point';
+import { ExecutionRecord, TaskOutcome, writeResultZip } from '@hivemind/shared/task-format/result-zip';
+import { TaskFormatError } from '@hivemind/shared/task-format/task-format.error';
+import { TaskLog } from '@hivemind/shared/task-format/task-log';
+import { extractZip } from '@hivemind/shared/task-format/zip-extract';
+import { OutputSink } from './output-sink';
+import { RuntimeService, taskUser } from './runtime/runtime.service';
+import { LABEL_MANAGED, LABEL_NODE, LABEL_TASK } from './runtime/docker.runtime';
+import { RunExit, RunningTaskHandle, TaskRuntime } from './runtime/task-runtime.port';
+
+interface Live {
+  handle: RunningTaskHandle | null;
+  stopRequested: boolean;
+}
+
+async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
+  await fs.lchown(dir, uid, gid);
+  for (const e of await fs.readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) await chownTree(p, uid, gid);
+    else await fs.lchown(p, uid, gid);
+  }
+}
+
+/** Decides the outcome a volunteer and the task's owner will read. */
+export function outcomeOf(
+  exit: RunExit,
+  flags: { stopped: boolean; timedOut: boolean; timeoutSec: number; memoryBytes: number },
+): { status: TaskOutcome; reason: string } {
+  if (flags.stopped) return { status: 'Stopped', reason: 'stopped at the request of the task owner' };
+  if (flags.timedOut) return { status: 'Failed', reason: `timed out after ${flags.timeoutSec} s` };
+  if (exit.error) return { status: 'Failed', reason: exit.error };
+  if (exit.oomKilled) {
+    return { status: 'Failed', reason: `out of memory: the task passed its limit of ${Math.round(flags.memoryBytes / 1048576)} MB and was killed` };
+  }
+  if (exit.exitCode === 0) return { status: 'Success', reason: 'exited with code 0' };
+  return { status: 'Failed', reason: `exited with code ${exit.exitCode}` };
+}
+
+/**
+ * One task's life in the executor: unpack, run in the runtime with timeout and stop,
+ * stream output and usage, write the result zip, clean up. Never throws for a task's
+ * own failure: every task ends in a result.
+ */
+@Injectable()
+export class TaskRunnerService {
+  private readonly live = new Map<string, Live>();
+
+  constructor(
+    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly runtimes: RuntimeService,
+  ) {}
+
+  get runningCount(): number {
+    return this.live.size;
+  }
+
+  paths(taskId: string) {
+    const w = this.config.workDir;
+    return {
+      workspace: path.join(w, 'workspaces', taskId),
+      logFile: path.join(w, 'logs', `${taskId}.log`),
+      resultFile: path.join(w, 'results', `${taskId}.zip`),
+    };
+  }
+
+  /** Stops a task this executor runs (or will start). Returns false when it is not ours. */
+  requestStop(taskId: string): boolean {
+    const l = this.live.get(taskId);
+    if (!l) return false;
+    l.stopRequested = true;
+    void l.handle?.stop(this.config.STOP_GRACE_PERIOD);
+    return true;
+  }
+
+  async run(job: TaskJob, executorId: string): Promise<ResultJob> {
+    const runtime = this.runtimes.runtime as TaskRuntime;
+    const log = this.logger.child({ taskId: job.taskId });
+    const { workspace, logFile, resultFile } = this.paths(job.taskId);
+    const startedAt = new Date();
+    const live: Live = { handle: null, stopRequested: false };
+    this.live.set(job.taskId, live);
+    await fs.mkdir(path.dirname(logFile), { recursive: true });
+    const taskLog = new TaskLog(logFile, this.config.TASK_LOG_HEAD_KB * 1024, this.config.TASK_LOG_TAIL_KB * 1024);
+    await taskLog.open();
+    const sink = new OutputSink(this.redis, this.keys, job.taskId, taskLog);
+    let exit: RunExit = { exitCode: null, oomKilled: false };
+    let timedOut = false;
+    let outcome: { status: TaskOutcome; reason: string };
+    try {
+      if (await this.redis.exists(this.keys.stop(job.taskId))) live.stopRequested = true;
+      if (live.stopRequested) {
+        outcome = { status: 'Stopped', reason: 'stopped at the request of the task owner before it started' };
+      } else {
+        await fs.rm(workspace, { recursive: true, force: true });
+        await extractZip(job.zipFile, job.root, workspace, {
+          maxEntries: this.config.ZIP_MAX_ENTRIES,
+          maxUncompressedBytes: this.config.ZIP_MAX_UNCOMPRESSED_MB * 1024 * 1024,
+        });
+        await fs.mkdir(path.join(workspace, 'result'), { recursive: true });
+        if (runtime.name === 'docker' && process.getuid?.() === 0) {
+          const { uid, gid } = taskUser(this.config);
+          await chownTree(workspace, uid, gid);
+        }
+        exit = await this.execute(runtime, job, workspace, sink, live, executorId, () => (timedOut = true));
+        outcome = outcomeOf(exit, {
+          stopped: live.stopRequested,
+          timedOut,
+          timeoutSec: this.config.TASK_TIMEOUT,
+          memoryBytes: job.limits.memoryBytes,
+        });
+      }
+    } catch (err) {
+      const message = err instanceof TaskFormatError ? err.message : `the executor could not run the task: ${(err as Error).message}`;
+      outcome = { status: 'Failed', reason: message };
+      log.warn({ err: (err as Error).message }, 'task could not run');
+    }
+    sink.note(`task ${outcome.status.toLowerCase()}: ${outcome.reason}`);
+    await sink.close();
+    const record: ExecutionRecord = {
+      taskId: job.taskId,
+      status: outcome.status,
+      reason: outcome.reason,
+      exitCode: exit.exitCode,
+      startedAt,
+      finishedAt: new Date(),
+      nodeId: this.config.NODE_ID || 'unknown',
+      entryPoint: job.entry.file,
+      runtime: runtime.name,
+    };
+    await this.packResult(workspace, record, logFile, resultFile);
+    await this.cleanup(job);
+    this.live.delete(job.taskId);
+    log.info({ status: outcome.status, reason: outcome.reason, seconds: (record.finishedAt.getTime() - startedAt.getTime()) / 1000 }, 'task finished');
+    return {
+      taskId: job.taskId,
+      resultFile,
+      status: outcome.status,
+      reason: outcome.reason,
+      exitCode: exit.exitCode,
+      finishedAt: record.finishedAt.getTime(),
+    };
+  }
+
+  private async execute(
+    runtime: TaskRuntime,
+    job: TaskJob,
+    workspace: string,
+    sink: OutputSink,
+    live: Live,
+    executorId: string,
+    onTimeout: () => void,
+  ): Promise<RunExit> {
+    const inside = runtime.workspacePath(workspace);
+    const handle = await runtime.start(
+      {
+        taskId: job.taskId,
+        workspace,
+        command: entryCommand(job.entry),
+        env: {
+          TASK_ID: job.taskId,
+          RESULT_DIR: path.posix.join(inside, 'result'),
+          HOME: '/tmp',
+          PYTHONUNBUFFERED: '1',
+          LANG: 'C.UTF-8',
+        },
+        limits: job.limits,
+        labels: { [LABEL_MANAGED]: 'true', [LABEL_TASK]: job.taskId, [LABEL_NODE]: this.config.NODE_ID || 'unknown' },
+      },
+      (chunk) => sink.push(chunk),
+    );
+    live.handle = handle;
+    if (live.stopRequested || (await this.redis.exists(this.keys.stop(job.taskId)))) {
+      live.stopRequested = true;
+      void handle.stop(this.config.STOP_GRACE_PERIOD);
+    }
+    const startedAt = Date.now();
+    const running: RunningTask = { executorId, startedAt, cpuPercent: 0, memoryPercent: 0, memoryBytes: 0, usageAt: startedAt };
+    await this.redis.hset(this.keys.running, job.taskId, JSON.stringify(running));
+    const usageTimer = setInterval(() => {
+      handle
+        .usage()
+        .then((u) => u && this.redis.hset(this.keys.running, job.taskId, JSON.stringify({ ...running, ...u, usageAt: Date.now() })))
+        .catch(() => undefined);
+    }, this.config.TASK_USAGE_INTERVAL * 1000);
+    const timeout = setTimeout(() => {
+      onTimeout();
+      sink.note(`timed out after ${this.config.TASK_TIMEOUT} s; stopping`);
+      void handle.stop(this.config.STOP_GRACE_PERIOD);
+    }, this.config.TASK_TIMEOUT * 1000);
+    try {
+      return await handle.done;
+    } finally {
+      clearInterval(usageTimer);
+      clearTimeout(timeout);
+      await this.redis.hdel(this.keys.running, job.taskId);
+    }
+  }
+
+  /** Writes the result zip; if the workspace cannot be packed, a result without it that says why. */
+  private async packResult(workspace: string, record: ExecutionRecord, logFile: string, outFile: string): Promise<void> {
+    await fs.mkdir(workspace, { recursive: true });
+    try {
+      await writeResultZip({ workspace, record, logFile, outFile });
+    } catch (err) {
+      this.logger.warn({ taskId: record.taskId, err: (err as Error).message }, 'workspace could not be packed');
+      const empty = await fs.mkdtemp(path.join(this.config.workDir, 'empty-'));
+      try {
+        const why = `${record.reason}; the workspace could not be packed: ${(err as Error).message}`;
+        await writeResultZip({ workspace: empty, record: { ...record, status: 'Failed', reason: why }, logFile, outFile });
+      } finally {
+        await fs.rm(empty, { recursive: true, force: true });
+      }
+    }
+  }
+
+  private async cleanup(job: TaskJob): Promise<void> {
+    const { workspace, logFile } = this.paths(job.taskId);
+    await Promise.all([
+      fs.rm(workspace, { recursive: true, force: true }),
+      fs.rm(logFile, { force: true }),
+      fs.rm(job.zipFile, { force: true }),
+    ]);
+  }
+}

@@ -1,0 +1,85 @@
+import * as os from 'node:os';
+import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { Job, Queue, UnrecoverableError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { LOGGER } from '@hivemind/shared/logging/logger';
+import { REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { parsePayload, QueueName, ResultJob, taskJobSchema } from '@hivemind/shared/queue/queues';
+import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { ResourceLedger } from '@hivemind/shared/resources/ledger';
+import { RuntimeService } from './runtime/runtime.service';
+import { TaskRunnerService } from './task-runner.service';
+
+/** Retries for a result upload: effectively without limit, with capped backoff (see the gateway). */
+const RESULT_ATTEMPTS = 1_000_000;
+
+/**
+ * The executor's BullMQ worker on the tasks queue. Created paused (autorun: false)
+ * and started only once Redis answers and a task runtime is ready.
+ */
+@Injectable()
+export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutdown {
+  readonly executorId = `${os.hostname()}-${process.pid}`;
+  private worker: Worker | null = null;
+  private results: Queue;
+  ready = false;
+
+  constructor(
+    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly ledger: ResourceLedger,
+    private readonly runtimes: RuntimeService,
+    private readonly runner: TaskRunnerService,
+  ) {
+    this.results = new Queue(QueueName.Results, { connection: redis, prefix: keys.bullPrefix });
+    this.results.on('error', (err) => this.logger.warn({ err: err.message }, 'results queue error'));
+  }
+
+  onApplicationBootstrap(): void {
+    this.worker = new Worker(QueueName.Tasks, (job) => this.process(job), {
+      connection: this.redis.duplicate({ connectionName: 'hivemind-executor-tasks' }),
+      prefix: this.keys.bullPrefix,
+      concurrency: this.config.executorConcurrency,
+      autorun: false,
+    });
+    this.worker.on('error', (err) => this.logger.warn({ err: err.message }, 'tasks worker error'));
+    void this.startWhenReady();
+  }
+
+  private async startWhenReady(): Promise<void> {
+    await this.redis.ping();
+    const runtime = await this.runtimes.resolve();
+    if (!runtime || !this.worker) return;
+    this.ready = true;
+    this.logger.info({ runtime: runtime.name, concurrency: this.config.executorConcurrency, executorId: this.executorId }, 'executor ready; consuming tasks');
+    void this.worker.run().catch((err) => this.logger.error({ err }, 'tasks worker stopped'));
+  }
+
+  private async process(job: Job): Promise<void> {
+    let task;
+    try {
+      task = parsePayload(taskJobSchema, job.data, 'task job');
+    } catch (err) {
+      this.logger.error({ jobId: job.id, err: (err as Error).message }, 'dropping a malformed task job');
+      if (job.id) await this.ledger.release(job.id);
+      throw new UnrecoverableError((err as Error).message);
+    }
+    const result: ResultJob = await this.runner.run(task, this.executorId);
+    await this.results.add('upload', result, {
+      jobId: task.taskId,
+      attempts: RESULT_ATTEMPTS,
+      backoff: { type: 'custom' },
+      removeOnComplete: true,
+      removeOnFail: false,
+    });
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.worker?.close();
+    await this.results.close();
+  }
+}
