@@ -38,6 +38,8 @@ export class ExecutorBeatService implements OnApplicationBootstrap, OnApplicatio
 
   async onApplicationBootstrap(): Promise<void> {
     this.ticker.start();
+    // Tell the gateway at once when this executor can take tasks.
+    void this.processor.whenReady.then(() => this.ticker.kick());
     this.subscriber.on('message', (_channel: string, raw: string) => {
       try {
         const msg = JSON.parse(raw) as ControlMessage;

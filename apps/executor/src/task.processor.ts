@@ -25,6 +25,9 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
   private worker: Worker | null = null;
   private results: Queue;
   ready = false;
+  private markReady!: () => void;
+  /** Resolves once the worker consumes tasks. */
+  readonly whenReady = new Promise<void>((resolve) => (this.markReady = resolve));
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
@@ -55,6 +58,7 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
     const runtime = await this.runtimes.resolve();
     if (!runtime || !this.worker) return;
     this.ready = true;
+    this.markReady();
     this.logger.info({ runtime: runtime.name, concurrency: this.config.executorConcurrency, executorId: this.executorId }, 'executor ready; consuming tasks');
     void this.worker.run().catch((err) => this.logger.error({ err }, 'tasks worker stopped'));
   }

@@ -1,0 +1,43 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { ZipFile } from 'yazl';
+
+/** Zips a folder's regular files (paths relative to it) into a buffer. */
+export async function zipFolder(dir: string): Promise<Buffer> {
+  const zip = new ZipFile();
+  const walk = async (rel: string): Promise<void> => {
+    for (const e of await fs.readdir(path.join(dir, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await walk(r);
+      else if (e.isFile()) {
+        const st = await fs.stat(path.join(dir, r));
+        zip.addFile(path.join(dir, r), r, { mode: st.mode });
+      }
+    }
+  };
+  await walk('');
+  zip.end();
+  const chunks: Buffer[] = [];
+  for await (const c of zip.outputStream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/**
+ * The part of `current` that is new since `previous`, where both are tails of one
+ * growing log (the pool keeps only the last 10,240 characters).
+ */
+export function newLogText(previous: string, current: string): string {
+  if (!previous) return current;
+  if (current === previous) return '';
+  for (let x = Math.max(0, previous.length - current.length); x < previous.length; x++) {
+    const suffix = previous.slice(x);
+    if (current.startsWith(suffix)) return current.slice(suffix.length);
+  }
+  return current;
+}
+
+/** Reads "Status: X" from an execution_log.txt. */
+export function statusOf(executionLog: string): string | null {
+  const m = /^Status: (\w+)/m.exec(executionLog);
+  return m ? m[1] : null;
+}

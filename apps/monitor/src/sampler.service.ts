@@ -1,0 +1,90 @@
+import { promises as fs } from 'node:fs';
+import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { LOGGER } from '@hivemind/shared/logging/logger';
+import { HostSample } from '@hivemind/shared/monitor/host-sample';
+import { REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { Ticker } from '@hivemind/shared/util/ticker';
+import { HostProbe, NetCounters } from './host-probe.adapter';
+
+/**
+ * Samples the host every MONITOR_INTERVAL and publishes the latest sample and a
+ * bounded history (MONITOR_HISTORY samples) to Redis for the gateway.
+ */
+@Injectable()
+export class SamplerService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly ticker: Ticker;
+  private lastNet: NetCounters | null = null;
+  samples = 0;
+
+  constructor(
+    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly probe: HostProbe,
+  ) {
+    this.ticker = new Ticker('sample', config.MONITOR_INTERVAL * 1000, () => this.sampleAndPublish(), (_n, err) =>
+      this.logger.warn({ err: (err as Error).message }, 'host sample failed'),
+    );
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await fs.mkdir(this.config.workDir, { recursive: true });
+    const { gpus } = await this.probe.init();
+    this.logger.info({ gpus }, 'host probe ready');
+    this.ticker.start();
+  }
+
+  onApplicationShutdown(): void {
+    this.ticker.stop();
+  }
+
+  async sample(): Promise<HostSample> {
+    const [cpu, mem, disk, net, gpus] = await Promise.all([
+      this.probe.cpuPercent(),
+      this.probe.memory(),
+      this.probe.disk(this.config.workDir),
+      this.probe.net(),
+      this.probe.gpus(),
+    ]);
+    let rxRate = 0;
+    let txRate = 0;
+    if (net && this.lastNet && net.at > this.lastNet.at) {
+      const secs = (net.at - this.lastNet.at) / 1000;
+      rxRate = Math.max(0, (net.rx - this.lastNet.rx) / secs);
+      txRate = Math.max(0, (net.tx - this.lastNet.tx) / secs);
+    }
+    this.lastNet = net;
+    return {
+      at: Date.now(),
+      cpuPercent: round(cpu),
+      memoryPercent: round((100 * mem.used) / mem.total),
+      memoryUsedBytes: mem.used,
+      memoryTotalBytes: mem.total,
+      diskPercent: round(disk.total ? (100 * (disk.total - disk.free)) / disk.total : 0),
+      diskFreeBytes: disk.free,
+      diskTotalBytes: disk.total,
+      netRxBytesPerSec: Math.round(rxRate),
+      netTxBytesPerSec: Math.round(txRate),
+      gpus,
+    };
+  }
+
+  private async sampleAndPublish(): Promise<void> {
+    const s = await this.sample();
+    const json = JSON.stringify(s);
+    await this.redis
+      .multi()
+      .set(this.keys.monitorLatest, json)
+      .lpush(this.keys.monitorHistory, json)
+      .ltrim(this.keys.monitorHistory, 0, this.config.MONITOR_HISTORY - 1)
+      .exec();
+    this.samples += 1;
+  }
+}
+
+const round = (n: number) => Math.round(n * 10) / 10;

@@ -1,0 +1,38 @@
+# Helpers sourced by the project's scripts.
+
+log() { printf '\033[1m[hivemind]\033[0m %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# A TCP port nobody listens on.
+free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+
+docker_up() { docker info >/dev/null 2>&1; }
+
+# Starts dockerd in the background when no daemon answers (machines without systemd).
+ensure_docker() {
+  docker_up && return 0
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
+    as_root systemctl start docker || true
+  fi
+  if ! docker_up; then
+    log "starting dockerd"
+    as_root sh -c 'nohup dockerd >/var/log/hivemind-dockerd.log 2>&1 &'
+  fi
+  for _ in $(seq 1 60); do docker_up && return 0; sleep 1; done
+  log "the Docker daemon did not come up; see /var/log/hivemind-dockerd.log"
+  return 1
+}
+
+# Starts a throwaway redis-server on a free port; prints its URL. PID file in $1.
+start_redis() {
+  local dir=$1 port
+  port=$(free_port)
+  mkdir -p "$dir"
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir" >/dev/null
+  for _ in $(seq 1 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  echo "redis://127.0.0.1:$port"
+}
+
+stop_redis() { [ -f "$1/redis.pid" ] && kill "$(cat "$1/redis.pid")" 2>/dev/null || true; }

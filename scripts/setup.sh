@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Makes a fresh Debian 12 machine ready to build, test and run HiveMind Worker:
+# system packages, npm dependencies, a running Docker daemon and the local task image.
+# Safe to run again: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v protoc >/dev/null || need+=(protobuf-compiler)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "installing npm dependencies"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+if [ "${SKIP_DOCKER:-0}" != 1 ]; then
+  ensure_docker
+  bash scripts/build-task-image.sh
+fi

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test command (npm test; .ci/run calls it): sets up what the tests need, checks
+# the generated protocol code, lints, builds, then runs every jest test: unit tests,
+# integration tests against real Redis and a real Docker daemon, and the end-to-end
+# test with devpool, gateway, executor and monitor as separate processes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+bash scripts/setup.sh
+log "checking generated protocol code"
+npm run --silent proto:check
+log "lint and type check"
+npm run --silent lint
+npm run --silent typecheck
+log "build"
+npm run --silent build
+
+log "jest"
+npx jest --ci "$@"

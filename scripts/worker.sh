@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Starts the worker (gateway, executor, monitor) against an existing Node Pool.
+#   NODE_ID=you NODE_PASSWORD=... NODE_POOL_ADDRESS=pool.example:50051 \
+#   ADVERTISE_HOST=<address the pool can dial> npm run worker
+# Uses REDIS_URL when set; otherwise starts a local redis-server for the worker.
+# Stops all three on Ctrl-C or when one of them exits.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+: "${NODE_ID:?set NODE_ID to your Node Pool username}"
+: "${NODE_PASSWORD:?set NODE_PASSWORD to your Node Pool password}"
+bash scripts/setup.sh
+npm run --silent build
+
+RUN=${WORKER_RUN_DIR:-.data/run}
+mkdir -p "$RUN"
+if [ -z "${REDIS_URL:-}" ]; then
+  export REDIS_URL; REDIS_URL=$(start_redis "$(realpath "$RUN")")
+fi
+log "worker for $NODE_ID against ${NODE_POOL_ADDRESS:-localhost:50051}; Redis at $REDIS_URL"
+pids=()
+stop_all() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait || true; }
+trap 'stop_all; stop_redis "$(realpath "$RUN")"' EXIT INT TERM
+node dist/apps/monitor/src/main.js & pids+=($!)
+node dist/apps/executor/src/main.js & pids+=($!)
+node dist/apps/gateway/src/main.js & pids+=($!)
+wait -n
