@@ -1,7 +1,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { bool, hostPort, num, oneOf, optNum, optStr, parseEnv, str } from './env-parsers';
+import { bool, ConfigError, hostPort, num, oneOf, optNum, optStr, parseEnv, str } from './env-parsers';
 
 /**
  * Configuration of the worker services (gateway, executor, monitor). Read from the
@@ -105,7 +105,10 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
 
 /** The gateway needs credentials; the executor and monitor do not. */
 export function requireCredentials(c: WorkerConfig): { nodeId: string; password: string } {
-  const missing = [!c.NODE_ID && 'NODE_ID (the volunteer\'s Node Pool username)', !c.NODE_PASSWORD && 'NODE_PASSWORD'].filter(Boolean);
-  if (missing.length) throw new Error(`Invalid configuration:\n  ${missing.join('\n  ')}: is required by the gateway`);
+  const missing = [
+    !c.NODE_ID && "NODE_ID: is required by the gateway (the volunteer's Node Pool username)",
+    !c.NODE_PASSWORD && "NODE_PASSWORD: is required by the gateway (the volunteer's Node Pool password)",
+  ].filter(Boolean);
+  if (missing.length) throw new ConfigError(`Invalid configuration:\n  ${missing.join('\n  ')}`);
   return { nodeId: c.NODE_ID, password: c.NODE_PASSWORD as string };
 }

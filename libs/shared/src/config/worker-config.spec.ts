@@ -1,0 +1,58 @@
+import * as os from 'node:os';
+import { loadDevpoolConfig } from './devpool-config';
+import { loadWorkerConfig, requireCredentials } from './worker-config';
+
+describe('worker configuration', () => {
+  it('has defaults for everything but the credentials', () => {
+    const c = loadWorkerConfig({});
+    expect(c.GRPC_PORT).toBe(50053);
+    expect(c.NODE_POOL_ADDRESS).toBe('localhost:50051');
+    expect(c.MAX_CONCURRENT_TASKS).toBe(2);
+    expect(c.TASK_TIMEOUT).toBe(3600);
+    expect(c.HEARTBEAT_INTERVAL).toBe(10);
+    expect(c.RESULT_UPLOAD_GUARD).toBe(1);
+    expect(c.maxMessageBytes).toBe(1024 * 1024 * 1024);
+    expect(c.DOCKER_ENABLED).toBe(true);
+    expect(c.ALLOW_PROCESS_RUNTIME).toBe(false);
+    expect(c.cpuCores).toBe(os.cpus().length);
+    expect(c.cpuScore).toBe(os.cpus().length * 100);
+    expect(c.advertisePort).toBe(50053);
+    expect(c.executorConcurrency).toBe(2);
+  });
+
+  it('caps cores and memory at the machine', () => {
+    const c = loadWorkerConfig({ MAX_CPU_CORES: '1000', MAX_MEMORY_GB: '100000' });
+    expect(c.cpuCores).toBe(os.cpus().length);
+    expect(c.memoryGb).toBe(Math.floor(os.totalmem() / 1024 ** 3));
+    expect(loadWorkerConfig({ MAX_CPU_CORES: '0.5' }).cpuCores).toBe(0.5);
+  });
+
+  it('names every bad variable and the form it expects', () => {
+    let message = '';
+    try {
+      loadWorkerConfig({ MAX_CONCURRENT_TASKS: 'many', NODE_POOL_ADDRESS: 'nowhere', DOCKER_ENABLED: 'perhaps', TASK_USER: 'root' });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain('MAX_CONCURRENT_TASKS: expected an integer between 1 and 256, got "many"');
+    expect(message).toContain('NODE_POOL_ADDRESS: expected host:port (e.g. localhost:50051), got "nowhere"');
+    expect(message).toContain('DOCKER_ENABLED: expected true or false, got "perhaps"');
+    expect(message).toContain('TASK_USER: expected uid:gid (numbers), got "root"');
+  });
+
+  it('requires credentials for the gateway only', () => {
+    expect(() => requireCredentials(loadWorkerConfig({}))).toThrow(/NODE_ID: is required by the gateway[\s\S]*NODE_PASSWORD: is required/);
+    expect(requireCredentials(loadWorkerConfig({ NODE_ID: 'bob', NODE_PASSWORD: 'x' }))).toEqual({ nodeId: 'bob', password: 'x' });
+  });
+});
+
+describe('devpool configuration', () => {
+  it('parses users and refuses a malformed list', () => {
+    const c = loadDevpoolConfig({ DEVPOOL_USERS: 'ann:pw:5,ben:pw2' });
+    expect(c.users).toEqual([
+      { userId: 1, username: 'ann', password: 'pw', balance: 5 },
+      { userId: 2, username: 'ben', password: 'pw2', balance: 0 },
+    ]);
+    expect(() => loadDevpoolConfig({ DEVPOOL_USERS: 'justaname' })).toThrow(/DEVPOOL_USERS: expected name:password/);
+  });
+});
