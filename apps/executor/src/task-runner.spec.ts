@@ -1,0 +1,19 @@
+import { outcomeOf } from './task-runner.service';
+
+const flags = { stopped: false, timedOut: false, timeoutSec: 30, memoryBytes: 256 * 1048576 };
+
+describe('task outcome', () => {
+  it('is Success only for exit code 0', () => {
+    expect(outcomeOf({ exitCode: 0, oomKilled: false }, flags)).toEqual({ status: 'Success', reason: 'exited with code 0' });
+    expect(outcomeOf({ exitCode: 3, oomKilled: false }, flags)).toEqual({ status: 'Failed', reason: 'exited with code 3' });
+  });
+
+  it('says out of memory, timed out, or stopped rather than a bare exit code', () => {
+    expect(outcomeOf({ exitCode: 137, oomKilled: true }, flags).reason).toBe(
+      'out of memory: the task passed its limit of 256 MB and was killed',
+    );
+    expect(outcomeOf({ exitCode: 137, oomKilled: false }, { ...flags, timedOut: true })).toEqual({ status: 'Failed', reason: 'timed out after 30 s' });
+    expect(outcomeOf({ exitCode: 143, oomKilled: false }, { ...flags, stopped: true }).status).toBe('Stopped');
+    expect(outcomeOf({ exitCode: null, oomKilled: false, error: 'the container failed: boom' }, flags).reason).toBe('the container failed: boom');
+  });
+});

@@ -1,0 +1,162 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, promises as fs } from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export function redisUrl(): string {
+  const url = process.env.TEST_REDIS_URL;
+  if (!url) throw new Error('TEST_REDIS_URL is not set: jest globalSetup starts Redis (run npm test)');
+  return url;
+}
+
+export const uniquePrefix = (name: string) => `hmtest-${name}-${randomBytes(4).toString('hex')}`;
+
+export type Service = 'devpool' | 'gateway' | 'executor' | 'monitor';
+
+const READY: Record<Service, RegExp> = {
+  devpool: /devpool listening/,
+  gateway: /worker gRPC server listening/,
+  executor: /executor ready; consuming tasks/,
+  monitor: /monitor started/,
+};
+
+export interface RunningService {
+  name: Service;
+  proc: ChildProcess;
+  logFile: string;
+  output: () => string;
+}
+
+/**
+ * Starts services from dist/ as separate processes (as they run for real) and waits
+ * until each says it is ready. `npm run build` must have run (scripts/test.sh does).
+ */
+export class Stack {
+  readonly dir: string;
+  readonly env: Record<string, string>;
+  readonly services: RunningService[] = [];
+
+  private constructor(dir: string, env: Record<string, string>) {
+    this.dir = dir;
+    this.env = env;
+  }
+
+  static async create(name: string, extra: Record<string, string> = {}): Promise<Stack> {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), `hm-${name}-`));
+    const devpoolPort = await freePort();
+    const grpcPort = await freePort();
+    const env: Record<string, string> = {
+      REDIS_URL: redisUrl(),
+      REDIS_PREFIX: uniquePrefix(name),
+      WORK_DIR: path.join(dir, 'work'),
+      NODE_ID: 'alice',
+      NODE_PASSWORD: 'alice-password',
+      NODE_POOL_ADDRESS: `localhost:${devpoolPort}`,
+      DEVPOOL_PORT: String(devpoolPort),
+      GRPC_PORT: String(grpcPort),
+      DEVPOOL_DISPATCH_INTERVAL: '0.5',
+      HEARTBEAT_INTERVAL: '1',
+      MONITOR_INTERVAL: '1',
+      LOG_LEVEL: 'debug',
+      ...extra,
+    };
+    return new Stack(dir, env);
+  }
+
+  get devpoolAddress(): string {
+    return this.env.NODE_POOL_ADDRESS;
+  }
+
+  get gatewayAddress(): string {
+    return `localhost:${this.env.GRPC_PORT}`;
+  }
+
+  async start(name: Service, extraEnv: Record<string, string> = {}): Promise<RunningService> {
+    const logFile = path.join(this.dir, `${name}.log`);
+    const log = createWriteStream(logFile);
+    let text = '';
+    const proc = spawn(process.execPath, [path.join(ROOT, 'dist/apps', name, 'src/main.js')], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...this.env, ...extraEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const svc: RunningService = { name, proc, logFile, output: () => text };
+    const onData = (c: Buffer) => {
+      log.write(c);
+      if (text.length < 4_000_000) text += c.toString();
+    };
+    proc.stdout?.on('data', onData);
+    proc.stderr?.on('data', onData);
+    this.services.push(svc);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${name} did not become ready in 60 s:\n${text.slice(-3000)}`)), 60_000);
+      const check = () => {
+        if (READY[name].test(text)) {
+          clearTimeout(timer);
+          proc.stdout?.off('data', check);
+          resolve();
+        }
+      };
+      proc.stdout?.on('data', check);
+      proc.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`${name} exited with ${code} before it was ready:\n${text.slice(-3000)}`));
+      });
+      check();
+    });
+    return svc;
+  }
+
+  async startAll(): Promise<void> {
+    await this.start('devpool');
+    await this.start('monitor');
+    await this.start('executor');
+    await this.start('gateway');
+  }
+
+  async stop(svc: RunningService, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (svc.proc.exitCode !== null) return svc.proc.exitCode;
+    const exited = new Promise<number | null>((resolve) => svc.proc.once('exit', (code) => resolve(code)));
+    svc.proc.kill(signal);
+    const timer = setTimeout(() => svc.proc.kill('SIGKILL'), 15_000);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.services].reverse().map((s) => this.stop(s)));
+  }
+
+  logs(): string {
+    return this.services.map((s) => `----- ${s.name}\n${s.output().slice(-4000)}`).join('\n');
+  }
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 60_000, everyMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
