@@ -1,0 +1,48 @@
+import IORedis from 'ioredis';
+import { ResourceLedger } from '@hivemind/shared/resources/ledger';
+import { redisUrl, uniquePrefix } from '../support/stack';
+
+const node = { cpuCores: 2, cpuScore: 200, memoryGb: 4, gpuScore: 0, gpuMemoryGb: 0, maxTasks: 3 };
+const r = (cpuScore: number, memoryMb: number) => ({ cpuScore, memoryMb, gpuScore: 0, gpuMemoryGb: 0 });
+
+describe('the resource ledger in Redis', () => {
+  let redis: IORedis;
+  let ledger: ResourceLedger;
+
+  beforeEach(() => {
+    redis = new IORedis(redisUrl());
+    ledger = new ResourceLedger(redis, `${uniquePrefix('ledger')}:ledger`);
+  });
+  afterEach(() => redis.quit());
+
+  it('never overcommits under concurrent reservations from many clients', async () => {
+    const clients = Array.from({ length: 10 }, () => new IORedis(redisUrl()));
+    const key = `${uniquePrefix('ledger')}:ledger`;
+    const outcomes = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => new ResourceLedger(clients[i % 10], key).reserve(`t${i}`, r(10, 100), node)),
+    );
+    expect(outcomes.filter((o) => o.ok)).toHaveLength(3);
+    expect(outcomes.filter((o) => !o.ok).every((o) => !o.ok && o.reason === 'TASKS')).toBe(true);
+    expect((await new ResourceLedger(clients[0], key).totals()).tasks).toBe(3);
+    await Promise.all(clients.map((c) => c.quit()));
+  });
+
+  it('refuses by cpu score and memory, saying how much is in use', async () => {
+    expect(await ledger.reserve('a', r(150, 1024), node)).toEqual({ ok: true });
+    expect(await ledger.reserve('b', r(100, 1024), node)).toEqual({
+      ok: false,
+      reason: 'CPU',
+      message: 'node busy: cpu score 150 of 200 in use, the task asks 100',
+    });
+    expect(await ledger.reserve('c', r(10, 3500), node)).toMatchObject({ ok: false, reason: 'MEMORY' });
+    expect(await ledger.reserve('a', r(1, 1), node)).toMatchObject({ ok: false, reason: 'DUPLICATE' });
+  });
+
+  it('frees a task on release', async () => {
+    await ledger.reserve('a', r(200, 4096), node);
+    expect(await ledger.reserve('b', r(1, 1), node)).toMatchObject({ ok: false });
+    expect(await ledger.release('a')).toBe(true);
+    expect(await ledger.release('a')).toBe(false);
+    expect(await ledger.reserve('b', r(1, 1), node)).toEqual({ ok: true });
+  });
+});
