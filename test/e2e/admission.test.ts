@@ -19,7 +19,7 @@ describe('ExecuteTask admission', () => {
   let redis: IORedis;
 
   beforeAll(async () => {
-    stack = await Stack.create('admit', { ZIP_MAX_ENTRIES: '20', ZIP_MAX_UNCOMPRESSED_MB: '1', STOP_GRACE_PERIOD: '1' });
+    stack = await Stack.create('admit', { ZIP_MAX_ENTRIES: '20', ZIP_MAX_UNCOMPRESSED_MB: '2', MAX_DISK_GB: '0.001', STOP_GRACE_PERIOD: '1' });
     await stack.startAll();
     worker = new WorkerNodeServiceClient(stack.gatewayAddress, insecure(), messageSizeOptions(64 << 20));
     redis = new IORedis(stack.env.REDIS_URL);
@@ -43,7 +43,8 @@ describe('ExecuteTask admission', () => {
     ['an absolute path', async () => ({ task_zip: await makeZipWithRawName('xetc/cron.d', '/etc/cron.d') }), /unsafe path: absolute path/],
     ['a symlink entry', async () => ({ task_zip: await makeZip([{ name: 'run.py', content: '' }, { name: 'l', content: '/', mode: 0o120777 }]) }), /"l" is a symbolic link/],
     ['too many entries', async () => ({ task_zip: await makeZip(Array.from({ length: 25 }, (_, i) => ({ name: `f${i}.py` }))) }), /25 entries; at most 20/],
-    ['too many uncompressed bytes', async () => ({ task_zip: await makeZip([{ name: 'run.py', content: Buffer.alloc(2 << 20) }]) }), /unpacks to more than 1048576 bytes/],
+    ['too many uncompressed bytes', async () => ({ task_zip: await makeZip([{ name: 'run.py', content: Buffer.alloc(3 << 20) }]) }), /unpacks to more than 2097152 bytes/],
+    ['more disk than MAX_DISK_GB', async () => ({ task_zip: await makeZip([{ name: 'run.py', content: Buffer.alloc(1536 * 1024) }]) }), /needs 0\.00 GB of disk; this node gives tasks at most 0\.001 GB \(MAX_DISK_GB\)/],
     ['no entry point', async () => ({ task_zip: await makeZip([{ name: 'data.csv', content: '1,2' }]) }), /no entry point/],
     ['an invalid task id', async () => ({ task_id: 'bad id/..', task_zip: await runPy() }), /task_id may only contain letters, digits/],
     ['a task id of 65 characters', async () => ({ task_id: 'a'.repeat(65), task_zip: await runPy() }), /65 characters long; at most 64/],

@@ -68,6 +68,9 @@ export class AdmissionService {
       throw err;
     }
 
+    const diskError = await this.checkDisk(summary.uncompressedBytes + req.task_zip.length);
+    if (diskError) return refuse(diskError);
+
     const limits = containerLimits(request, this.node, this.nodeStatus.limitDefaults());
     const reservation = reservationFor(request, limits, this.node);
     const reserved = await this.ledger.reserve(taskId, reservation, this.node);
@@ -96,6 +99,21 @@ export class AdmissionService {
     const cpus = (limits.nanoCpus / 1e9).toFixed(2);
     const mb = Math.round(limits.memoryBytes / 1024 / 1024);
     return { success: true, message: `task ${taskId} accepted: runs ${summary.entry.file} with ${cpus} CPUs and ${mb} MB` };
+  }
+
+  /** The task's files must fit MAX_DISK_GB and the free space under WORK_DIR. */
+  private async checkDisk(needBytes: number): Promise<string | null> {
+    const capBytes = this.config.MAX_DISK_GB * 1024 ** 3;
+    if (needBytes > capBytes) {
+      return `the task needs ${(needBytes / 1024 ** 3).toFixed(2)} GB of disk; this node gives tasks at most ${this.config.MAX_DISK_GB} GB (MAX_DISK_GB)`;
+    }
+    await fs.mkdir(this.config.workDir, { recursive: true });
+    const st = await fs.statfs(this.config.workDir);
+    const free = st.bavail * st.bsize;
+    if (needBytes > free) {
+      return `not enough free disk: the task needs ${(needBytes / 1024 ** 2).toFixed(0)} MB, ${(free / 1024 ** 2).toFixed(0)} MB are free under WORK_DIR`;
+    }
+    return null;
   }
 
   /** Records when the reply went out: results are not uploaded sooner than the guard after it. */

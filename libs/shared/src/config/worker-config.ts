@@ -28,7 +28,7 @@ export const workerEnvSchema = z.object({
   STOP_GRACE_PERIOD: num(10, { min: 0, max: 300 }),
   MAX_CPU_CORES: optNum({ min: 0.1 }),
   MAX_MEMORY_GB: optNum({ int: true, min: 1 }),
-  MAX_DISK_GB: num(20, { min: 0.1 }),
+  MAX_DISK_GB: num(20, { min: 0.001 }),
   CPU_SCORE: optNum({ int: true, min: 1 }),
 
   HEARTBEAT_INTERVAL: num(10, { min: 0.5 }),
