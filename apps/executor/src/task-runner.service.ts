@@ -151,6 +151,8 @@ export class TaskRunnerService {
       status: outcome.status,
       reason: outcome.reason,
       exitCode: exit.exitCode,
+      receivedAt: job.receivedAt,
+      startedAt: startedAt.getTime(),
       finishedAt: record.finishedAt.getTime(),
     };
   }

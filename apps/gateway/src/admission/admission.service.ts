@@ -42,6 +42,7 @@ export class AdmissionService {
   }
 
   async admit(req: ExecuteTaskRequest, peer: string): Promise<ExecuteTaskResponse> {
+    const receivedAt = Date.now();
     const refuse = (message: string): ExecuteTaskResponse => {
       this.logger.info({ taskId: String(req.task_id).slice(0, 80), peer, reason: message }, 'task refused');
       return { success: false, message };
@@ -83,7 +84,7 @@ export class AdmissionService {
       await fs.rename(`${zipFile}.partial`, zipFile);
       const acceptedAt = Date.now();
       await this.redis.hset(this.keys.task(taskId), { acceptedAt, peer });
-      const job: TaskJob = { taskId, zipFile, root: summary.root, entry: summary.entry, request, limits, acceptedAt };
+      const job: TaskJob = { taskId, zipFile, root: summary.root, entry: summary.entry, request, limits, receivedAt, acceptedAt };
       await this.tasks.add('run', job, { jobId: taskId, removeOnComplete: true, removeOnFail: true });
     } catch (err) {
       await this.ledger.release(taskId);

@@ -48,11 +48,16 @@ export class ResultUploadService {
       this.pool.client.workers,
       this.pool.client.workers.taskResultUpload,
       (token) => ({ task_id: job.taskId, result_zip: zip, token }),
-      Math.max(this.config.POOL_CALL_TIMEOUT * 1000, 60_000),
+      this.uploadDeadlineMs(zip.length),
     );
     if (!res.success) throw new Error(`the pool did not take the result: ${res.message || 'no reason given'}`);
     log.info({ status: job.status, bytes: zip.length }, 'result uploaded');
     await this.finish(job);
+  }
+
+  /** POOL_CALL_TIMEOUT, plus time to send the zip at a modest 5 MB/s. */
+  uploadDeadlineMs(bytes: number): number {
+    return this.config.POOL_CALL_TIMEOUT * 1000 + Math.ceil(bytes / (5 * 1024 * 1024)) * 1000;
   }
 
   /** The pool has the result: free the task's resources and files. */

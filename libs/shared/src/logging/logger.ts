@@ -18,10 +18,12 @@ export const REDACT_PATHS = [
 ];
 
 export function createLogger(service: string, opts: { level: string; logDir?: string }): Logger {
-  const streams: pino.StreamEntry[] = [{ stream: pino.destination({ dest: 1, sync: false }) }];
+  // Each multistream entry filters by its own level (info unless told): pass ours.
+  const level = opts.level as pino.Level;
+  const streams: pino.StreamEntry[] = [{ level, stream: pino.destination({ dest: 1, sync: false }) }];
   if (opts.logDir) {
     mkdirSync(opts.logDir, { recursive: true });
-    streams.push({ stream: pino.destination({ dest: path.join(opts.logDir, `${service}.log`), mkdir: true, sync: false }) });
+    streams.push({ level, stream: pino.destination({ dest: path.join(opts.logDir, `${service}.log`), mkdir: true, sync: false }) });
   }
   return pino(
     { level: opts.level, base: { service }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },

@@ -33,6 +33,9 @@ export const taskJobSchema = z.object({
   entry: z.object({ file: z.string().min(1), kind: z.enum(['shell', 'python']) }),
   request: taskRequestSchema,
   limits: containerLimitsSchema,
+  /** When ExecuteTask arrived at the gateway (ms since epoch). */
+  receivedAt: z.number().int(),
+  /** When the gateway had stored and accepted it. */
   acceptedAt: z.number().int(),
 });
 export type TaskJob = z.infer<typeof taskJobSchema>;
@@ -43,6 +46,9 @@ export const resultJobSchema = z.object({
   status: z.enum(['Success', 'Failed', 'Stopped']),
   reason: z.string(),
   exitCode: z.number().int().nullable(),
+  receivedAt: z.number().int(),
+  /** When the executor picked the task up. */
+  startedAt: z.number().int(),
   finishedAt: z.number().int(),
 });
 export type ResultJob = z.infer<typeof resultJobSchema>;

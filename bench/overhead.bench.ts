@@ -1,0 +1,136 @@
+/**
+ * Per-task overhead: a no-op task's time from ExecuteTask received at the gateway to
+ * its result ready (queued for upload), against a bare dockerode create / start /
+ * wait / remove of the same hardened container. Both run interleaved in the same
+ * session so machine noise hits them alike; the figure is the ratio of medians.
+ */
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Job, QueueEvents, Queue } from 'bullmq';
+import Docker from 'dockerode';
+import IORedis from 'ioredis';
+import { PoolClient } from '@hivemind/shared/proto/pool-client';
+import { DockerRuntime } from '../apps/executor/src/runtime/docker.runtime';
+import { makeZip } from '../test/support/zips';
+import { ROOT, Stack } from '../test/support/stack';
+import { machine, writeSection } from './lib/report';
+import { row, summarize } from './lib/stats';
+
+const N = Number(process.env.BENCH_N ?? 15);
+const WARMUP = 2;
+const NOOP = 'pass\n';
+
+async function main(): Promise<void> {
+  const stack = await Stack.create('bench-overhead', { LOG_LEVEL: 'info', DEVPOOL_DISPATCH_INTERVAL: '0.1', RESULT_UPLOAD_GUARD: '1' });
+  await stack.start('devpool');
+  await stack.start('executor');
+  await stack.start('gateway');
+  const redis = new IORedis(stack.env.REDIS_URL, { maxRetriesPerRequest: null });
+  const eventsRedis = redis.duplicate();
+  const prefix = `${stack.env.REDIS_PREFIX}:q`;
+  const results = new Queue('results', { connection: redis, prefix });
+  const events = new QueueEvents('results', { connection: eventsRedis, prefix });
+  await events.waitUntilReady();
+  const pool = new PoolClient(stack.devpoolAddress, { username: 'alice', password: 'alice-password' }, { maxMessageBytes: 1 << 26, callTimeoutMs: 20_000 });
+  const zip = await makeZip([{ name: 'run.py', content: NOOP }]);
+
+  const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+  const rt = new DockerRuntime(docker, { image: stack.env.TASK_IMAGE ?? 'hivemind/task-runtime:latest', user: '10001:10001', pidsLimit: 256, tmpfsMb: 64 });
+  const ws = await fs.mkdtemp(path.join(os.tmpdir(), 'hm-bench-ws-'));
+  await fs.writeFile(path.join(ws, 'run.py'), NOOP);
+  await fs.chmod(ws, 0o777);
+
+  async function viaWorker(i: number): Promise<number> {
+    const taskId = `noop-${i}`;
+    const ready = new Promise<number>((resolve) => {
+      const onAdded = async ({ jobId }: { jobId: string }) => {
+        if (jobId !== taskId) return;
+        events.off('added', onAdded);
+        const job = (await Job.fromId(results, taskId)) as Job;
+        resolve(job.timestamp - job.data.receivedAt);
+      };
+      events.on('added', onAdded);
+    });
+    const up = await pool.call(pool.master, pool.master.uploadTask, (token) => ({
+      task_id: taskId, task_zip: zip, memory_gb: 0, cpu_score: 0, gpu_score: 0, gpu_memory_gb: 0, location: '', gpu_name: '', token, host_count: 1,
+    }));
+    if (!up.success) throw new Error(up.message);
+    const ms = await ready;
+    // Wait for the upload, so the next task finds the node free.
+    for (;;) {
+      const t = (await pool.call(pool.master, pool.master.getAllUserTasks, (token) => ({ token }))).tasks.find((x) => x.task_id === taskId);
+      if (t?.status === 'COMPLETED') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return ms;
+  }
+
+  async function bare(i: number): Promise<number> {
+    const opts = rt.createOptions({
+      taskId: `bare-${i}`,
+      workspace: ws,
+      command: ['python3', '-u', 'run.py'],
+      env: { TASK_ID: `bare-${i}`, RESULT_DIR: '/workspace/result', HOME: '/tmp' },
+      limits: { nanoCpus: 1e9, memoryBytes: 1024 ** 3 },
+      labels: {},
+    });
+    const t0 = performance.now();
+    const c = await docker.createContainer(opts);
+    await c.start();
+    await c.wait();
+    await c.remove({ force: true });
+    return performance.now() - t0;
+  }
+
+  const worker: number[] = [];
+  const raw: number[] = [];
+  try {
+    for (let i = 0; i < WARMUP + N; i++) {
+      const w = await viaWorker(i);
+      const b = await bare(i);
+      if (i >= WARMUP) {
+        worker.push(w);
+        raw.push(b);
+      }
+      process.stderr.write(`  run ${i + 1}/${WARMUP + N}: worker ${w.toFixed(0)} ms, bare ${b.toFixed(0)} ms\n`);
+    }
+    const ws_ = summarize(worker);
+    const bs = summarize(raw);
+    const ratio = ws_.median / bs.median;
+    const ratios = summarize(worker.map((w, i) => w / raw[i]));
+    const body = [
+      '## 1. Per-task overhead (issue: walking skeleton)',
+      '',
+      'No-op Python task (`run.py` = `pass`), from ExecuteTask received at the gateway to its result',
+      'queued for upload (the upload guard is not part of this span), against a bare dockerode',
+      'create / start / wait / remove of the same hardened container (same image, user, limits,',
+      `bind mount, \`NetworkDisabled\`). ${N} interleaved pairs after ${WARMUP} warm-up pairs.`,
+      '',
+      '| path | n | median | p25 – p75 | min – max |',
+      '|---|---|---|---|---|',
+      row('gateway → executor → result zip', ws_),
+      row('bare dockerode run', bs),
+      '',
+      `**Ratio of medians: ${ratio.toFixed(2)}×** (target ≤ 1.3×; per-pair ratios: median ${ratios.median.toFixed(2)},` +
+        ` p25–p75 ${ratios.p25.toFixed(2)}–${ratios.p75.toFixed(2)}). ${ratio <= 1.3 ? 'Target met.' : '**Target missed.**'}`,
+      '',
+      `Measured ${new Date().toISOString().slice(0, 10)} on ${machine()}.`,
+    ].join('\n');
+    await writeSection(ROOT, 'overhead', body);
+    console.log(body);
+  } finally {
+    pool.close();
+    await events.close();
+    await results.close();
+    eventsRedis.disconnect();
+    redis.disconnect();
+    await stack.stopAll();
+    await fs.rm(ws, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,101 @@
+import { Metadata, status } from '@grpc/grpc-js';
+import IORedis from 'ioredis';
+import { HostSample } from '@hivemind/shared/monitor/host-sample';
+import { unary } from '@hivemind/shared/proto/grpc';
+import { PoolClient } from '@hivemind/shared/proto/pool-client';
+import { makeZip } from '../support/zips';
+import { Stack, waitFor } from '../support/stack';
+
+/** The worker's link to the pool: auth as the deployed pool does it, outages, the monitor's figures. */
+describe('the link to the Node Pool', () => {
+  let stack: Stack;
+  let pool: PoolClient;
+  let redis: IORedis;
+
+  beforeAll(async () => {
+    // A short call deadline so a frozen pool shows up as failed calls quickly.
+    stack = await Stack.create('link', { POOL_CALL_TIMEOUT: '2', REGISTER_INTERVAL: '2' });
+    await stack.startAll();
+    pool = new PoolClient(stack.devpoolAddress, { username: 'alice', password: 'alice-password' }, { maxMessageBytes: 1 << 26, callTimeoutMs: 20_000 });
+    redis = new IORedis(stack.env.REDIS_URL);
+  });
+
+  afterAll(async () => {
+    pool?.close();
+    redis?.disconnect();
+    await stack?.stopAll();
+  });
+
+  it('rejects a call without a valid token as the deployed pool does: INTERNAL, "Exception deserializing request!"', async () => {
+    const bad = new Metadata();
+    bad.set('authorization', 'Bearer not.a.jwt');
+    for (const md of [new Metadata(), bad]) {
+      await expect(unary(pool.users, pool.users.getBalance, { username: 'alice', token: '' }, md)).rejects.toMatchObject({
+        code: status.INTERNAL,
+        details: 'Exception deserializing request!',
+      });
+    }
+    const refused = await unary(pool.users, pool.users.login, { username: 'alice', password: 'wrong' });
+    expect(refused).toEqual({ success: false, message: 'invalid username or password', token: '' });
+  });
+
+  it('logs in again and retries once when the pool no longer takes its token', async () => {
+    await pool.login();
+    const before = await pool.call(pool.users, pool.users.getBalance, (token) => ({ username: 'alice', token }));
+    expect(before.success).toBe(true);
+    // A restarted pool signs with a new secret: the old token is now refused.
+    const devpool = stack.services.find((s) => s.name === 'devpool')!;
+    await stack.stop(devpool);
+    stack.services.splice(stack.services.indexOf(devpool), 1);
+    await stack.start('devpool');
+    const after = await pool.call(pool.users, pool.users.getBalance, (token) => ({ username: 'alice', token }));
+    expect(after).toEqual({ success: true, message: '', balance: 100 });
+    // The gateway re-registered with the new pool on its own and takes work again.
+    const zip = await makeZip([{ name: 'run.sh', content: 'echo back' }]);
+    const up = await pool.call(pool.master, pool.master.uploadTask, (token) => ({
+      task_id: 'after-restart', task_zip: zip, memory_gb: 0, cpu_score: 0, gpu_score: 0, gpu_memory_gb: 0, location: '', gpu_name: '', token, host_count: 1,
+    }));
+    expect(up.success).toBe(true);
+    await waitFor('the task to complete on the restarted pool', async () => {
+      const t = (await pool.call(pool.master, pool.master.getAllUserTasks, (token) => ({ token }))).tasks.find((x) => x.task_id === 'after-restart');
+      return t?.status === 'COMPLETED';
+    }, 60_000);
+  });
+
+  it('keeps a result until a frozen pool answers again, then uploads it once', async () => {
+    const zip = await makeZip([{ name: 'main.py', content: 'import time\ntime.sleep(2)\nprint("finished")' }]);
+    const up = await pool.call(pool.master, pool.master.uploadTask, (token) => ({
+      task_id: 'outage-1', task_zip: zip, memory_gb: 0, cpu_score: 0, gpu_score: 0, gpu_memory_gb: 0, location: '', gpu_name: '', token, host_count: 1,
+    }));
+    expect(up.success).toBe(true);
+    const status = async () => (await pool.call(pool.master, pool.master.getAllUserTasks, (token) => ({ token }))).tasks.find((x) => x.task_id === 'outage-1');
+    await waitFor('outage-1 to run', async () => (await status())?.status === 'RUNNING');
+    const devpool = stack.services.find((s) => s.name === 'devpool')!;
+    devpool.proc.kill('SIGSTOP');
+    const gateway = stack.services.find((s) => s.name === 'gateway')!;
+    try {
+      await waitFor('the gateway to fail an upload', async () => /result upload failed; will retry/.test(gateway.output()), 30_000);
+    } finally {
+      devpool.proc.kill('SIGCONT');
+    }
+    const t = await waitFor('outage-1 to complete', async () => {
+      const x = await status();
+      return x?.status === 'COMPLETED' ? x : null;
+    }, 60_000);
+    expect(t.status).toBe('COMPLETED');
+    const uploads = devpool.output().split('\n').filter((l) => l.includes('"taskId":"outage-1"') && l.includes('result received'));
+    expect(uploads).toHaveLength(1);
+  });
+
+  it('publishes host samples the gateway reports', async () => {
+    const prefix = stack.env.REDIS_PREFIX;
+    const latest = await waitFor('a monitor sample', async () => redis.get(`${prefix}:monitor:latest`));
+    const s = JSON.parse(latest) as HostSample;
+    expect(s.cpuPercent).toBeGreaterThanOrEqual(0);
+    expect(s.memoryTotalBytes).toBeGreaterThan(0);
+    expect(s.memoryPercent).toBeGreaterThan(0);
+    expect(s.diskTotalBytes).toBeGreaterThan(0);
+    expect(Date.now() - s.at).toBeLessThan(10_000);
+    await waitFor('history to grow', async () => (await redis.llen(`${prefix}:monitor:history`)) >= 2, 10_000);
+  });
+});
