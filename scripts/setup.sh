@@ -19,7 +19,17 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "installing npm dependencies"
-  npm ci --no-audit --no-fund --loglevel=error
+  # npm ci refuses a lock file without every platform's optional binaries, and a
+  # registry mirror may not carry some of them (npm/cli#4828, #8320). npm install
+  # still installs the locked versions; it only tolerates the absent optional ones.
+  if ! npm ci --no-audit --no-fund --loglevel=error 2>/tmp/hivemind-npm-ci.log; then
+    if grep -q 'Missing: .* from lock file' /tmp/hivemind-npm-ci.log; then
+      log "npm ci: the lock lacks other platforms' optional binaries; using npm install with the lock"
+      npm install --no-audit --no-fund --loglevel=error
+    else
+      cat /tmp/hivemind-npm-ci.log >&2; exit 1
+    fi
+  fi
 fi
 
 if [ "${SKIP_DOCKER:-0}" != 1 ]; then
