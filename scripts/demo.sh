@@ -33,6 +33,9 @@ node dist/apps/devpool/src/main.js >"$RUN/devpool.log" 2>&1 & pids+=($!)
 node dist/apps/monitor/src/main.js >"$RUN/monitor.log" 2>&1 & pids+=($!)
 node dist/apps/executor/src/main.js >"$RUN/executor.log" 2>&1 & pids+=($!)
 node dist/apps/gateway/src/main.js >"$RUN/gateway.log" 2>&1 & pids+=($!)
+wait_ready devpool "$RUN/devpool.log" 'devpool listening'
+wait_ready executor "$RUN/executor.log" 'executor ready; consuming tasks'
+wait_ready gateway "$RUN/gateway.log" 'worker gRPC server listening'
 
 log "submitting $TASK_DIR"
 set +e

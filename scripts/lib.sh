@@ -36,3 +36,14 @@ start_redis() {
 }
 
 stop_redis() { [ -f "$1/redis.pid" ] && kill "$(cat "$1/redis.pid")" 2>/dev/null || true; }
+
+# Waits until a service's log shows its ready line: wait_ready NAME LOGFILE PATTERN [SECONDS]
+wait_ready() {
+  local name=$1 file=$2 pattern=$3 secs=${4:-60}
+  for _ in $(seq 1 $((secs * 10))); do
+    grep -q "$pattern" "$file" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  log "$name did not become ready in ${secs}s; its log:"; tail -n 20 "$file" >&2
+  return 1
+}
