@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { Job, QueueEvents, Queue } from 'bullmq';
 import Docker from 'dockerode';
 import IORedis from 'ioredis';
-import { PoolClient } from '@hivemind/shared/proto/pool-client';
+import { ownerClient, taskInfo, uploadTask } from '../test/support/pool';
 import { DockerRuntime } from '../apps/executor/src/runtime/docker.runtime';
 import { makeZip } from '../test/support/zips';
 import { ROOT, Stack } from '../test/support/stack';
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   const results = new Queue('results', { connection: redis, prefix });
   const events = new QueueEvents('results', { connection: eventsRedis, prefix });
   await events.waitUntilReady();
-  const pool = new PoolClient(stack.devpoolAddress, { username: 'alice', password: 'alice-password' }, { maxMessageBytes: 1 << 26, callTimeoutMs: 20_000 });
+  const pool = ownerClient(stack.devpoolAddress);
   const zip = await makeZip([{ name: 'run.py', content: NOOP }]);
 
   const docker = new Docker({ socketPath: '/var/run/docker.sock' });
@@ -52,14 +52,12 @@ async function main(): Promise<void> {
       };
       events.on('added', onAdded);
     });
-    const up = await pool.call(pool.master, pool.master.uploadTask, (token) => ({
-      task_id: taskId, task_zip: zip, memory_gb: 0, cpu_score: 0, gpu_score: 0, gpu_memory_gb: 0, location: '', gpu_name: '', token, host_count: 1,
-    }));
+    const up = await uploadTask(pool, taskId, zip);
     if (!up.success) throw new Error(up.message);
     const ms = await ready;
     // Wait for the upload, so the next task finds the node free.
     for (;;) {
-      const t = (await pool.call(pool.master, pool.master.getAllUserTasks, (token) => ({ token }))).tasks.find((x) => x.task_id === taskId);
+      const t = await taskInfo(pool, taskId);
       if (t?.status === 'COMPLETED') break;
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -6,6 +6,7 @@ import IORedis from 'ioredis';
 import { ExecuteTaskRequest, WorkerNodeServiceClient } from '@hivemind/shared/proto/generated/nodepool';
 import { insecure, messageSizeOptions, unary } from '@hivemind/shared/proto/grpc';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
+import { ownerClient, taskInfo, uploadTask } from '../support/pool';
 import { makeZip, makeZipWithRawName } from '../support/zips';
 import { Stack, waitFor } from '../support/stack';
 
@@ -117,7 +118,7 @@ describe('the result upload guard', () => {
     await stack.start('devpool');
     await stack.start('monitor');
     await stack.start('executor');
-    pool = new PoolClient(stack.devpoolAddress, { username: 'alice', password: 'alice-password' }, { maxMessageBytes: 64 << 20, callTimeoutMs: 20_000 });
+    pool = ownerClient(stack.devpoolAddress);
   });
 
   afterAll(async () => {
@@ -127,11 +128,9 @@ describe('the result upload guard', () => {
 
   async function runQuickTask(taskId: string) {
     const zip = await makeZip([{ name: 'run.sh', content: 'echo quick' }]);
-    const up = await pool.call(pool.master, pool.master.uploadTask, (token) => ({
-      task_id: taskId, task_zip: zip, memory_gb: 0, cpu_score: 0, gpu_score: 0, gpu_memory_gb: 0, location: '', gpu_name: '', token, host_count: 1,
-    }));
+    const up = await uploadTask(pool, taskId, zip);
     expect(up.success).toBe(true);
-    const status = async () => (await pool.call(pool.master, pool.master.getAllUserTasks, (token) => ({ token }))).tasks.find((x) => x.task_id === taskId);
+    const status = async () => await taskInfo(pool, taskId);
     await waitFor(`${taskId} to end`, async () => {
       const t = await status();
       return t && ['COMPLETED', 'FAILED'].includes(t.status);

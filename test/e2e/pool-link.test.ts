@@ -3,6 +3,7 @@ import IORedis from 'ioredis';
 import { HostSample } from '@hivemind/shared/monitor/host-sample';
 import { unary } from '@hivemind/shared/proto/grpc';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
+import { ownerClient, taskInfo, uploadTask } from '../support/pool';
 import { makeZip } from '../support/zips';
 import { Stack, waitFor } from '../support/stack';
 
@@ -16,7 +17,7 @@ describe('the link to the Node Pool', () => {
     // A short call deadline so a frozen pool shows up as failed calls quickly.
     stack = await Stack.create('link', { POOL_CALL_TIMEOUT: '2', REGISTER_INTERVAL: '2' });
     await stack.startAll();
-    pool = new PoolClient(stack.devpoolAddress, { username: 'alice', password: 'alice-password' }, { maxMessageBytes: 1 << 26, callTimeoutMs: 20_000 });
+    pool = ownerClient(stack.devpoolAddress);
     redis = new IORedis(stack.env.REDIS_URL);
   });
 
@@ -52,23 +53,19 @@ describe('the link to the Node Pool', () => {
     expect(after).toEqual({ success: true, message: '', balance: 100 });
     // The gateway re-registered with the new pool on its own and takes work again.
     const zip = await makeZip([{ name: 'run.sh', content: 'echo back' }]);
-    const up = await pool.call(pool.master, pool.master.uploadTask, (token) => ({
-      task_id: 'after-restart', task_zip: zip, memory_gb: 0, cpu_score: 0, gpu_score: 0, gpu_memory_gb: 0, location: '', gpu_name: '', token, host_count: 1,
-    }));
+    const up = await uploadTask(pool, 'after-restart', zip);
     expect(up.success).toBe(true);
     await waitFor('the task to complete on the restarted pool', async () => {
-      const t = (await pool.call(pool.master, pool.master.getAllUserTasks, (token) => ({ token }))).tasks.find((x) => x.task_id === 'after-restart');
+      const t = await taskInfo(pool, 'after-restart');
       return t?.status === 'COMPLETED';
     }, 60_000);
   });
 
   it('keeps a result until a frozen pool answers again, then uploads it once', async () => {
     const zip = await makeZip([{ name: 'main.py', content: 'import time\ntime.sleep(2)\nprint("finished")' }]);
-    const up = await pool.call(pool.master, pool.master.uploadTask, (token) => ({
-      task_id: 'outage-1', task_zip: zip, memory_gb: 0, cpu_score: 0, gpu_score: 0, gpu_memory_gb: 0, location: '', gpu_name: '', token, host_count: 1,
-    }));
+    const up = await uploadTask(pool, 'outage-1', zip);
     expect(up.success).toBe(true);
-    const status = async () => (await pool.call(pool.master, pool.master.getAllUserTasks, (token) => ({ token }))).tasks.find((x) => x.task_id === 'outage-1');
+    const status = async () => await taskInfo(pool, 'outage-1');
     await waitFor('outage-1 to run', async () => (await status())?.status === 'RUNNING');
     const devpool = stack.services.find((s) => s.name === 'devpool')!;
     devpool.proc.kill('SIGSTOP');

@@ -1,4 +1,5 @@
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
+import { ownerClient, taskInfo, uploadTask } from '../support/pool';
 import { makeZip } from '../support/zips';
 import { Stack, waitFor } from '../support/stack';
 import { unzip } from '../support/unzip';
@@ -11,7 +12,7 @@ describe('the process runtime, end to end', () => {
   beforeAll(async () => {
     stack = await Stack.create('proc', { DOCKER_SOCKET: '/nonexistent/docker.sock', ALLOW_PROCESS_RUNTIME: 'true', REGISTER_INTERVAL: '1' });
     await stack.startAll();
-    pool = new PoolClient(stack.devpoolAddress, { username: 'alice', password: 'alice-password' }, { maxMessageBytes: 1 << 26, callTimeoutMs: 20_000 });
+    pool = ownerClient(stack.devpoolAddress);
   });
 
   afterAll(async () => {
@@ -23,12 +24,10 @@ describe('the process runtime, end to end', () => {
     const devpool = stack.services.find((s) => s.name === 'devpool')!;
     await waitFor('registration with docker unavailable', async () => /"docker":"unavailable"/.test(devpool.output()), 20_000);
     const zip = await makeZip([{ name: 'main.py', content: 'import os\nprint("pid", os.getpid(), "task", os.environ["TASK_ID"])' }]);
-    const up = await pool.call(pool.master, pool.master.uploadTask, (token) => ({
-      task_id: 'proc-1', task_zip: zip, memory_gb: 0, cpu_score: 0, gpu_score: 0, gpu_memory_gb: 0, location: '', gpu_name: '', token, host_count: 1,
-    }));
+    const up = await uploadTask(pool, 'proc-1', zip);
     expect(up.success).toBe(true);
     await waitFor('proc-1 to complete', async () => {
-      const t = (await pool.call(pool.master, pool.master.getAllUserTasks, (token) => ({ token }))).tasks.find((x) => x.task_id === 'proc-1');
+      const t = await taskInfo(pool, 'proc-1');
       return t?.status === 'COMPLETED';
     });
     const res = await pool.call(pool.master, pool.master.getTaskResult, (token) => ({ task_id: 'proc-1', token }));

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { zipFolder } from '../../apps/devpool/src/submit-client';
+import { ownerClient, taskInfo, uploadTask, waitForStatus } from '../support/pool';
 import { makeZip } from '../support/zips';
 import { ROOT, Stack, waitFor } from '../support/stack';
 import { unzip } from '../support/unzip';
@@ -19,7 +20,7 @@ describe('a task from the Node Pool to a result zip', () => {
   beforeAll(async () => {
     stack = await Stack.create('loop');
     await stack.startAll();
-    pool = new PoolClient(stack.devpoolAddress, { username: 'alice', password: 'alice-password' }, { maxMessageBytes: 64 << 20, callTimeoutMs: 20_000 });
+    pool = ownerClient(stack.devpoolAddress);
     await pool.login();
   });
 
@@ -28,30 +29,14 @@ describe('a task from the Node Pool to a result zip', () => {
     await stack?.stopAll();
   });
 
-  async function upload(taskId: string, zip: Buffer, memoryGb = 0): Promise<void> {
-    const res = await pool.call(pool.master, pool.master.uploadTask, (token) => ({
-      task_id: taskId,
-      task_zip: zip,
-      memory_gb: memoryGb,
-      cpu_score: 0,
-      gpu_score: 0,
-      gpu_memory_gb: 0,
-      location: '',
-      gpu_name: '',
-      token,
-      host_count: 1,
-    }));
-    expect(res).toEqual({ success: true, message: `task ${taskId} uploaded` });
+  async function upload(taskId: string, zip: Buffer): Promise<void> {
+    expect(await uploadTask(pool, taskId, zip)).toEqual({ success: true, message: `task ${taskId} uploaded` });
   }
 
-  const info = async (taskId: string) =>
-    (await pool.call(pool.master, pool.master.getAllUserTasks, (token) => ({ token }))).tasks.find((t) => t.task_id === taskId);
+  const info = (taskId: string) => taskInfo(pool, taskId);
 
-  const waitStatus = (taskId: string, statuses: string[], timeoutMs = 90_000) =>
-    waitFor(`${taskId} to reach ${statuses.join('/')}`, async () => {
-      const t = await info(taskId);
-      return t && statuses.includes(t.status) ? t : null;
-    }, timeoutMs).catch((err: Error) => {
+  const waitStatus = (taskId: string, statuses: string[]) =>
+    waitForStatus(pool, taskId, statuses).catch((err: Error) => {
       throw new Error(`${err.message}\n${stack.logs()}`);
     });
 

@@ -1,5 +1,8 @@
-import { INestApplicationContext } from '@nestjs/common';
+import { DynamicModule, INestApplicationContext } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
 import type { Logger } from 'pino';
+import { loadWorkerConfig, requireCredentials, WorkerConfig } from '../config/worker-config';
+import { createLogger, PinoNestLogger } from '../logging/logger';
 
 /**
  * Closes the app on SIGTERM/SIGINT (Nest runs the shutdown hooks: workers close,
@@ -28,4 +31,28 @@ export function handleSignals(app: INestApplicationContext, logger: Logger): voi
 export function failBoot(err: unknown): never {
   console.error((err as Error)?.message ?? String(err));
   process.exit(2);
+}
+
+/**
+ * Boots one worker service (gateway, executor or monitor) as an application
+ * context: validated config (a bad one exits 2 naming the variable), the pino
+ * logger, signal handling.
+ */
+export async function bootWorkerService(
+  service: string,
+  makeModule: (config: WorkerConfig, logger: Logger) => DynamicModule,
+  opts: { needsCredentials?: boolean; started?: (config: WorkerConfig) => Record<string, unknown> } = {},
+): Promise<INestApplicationContext> {
+  let config: WorkerConfig;
+  try {
+    config = loadWorkerConfig();
+    if (opts.needsCredentials) requireCredentials(config);
+  } catch (err) {
+    failBoot(err);
+  }
+  const logger = createLogger(service, { level: config.LOG_LEVEL, logDir: config.LOG_DIR });
+  const app = await NestFactory.createApplicationContext(makeModule(config, logger), { logger: new PinoNestLogger(logger) });
+  handleSignals(app, logger);
+  logger.info(opts.started?.(config) ?? {}, `${service} started`);
+  return app;
 }

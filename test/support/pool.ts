@@ -1,0 +1,34 @@
+import { TaskInfo } from '@hivemind/shared/proto/generated/nodepool';
+import { PoolClient } from '@hivemind/shared/proto/pool-client';
+import { waitFor } from './stack';
+
+/** A task owner's client of a test stack's devpool. */
+export function ownerClient(address: string, username = 'alice', password = `${username}-password`): PoolClient {
+  return new PoolClient(address, { username, password }, { maxMessageBytes: 64 << 20, callTimeoutMs: 20_000 });
+}
+
+export async function uploadTask(pool: PoolClient, taskId: string, zip: Buffer, ask: { memoryGb?: number; cpuScore?: number } = {}) {
+  return pool.call(pool.master, pool.master.uploadTask, (token) => ({
+    task_id: taskId,
+    task_zip: zip,
+    memory_gb: ask.memoryGb ?? 0,
+    cpu_score: ask.cpuScore ?? 0,
+    gpu_score: 0,
+    gpu_memory_gb: 0,
+    location: '',
+    gpu_name: '',
+    token,
+    host_count: 1,
+  }));
+}
+
+export async function taskInfo(pool: PoolClient, taskId: string): Promise<TaskInfo | undefined> {
+  return (await pool.call(pool.master, pool.master.getAllUserTasks, (token) => ({ token }))).tasks.find((t) => t.task_id === taskId);
+}
+
+export function waitForStatus(pool: PoolClient, taskId: string, statuses: string[], timeoutMs = 90_000): Promise<TaskInfo> {
+  return waitFor(`${taskId} to reach ${statuses.join('/')}`, async () => {
+    const t = await taskInfo(pool, taskId);
+    return t && statuses.includes(t.status) ? t : null;
+  }, timeoutMs);
+}
