@@ -6,6 +6,7 @@ import { TokenAuthority } from './auth';
 import { DevpoolServer } from './devpool.server';
 import { DispatcherService } from './dispatcher.service';
 import { PoolState } from './pool-state';
+import { WorkerDialer } from './worker-dialer';
 
 @Module({})
 export class DevpoolModule {
@@ -17,6 +18,7 @@ export class DevpoolModule {
         { provide: LOGGER, useValue: logger },
         { provide: PoolState, useValue: new PoolState(config) },
         { provide: TokenAuthority, useValue: new TokenAuthority(config.jwtSecret, config.DEVPOOL_TOKEN_TTL) },
+        { provide: WorkerDialer, useValue: new WorkerDialer(config) },
         DevpoolServer,
         DispatcherService,
       ],

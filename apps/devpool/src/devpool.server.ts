@@ -7,12 +7,13 @@ import {
   MasterNodeServiceService,
   NodeManagerServiceService,
   UserServiceService,
-  WorkerNodeServiceClient,
   WorkerNodeServiceService,
 } from '@hivemind/shared/proto/generated/nodepool';
-import { bindServer, createGrpcServer, grpcErrorText, insecure, messageSizeOptions, shutdownServer, unary } from '@hivemind/shared/proto/grpc';
+import { bindServer, createGrpcServer, grpcErrorText, shutdownServer, unary } from '@hivemind/shared/proto/grpc';
+import { serverCredentials } from '@hivemind/shared/security/tls';
 import { authRejected, TokenAuthority, TokenClaims } from './auth';
 import { PoolState } from './pool-state';
+import { WorkerDialer } from './worker-dialer';
 
 type Handler<Req, Res> = (req: Req, user: TokenClaims, md: Metadata) => Res | Promise<Res>;
 
@@ -31,6 +32,7 @@ export class DevpoolServer implements OnApplicationBootstrap, OnApplicationShutd
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly state: PoolState,
     private readonly tokens: TokenAuthority,
+    private readonly dialer: WorkerDialer,
   ) {}
 
   /** Wraps a handler with Bearer auth and error mapping. */
@@ -127,9 +129,9 @@ export class DevpoolServer implements OnApplicationBootstrap, OnApplicationShutd
         s.stop(req.task_id);
         const node = nodeId ? s.nodes.get(nodeId) : undefined;
         if (!node) return { success: true, message: 'task stopped' };
-        const client = new WorkerNodeServiceClient(`${node.hostname}:${node.port}`, insecure(), messageSizeOptions(this.config.maxMessageBytes));
+        const client = this.dialer.client(node.hostname, node.port);
         try {
-          const res = await unary(client, client.stopTaskExecution, { task_id: req.task_id }, undefined, 50_000);
+          const res = await unary(client, client.stopTaskExecution, { task_id: req.task_id }, this.dialer.metadata(), 50_000);
           return { success: true, message: `task stopped; worker says: ${res.message}` };
         } catch (err) {
           return { success: true, message: `task stopped; the worker could not be told: ${grpcErrorText(err)}` };
@@ -169,9 +171,14 @@ export class DevpoolServer implements OnApplicationBootstrap, OnApplicationShutd
       ),
     });
 
-    this.port = await bindServer(server, `${this.config.DEVPOOL_BIND}:${this.config.DEVPOOL_PORT}`);
+    const creds = serverCredentials({
+      cert: this.config.DEVPOOL_TLS_CERT,
+      key: this.config.DEVPOOL_TLS_KEY,
+      names: { cert: 'DEVPOOL_TLS_CERT', key: 'DEVPOOL_TLS_KEY', clientCa: '' },
+    });
+    this.port = await bindServer(server, `${this.config.DEVPOOL_BIND}:${this.config.DEVPOOL_PORT}`, creds);
     this.server = server;
-    this.logger.info({ port: this.port, users: [...s.users.keys()] }, 'devpool listening');
+    this.logger.info({ port: this.port, users: [...s.users.keys()], tls: Boolean(this.config.DEVPOOL_TLS_CERT) }, 'devpool listening');
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -2,10 +2,10 @@ import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } fro
 import type { Logger } from 'pino';
 import { DEVPOOL_CONFIG, DevpoolConfig } from '@hivemind/shared/config/devpool-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
-import { WorkerNodeServiceClient } from '@hivemind/shared/proto/generated/nodepool';
-import { grpcErrorText, insecure, messageSizeOptions, unary } from '@hivemind/shared/proto/grpc';
+import { grpcErrorText, unary } from '@hivemind/shared/proto/grpc';
 import { Ticker } from '@hivemind/shared/util/ticker';
 import { PoolNode, PoolState, PoolTask } from './pool-state';
+import { WorkerDialer } from './worker-dialer';
 
 /**
  * The dispatcher tick (DEVPOOL_DISPATCH_INTERVAL, 10 s by default): offers pending
@@ -21,6 +21,7 @@ export class DispatcherService implements OnApplicationBootstrap, OnApplicationS
     @Inject(DEVPOOL_CONFIG) private readonly config: DevpoolConfig,
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly state: PoolState,
+    private readonly dialer: WorkerDialer,
   ) {
     this.ticker = new Ticker('dispatch', config.DEVPOOL_DISPATCH_INTERVAL * 1000, () => this.tick(), (_n, err) =>
       this.logger.error({ err }, 'dispatch tick failed'),
@@ -52,7 +53,7 @@ export class DispatcherService implements OnApplicationBootstrap, OnApplicationS
 
   private async offer(task: PoolTask, node: PoolNode): Promise<void> {
     const address = `${node.hostname}:${node.port}`;
-    const client = new WorkerNodeServiceClient(address, insecure(), messageSizeOptions(this.config.maxMessageBytes));
+    const client = this.dialer.client(node.hostname, node.port);
     task.offers += 1;
     try {
       await new Promise<void>((resolve, reject) =>
@@ -69,7 +70,7 @@ export class DispatcherService implements OnApplicationBootstrap, OnApplicationS
           memory_gb: task.memoryGb,
           gpu_memory_gb: task.gpuMemoryGb,
         },
-        undefined,
+        this.dialer.metadata(),
         this.deadlineMs(task),
       );
       if (!res.success) {

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { grpcErrorText } from '@hivemind/shared/proto/grpc';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
+import { channelCredentials } from '@hivemind/shared/security/tls';
 import { extractZip } from '@hivemind/shared/task-format/zip-extract';
 import { newLogText, statusOf, zipFolder } from './submit-client';
 
@@ -24,6 +25,7 @@ const USAGE = `usage: npm run submit -- <folder> [options]
   --memory-gb N        memory the task asks for (default 0: the node's default)
   --cpu-score N        cpu score the task asks for (default 0)
   --timeout S          give up waiting after S seconds (default 3600)
+  --ca FILE            talk TLS to the pool, trusting this CA certificate
   --quiet              do not print the task's output`;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -42,6 +44,7 @@ async function main(): Promise<number> {
         'memory-gb': { type: 'string' },
         'cpu-score': { type: 'string' },
         timeout: { type: 'string' },
+        ca: { type: 'string' },
         quiet: { type: 'boolean' },
         help: { type: 'boolean' },
       },
@@ -87,7 +90,14 @@ async function main(): Promise<number> {
   const taskId = o['task-id'] ?? `${base}-${randomBytes(4).toString('hex')}`;
   const outDir = path.resolve(o.out ?? 'results', taskId);
 
-  const pool = new PoolClient(poolAddress, { username, password }, { maxMessageBytes: 1024 * 1024 * 1024, callTimeoutMs: 60_000 });
+  let channel;
+  try {
+    channel = channelCredentials({ tls: Boolean(o.ca), ca: o.ca, names: { ca: '--ca', cert: '', key: '' } });
+  } catch (err) {
+    console.error((err as Error).message);
+    return 2;
+  }
+  const pool = new PoolClient(poolAddress, { username, password }, { maxMessageBytes: 1024 * 1024 * 1024, callTimeoutMs: 60_000, channelCredentials: channel });
   try {
     await pool.login();
     const zip = await zipFolder(folder);

@@ -2,6 +2,9 @@ import { DynamicModule, Module } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { WorkerCoreModule } from '@hivemind/shared/nest/worker-core.module';
+import { PoolCredentials } from '@hivemind/shared/proto/pool-client';
+import { CallerGuardService } from './grpc/caller-guard.service';
+import { POOL_CREDENTIALS } from './pool/pool-link.service';
 import { AdmissionService } from './admission/admission.service';
 import { StopService } from './admission/stop.service';
 import { WorkerNodeServer } from './grpc/worker-node.server';
@@ -16,11 +19,13 @@ import { ResultUploadService } from './results/result-upload.service';
 
 @Module({})
 export class GatewayModule {
-  static forRoot(config: WorkerConfig, logger: Logger): DynamicModule {
+  static forRoot(config: WorkerConfig, logger: Logger, credentials: PoolCredentials): DynamicModule {
     return {
       module: GatewayModule,
       imports: [WorkerCoreModule.forRoot(config, logger, 'gateway')],
       providers: [
+        { provide: POOL_CREDENTIALS, useValue: credentials },
+        CallerGuardService,
         tasksQueueProvider,
         PoolLinkService,
         NodeStatusService,

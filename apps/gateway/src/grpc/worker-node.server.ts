@@ -11,8 +11,11 @@ import {
   WorkerNodeServiceService,
 } from '@hivemind/shared/proto/generated/nodepool';
 import { bindServer, createGrpcServer, shutdownServer } from '@hivemind/shared/proto/grpc';
+import { callerInterceptor } from '@hivemind/shared/security/caller-interceptor';
+import { serverCredentials } from '@hivemind/shared/security/tls';
 import { AdmissionService } from '../admission/admission.service';
 import { StopService } from '../admission/stop.service';
+import { CallerGuardService } from './caller-guard.service';
 
 const servedByPool = (_call: unknown, cb: sendUnaryData<never>) =>
   cb({ code: status.UNIMPLEMENTED, details: 'this method is served by the Node Pool, not by a worker' }, null);
@@ -32,10 +35,17 @@ export class WorkerNodeServer implements OnApplicationBootstrap, OnApplicationSh
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly admission: AdmissionService,
     private readonly stops: StopService,
+    private readonly callers: CallerGuardService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    const server = createGrpcServer(this.config.maxMessageBytes);
+    // Callers are checked by the interceptor, on their metadata, before the body is read.
+    const guard = callerInterceptor(
+      [WorkerNodeServiceService.executeTask.path, WorkerNodeServiceService.stopTaskExecution.path],
+      (method, peer, md) => this.callers.check(method, peer, md),
+      '; this node takes tasks only from its Node Pool',
+    );
+    const server = createGrpcServer(this.config.maxMessageBytes, [guard]);
     const handlers: Record<string, UntypedHandleCall> = {
       executeTask: (call: ServerUnaryCall<ExecuteTaskRequest, ExecuteTaskResponse>, cb: sendUnaryData<ExecuteTaskResponse>) =>
         void this.executeTask(call, cb),
@@ -50,10 +60,19 @@ export class WorkerNodeServer implements OnApplicationBootstrap, OnApplicationSh
       taskUsage: servedByPool,
     };
     server.addService(WorkerNodeServiceService, handlers);
-    this.port = await bindServer(server, `${this.config.GRPC_BIND}:${this.config.GRPC_PORT}`);
+    const c = this.config;
+    const creds = serverCredentials({
+      cert: c.GRPC_TLS_CERT,
+      key: c.GRPC_TLS_KEY,
+      clientCa: c.GRPC_TLS_CLIENT_CA,
+      names: { cert: 'GRPC_TLS_CERT', key: 'GRPC_TLS_KEY', clientCa: 'GRPC_TLS_CLIENT_CA' },
+    });
+    this.port = await bindServer(server, `${c.GRPC_BIND}:${c.GRPC_PORT}`, creds);
     this.server = server;
-    this.logger.info({ port: this.port, maxMessageMb: this.config.MAX_MESSAGE_MB }, 'worker gRPC server listening');
+    const tls = c.GRPC_TLS_CERT ? (c.GRPC_TLS_CLIENT_CA ? 'mtls' : 'tls') : 'plaintext';
+    this.logger.info({ port: this.port, maxMessageMb: c.MAX_MESSAGE_MB, transport: tls }, 'worker gRPC server listening');
   }
+
 
   private async executeTask(call: ServerUnaryCall<ExecuteTaskRequest, ExecuteTaskResponse>, cb: sendUnaryData<ExecuteTaskResponse>) {
     let res: ExecuteTaskResponse;

@@ -1,10 +1,13 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
-import { requireCredentials, WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
-import { grpcErrorText } from '@hivemind/shared/proto/grpc';
-import { PoolClient } from '@hivemind/shared/proto/pool-client';
-import { UnaryFn } from '@hivemind/shared/proto/grpc';
+import { grpcErrorText, UnaryFn } from '@hivemind/shared/proto/grpc';
+import { PoolClient, PoolCredentials } from '@hivemind/shared/proto/pool-client';
+import { channelCredentials } from '@hivemind/shared/security/tls';
+
+/** The volunteer's pool login, resolved once at boot (see security/secrets.ts). */
+export const POOL_CREDENTIALS = Symbol('POOL_CREDENTIALS');
 
 /** The gateway's one link to the Node Pool, and what it last heard from it. */
 @Injectable()
@@ -18,12 +21,19 @@ export class PoolLinkService implements OnApplicationShutdown {
   constructor(
     @Inject(WORKER_CONFIG) config: WorkerConfig,
     @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(POOL_CREDENTIALS) credentials: PoolCredentials,
   ) {
-    const { nodeId, password } = requireCredentials(config);
-    this.nodeId = nodeId;
-    this.client = new PoolClient(config.NODE_POOL_ADDRESS, { username: nodeId, password }, {
+    this.nodeId = credentials.username;
+    this.client = new PoolClient(config.NODE_POOL_ADDRESS, credentials, {
       maxMessageBytes: config.maxMessageBytes,
       callTimeoutMs: config.POOL_CALL_TIMEOUT * 1000,
+      channelCredentials: channelCredentials({
+        tls: config.POOL_TLS,
+        ca: config.POOL_TLS_CA,
+        cert: config.POOL_TLS_CERT,
+        key: config.POOL_TLS_KEY,
+        names: { ca: 'POOL_TLS_CA', cert: 'POOL_TLS_CERT', key: 'POOL_TLS_KEY' },
+      }),
     });
   }
 

@@ -24,6 +24,12 @@ export const devpoolEnvSchema = z.object({
   DEVPOOL_NODE_FORGET: num(900, { min: 1 }),
   DEVPOOL_RECORD_DELAY_MS: num(200, { int: true, min: 0 }),
   DEVPOOL_MAX_MESSAGE_MB: num(1024, { int: true, min: 1, max: 2047 }),
+  DEVPOOL_TLS_CERT: optStr(),
+  DEVPOOL_TLS_KEY: optStr(),
+  DEVPOOL_WORKER_CA: optStr(),
+  DEVPOOL_CLIENT_CERT: optStr(),
+  DEVPOOL_CLIENT_KEY: optStr(),
+  DEVPOOL_SHARED_SECRET: optStr(),
   LOG_LEVEL: str('info'),
 });
 

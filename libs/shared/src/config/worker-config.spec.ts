@@ -1,6 +1,6 @@
 import * as os from 'node:os';
 import { loadDevpoolConfig } from './devpool-config';
-import { loadWorkerConfig, requireCredentials } from './worker-config';
+import { loadWorkerConfig } from './worker-config';
 
 describe('worker configuration', () => {
   it('has defaults for everything but the credentials', () => {
@@ -38,11 +38,6 @@ describe('worker configuration', () => {
     expect(message).toContain('NODE_POOL_ADDRESS: expected host:port (e.g. localhost:50051), got "nowhere"');
     expect(message).toContain('DOCKER_ENABLED: expected true or false, got "perhaps"');
     expect(message).toContain('TASK_USER: expected uid:gid (numbers), got "root"');
-  });
-
-  it('requires credentials for the gateway only', () => {
-    expect(() => requireCredentials(loadWorkerConfig({}))).toThrow(/NODE_ID: is required by the gateway[\s\S]*NODE_PASSWORD: is required/);
-    expect(requireCredentials(loadWorkerConfig({ NODE_ID: 'bob', NODE_PASSWORD: 'x' }))).toEqual({ nodeId: 'bob', password: 'x' });
   });
 });
 

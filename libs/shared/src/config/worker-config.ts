@@ -1,7 +1,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { bool, ConfigError, hostPort, num, oneOf, optNum, optStr, parseEnv, str } from './env-parsers';
+import { bool, hostPort, num, oneOf, optNum, optStr, parseEnv, str } from './env-parsers';
 
 /**
  * Configuration of the worker services (gateway, executor, monitor). Read from the
@@ -18,6 +18,19 @@ export const workerEnvSchema = z.object({
   GRPC_PORT: num(50053, { int: true, min: 1, max: 65535 }),
   LOCATION: str(''),
   MAX_MESSAGE_MB: num(1024, { int: true, min: 1, max: 2047 }),
+
+  NODE_PASSWORD_FILE: optStr(),
+  CREDENTIALS_FILE: str('./.data/credentials.json'),
+  ALLOWED_POOL_ADDRESSES: optStr(),
+  POOL_SHARED_SECRET: optStr(),
+  POOL_SHARED_SECRET_FILE: optStr(),
+  GRPC_TLS_CERT: optStr(),
+  GRPC_TLS_KEY: optStr(),
+  GRPC_TLS_CLIENT_CA: optStr(),
+  POOL_TLS: bool(false),
+  POOL_TLS_CA: optStr(),
+  POOL_TLS_CERT: optStr(),
+  POOL_TLS_KEY: optStr(),
 
   REDIS_URL: str('redis://127.0.0.1:6379'),
   REDIS_PREFIX: str('hivemind'),
@@ -101,14 +114,4 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     workDir: path.resolve(e.WORK_DIR),
     maxMessageBytes: e.MAX_MESSAGE_MB * 1024 * 1024,
   };
-}
-
-/** The gateway needs credentials; the executor and monitor do not. */
-export function requireCredentials(c: WorkerConfig): { nodeId: string; password: string } {
-  const missing = [
-    !c.NODE_ID && "NODE_ID: is required by the gateway (the volunteer's Node Pool username)",
-    !c.NODE_PASSWORD && "NODE_PASSWORD: is required by the gateway (the volunteer's Node Pool password)",
-  ].filter(Boolean);
-  if (missing.length) throw new ConfigError(`Invalid configuration:\n  ${missing.join('\n  ')}`);
-  return { nodeId: c.NODE_ID, password: c.NODE_PASSWORD as string };
 }

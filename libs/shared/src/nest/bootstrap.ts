@@ -1,8 +1,10 @@
 import { DynamicModule, INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { Logger } from 'pino';
-import { loadWorkerConfig, requireCredentials, WorkerConfig } from '../config/worker-config';
+import { loadWorkerConfig, WorkerConfig } from '../config/worker-config';
+import { resolveCredentials } from '../security/secrets';
 import { createLogger, PinoNestLogger } from '../logging/logger';
+import { PoolCredentials } from '../proto/pool-client';
 
 /**
  * Closes the app on SIGTERM/SIGINT (Nest runs the shutdown hooks: workers close,
@@ -40,18 +42,22 @@ export function failBoot(err: unknown): never {
  */
 export async function bootWorkerService(
   service: string,
-  makeModule: (config: WorkerConfig, logger: Logger) => DynamicModule,
+  makeModule: (config: WorkerConfig, logger: Logger, credentials: PoolCredentials | null) => DynamicModule,
   opts: { needsCredentials?: boolean; started?: (config: WorkerConfig) => Record<string, unknown> } = {},
 ): Promise<INestApplicationContext> {
   let config: WorkerConfig;
+  let credentials: PoolCredentials | null = null;
   try {
     config = loadWorkerConfig();
-    if (opts.needsCredentials) requireCredentials(config);
+    if (opts.needsCredentials) {
+      const c = resolveCredentials(config);
+      credentials = { username: c.nodeId, password: c.password };
+    }
   } catch (err) {
     failBoot(err);
   }
   const logger = createLogger(service, { level: config.LOG_LEVEL, logDir: config.LOG_DIR });
-  const app = await NestFactory.createApplicationContext(makeModule(config, logger), { logger: new PinoNestLogger(logger) });
+  const app = await NestFactory.createApplicationContext(makeModule(config, logger, credentials), { logger: new PinoNestLogger(logger) });
   handleSignals(app, logger);
   logger.info(opts.started?.(config) ?? {}, `${service} started`);
   return app;

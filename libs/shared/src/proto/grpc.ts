@@ -6,6 +6,7 @@ import {
   Metadata,
   Server,
   ServerCredentials,
+  ServerInterceptor,
   ServiceError,
   status,
 } from '@grpc/grpc-js';
@@ -15,8 +16,8 @@ export function messageSizeOptions(maxBytes: number): Record<string, number> {
   return { 'grpc.max_receive_message_length': maxBytes, 'grpc.max_send_message_length': maxBytes };
 }
 
-export function createGrpcServer(maxBytes: number): Server {
-  return new Server(messageSizeOptions(maxBytes));
+export function createGrpcServer(maxBytes: number, interceptors: ServerInterceptor[] = []): Server {
+  return new Server({ ...messageSizeOptions(maxBytes), interceptors });
 }
 
 export function bindServer(server: Server, address: string, creds = ServerCredentials.createInsecure()): Promise<number> {

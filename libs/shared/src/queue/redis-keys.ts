@@ -26,6 +26,10 @@ export class RedisKeys {
   get control(): string {
     return `${this.prefix}:control`;
   }
+  /** hash reason -> count of callers refused at ExecuteTask/StopTaskExecution. */
+  get callerRefusals(): string {
+    return `${this.prefix}:stats:caller-refusals`;
+  }
   get monitorLatest(): string {
     return `${this.prefix}:monitor:latest`;
   }
