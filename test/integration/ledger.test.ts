@@ -38,6 +38,17 @@ describe('the resource ledger in Redis', () => {
     expect(await ledger.reserve('a', r(1, 1), node)).toMatchObject({ ok: false, reason: 'DUPLICATE' });
   });
 
+  it('prechecks without holding anything, with the same messages', async () => {
+    expect(await ledger.precheck(r(150, 1024), node)).toEqual({ ok: true });
+    expect((await ledger.totals()).tasks).toBe(0);
+    await ledger.reserve('a', r(150, 1024), node);
+    expect(await ledger.precheck(r(100, 1024), node)).toEqual({
+      ok: false,
+      reason: 'CPU',
+      message: 'node busy: cpu score 150 of 200 in use, the task asks 100',
+    });
+  });
+
   it('frees a task on release', async () => {
     await ledger.reserve('a', r(200, 4096), node);
     expect(await ledger.reserve('b', r(1, 1), node)).toMatchObject({ ok: false });

@@ -1,4 +1,5 @@
 import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
@@ -29,6 +30,25 @@ async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) await chownTree(p, uid, gid);
     else await fs.lchown(p, uid, gid);
+  }
+}
+
+/**
+ * Removes a workspace. A task may leave folders without write or search permission,
+ * which stop a non-root executor's rm; those are opened up first.
+ */
+async function removeTree(dir: string): Promise<void> {
+  try {
+    await fs.rm(dir, { recursive: true, force: true });
+    return;
+  } catch {
+    const openUp = async (d: string): Promise<void> => {
+      await fs.chmod(d, 0o700).catch(() => undefined);
+      const entries = await fs.readdir(d, { withFileTypes: true }).catch(() => []);
+      for (const e of entries) if (e.isDirectory()) await openUp(path.join(d, e.name));
+    };
+    await openUp(dir);
+    await fs.rm(dir, { recursive: true, force: true });
   }
 }
 
@@ -93,68 +113,97 @@ export class TaskRunnerService {
     const startedAt = new Date();
     const live: Live = { handle: null, stopRequested: false };
     this.live.set(job.taskId, live);
-    await fs.mkdir(path.dirname(logFile), { recursive: true });
-    const taskLog = new TaskLog(logFile, this.config.TASK_LOG_HEAD_KB * 1024, this.config.TASK_LOG_TAIL_KB * 1024);
-    await taskLog.open();
-    const sink = new OutputSink(this.redis, this.keys, job.taskId, taskLog);
+    let sink: OutputSink | null = null;
     let exit: RunExit = { exitCode: null, oomKilled: false };
     let timedOut = false;
     let outcome: { status: TaskOutcome; reason: string };
     try {
-      if (await this.redis.exists(this.keys.stop(job.taskId))) live.stopRequested = true;
-      if (live.stopRequested) {
-        outcome = { status: 'Stopped', reason: 'stopped at the request of the task owner before it started' };
-      } else {
-        await fs.rm(workspace, { recursive: true, force: true });
-        await extractZip(job.zipFile, job.root, workspace, {
-          maxEntries: this.config.ZIP_MAX_ENTRIES,
-          maxUncompressedBytes: this.config.ZIP_MAX_UNCOMPRESSED_MB * 1024 * 1024,
-        });
-        await fs.mkdir(path.join(workspace, 'result'), { recursive: true });
-        if (runtime.name === 'docker' && process.getuid?.() === 0) {
-          const { uid, gid } = taskUser(this.config);
-          await chownTree(workspace, uid, gid);
+      try {
+        await fs.mkdir(path.dirname(logFile), { recursive: true });
+        const taskLog = new TaskLog(logFile, this.config.TASK_LOG_HEAD_KB * 1024, this.config.TASK_LOG_TAIL_KB * 1024);
+        await taskLog.open();
+        // Half the flush interval here; the gateway relays what it reads at once.
+        sink = new OutputSink(this.redis, this.keys, job.taskId, taskLog, (this.config.OUTPUT_FLUSH_INTERVAL * 1000) / 2);
+        if (await this.redis.exists(this.keys.stop(job.taskId))) live.stopRequested = true;
+        if (live.stopRequested) {
+          outcome = { status: 'Stopped', reason: 'stopped at the request of the task owner before it started' };
+        } else {
+          await removeTree(workspace);
+          await extractZip(job.zipFile, job.root, workspace, {
+            maxEntries: this.config.ZIP_MAX_ENTRIES,
+            maxUncompressedBytes: this.config.ZIP_MAX_UNCOMPRESSED_MB * 1024 * 1024,
+          });
+          await fs.mkdir(path.join(workspace, 'result'), { recursive: true });
+          if (runtime.name === 'docker' && process.getuid?.() === 0) {
+            const { uid, gid } = taskUser(this.config);
+            await chownTree(workspace, uid, gid);
+          }
+          exit = await this.execute(runtime, job, workspace, sink, live, executorId, () => (timedOut = true));
+          outcome = outcomeOf(exit, {
+            stopped: live.stopRequested,
+            timedOut,
+            timeoutSec: this.config.TASK_TIMEOUT,
+            memoryBytes: job.limits.memoryBytes,
+          });
         }
-        exit = await this.execute(runtime, job, workspace, sink, live, executorId, () => (timedOut = true));
-        outcome = outcomeOf(exit, {
-          stopped: live.stopRequested,
-          timedOut,
-          timeoutSec: this.config.TASK_TIMEOUT,
-          memoryBytes: job.limits.memoryBytes,
-        });
+      } catch (err) {
+        const message = err instanceof TaskFormatError ? err.message : `the executor could not run the task: ${(err as Error).message}`;
+        outcome = { status: 'Failed', reason: message };
+        log.warn({ err: (err as Error).message }, 'task could not run');
       }
-    } catch (err) {
-      const message = err instanceof TaskFormatError ? err.message : `the executor could not run the task: ${(err as Error).message}`;
-      outcome = { status: 'Failed', reason: message };
-      log.warn({ err: (err as Error).message }, 'task could not run');
+      if (sink) {
+        sink.note(`task ${outcome.status.toLowerCase()}: ${outcome.reason}`);
+        await sink.close().catch((err: Error) => log.warn({ err: err.message }, 'task log incomplete'));
+      }
+      const record: ExecutionRecord = {
+        taskId: job.taskId,
+        status: outcome.status,
+        reason: outcome.reason,
+        exitCode: exit.exitCode,
+        startedAt,
+        finishedAt: new Date(),
+        nodeId: this.config.NODE_ID || 'unknown',
+        entryPoint: job.entry.file,
+        runtime: runtime.name,
+      };
+      await this.packResult(workspace, record, logFile, resultFile);
+      log.info({ status: outcome.status, reason: outcome.reason, seconds: (record.finishedAt.getTime() - startedAt.getTime()) / 1000 }, 'task finished');
+      return {
+        taskId: job.taskId,
+        resultFile,
+        status: outcome.status,
+        reason: outcome.reason,
+        exitCode: exit.exitCode,
+        receivedAt: job.receivedAt,
+        startedAt: startedAt.getTime(),
+        finishedAt: record.finishedAt.getTime(),
+      };
+    } finally {
+      this.live.delete(job.taskId);
+      await this.cleanup(job);
     }
-    sink.note(`task ${outcome.status.toLowerCase()}: ${outcome.reason}`);
-    await sink.close();
-    const record: ExecutionRecord = {
-      taskId: job.taskId,
-      status: outcome.status,
-      reason: outcome.reason,
-      exitCode: exit.exitCode,
-      startedAt,
-      finishedAt: new Date(),
-      nodeId: this.config.NODE_ID || 'unknown',
-      entryPoint: job.entry.file,
-      runtime: runtime.name,
-    };
-    await this.packResult(workspace, record, logFile, resultFile);
-    await this.cleanup(job);
-    this.live.delete(job.taskId);
-    log.info({ status: outcome.status, reason: outcome.reason, seconds: (record.finishedAt.getTime() - startedAt.getTime()) / 1000 }, 'task finished');
-    return {
-      taskId: job.taskId,
-      resultFile,
-      status: outcome.status,
-      reason: outcome.reason,
-      exitCode: exit.exitCode,
-      receivedAt: job.receivedAt,
-      startedAt: startedAt.getTime(),
-      finishedAt: record.finishedAt.getTime(),
-    };
+  }
+
+  /**
+   * The last resort when run() itself failed (e.g. the disk is full): a result with
+   * no workspace that says what went wrong, so the pool still hears of the task.
+   */
+  async failureResult(job: TaskJob, err: Error): Promise<ResultJob> {
+    const { logFile, resultFile } = this.paths(job.taskId);
+    const now = new Date();
+    const reason = `the executor failed while finishing the task: ${err.message}`;
+    const empty = await fs.mkdtemp(path.join(os.tmpdir(), 'hivemind-empty-'));
+    try {
+      await writeResultZip({
+        workspace: empty,
+        record: { taskId: job.taskId, status: 'Failed', reason, exitCode: null, startedAt: now, finishedAt: now, nodeId: this.config.NODE_ID || 'unknown', entryPoint: job.entry.file, runtime: this.runtimes.runtime?.name ?? 'none' },
+        logFile,
+        outFile: resultFile,
+      });
+    } finally {
+      await fs.rm(empty, { recursive: true, force: true });
+    }
+    return { taskId: job.taskId, resultFile, status: 'Failed', reason, exitCode: null, receivedAt: job.receivedAt, startedAt: now.getTime(), finishedAt: now.getTime() };
   }
 
   private async execute(
@@ -192,10 +241,12 @@ export class TaskRunnerService {
     const startedAt = Date.now();
     const running: RunningTask = { executorId, startedAt, cpuPercent: 0, memoryPercent: 0, memoryBytes: 0, usageAt: startedAt };
     await this.redis.hset(this.keys.running, job.taskId, JSON.stringify(running));
+    let finished = false;
     const usageTimer = setInterval(() => {
       handle
         .usage()
-        .then((u) => u && this.redis.hset(this.keys.running, job.taskId, JSON.stringify({ ...running, ...u, usageAt: Date.now() })))
+        // A sample that arrives after the end must not bring the task back into `running`.
+        .then((u) => (u && !finished ? this.redis.hset(this.keys.running, job.taskId, JSON.stringify({ ...running, ...u, usageAt: Date.now() })) : null))
         .catch(() => undefined);
     }, this.config.TASK_USAGE_INTERVAL * 1000);
     const timeout = setTimeout(() => {
@@ -206,6 +257,7 @@ export class TaskRunnerService {
     try {
       return await handle.done;
     } finally {
+      finished = true;
       clearInterval(usageTimer);
       clearTimeout(timeout);
       await this.redis.hdel(this.keys.running, job.taskId);
@@ -229,12 +281,12 @@ export class TaskRunnerService {
     }
   }
 
+  /** Best effort: a leftover is logged, never fatal to the task's result. */
   private async cleanup(job: TaskJob): Promise<void> {
     const { workspace, logFile } = this.paths(job.taskId);
-    await Promise.all([
-      fs.rm(workspace, { recursive: true, force: true }),
-      fs.rm(logFile, { force: true }),
-      fs.rm(job.zipFile, { force: true }),
-    ]);
+    const results = await Promise.allSettled([removeTree(workspace), fs.rm(logFile, { force: true }), fs.rm(job.zipFile, { force: true })]);
+    for (const r of results) {
+      if (r.status === 'rejected') this.logger.warn({ taskId: job.taskId, err: (r.reason as Error).message }, 'task files not fully removed');
+    }
   }
 }

@@ -72,7 +72,19 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
       if (job.id) await this.ledger.release(job.id);
       throw new UnrecoverableError((err as Error).message);
     }
-    const result: ResultJob = await this.runner.run(task, this.executorId);
+    let result: ResultJob;
+    try {
+      result = await this.runner.run(task, this.executorId);
+    } catch (err) {
+      this.logger.error({ taskId: task.taskId, err: (err as Error).message }, 'task run failed; sending a failure result');
+      try {
+        result = await this.runner.failureResult(task, err as Error);
+      } catch (err2) {
+        // Nothing can be written: free the task's share so the node does not stay full.
+        await this.ledger.release(task.taskId);
+        throw new UnrecoverableError(`no result could be written for ${task.taskId}: ${(err2 as Error).message}`);
+      }
+    }
     await this.results.add('upload', result, {
       jobId: task.taskId,
       attempts: RESULT_ATTEMPTS,

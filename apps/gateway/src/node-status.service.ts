@@ -22,9 +22,13 @@ export class NodeStatusService {
     private readonly ledger: ResourceLedger,
   ) {}
 
-  /** `Idle` while another default-sized task fits, else `Running N tasks`. */
+  /**
+   * `Idle` while another default-sized task fits, else `Running N tasks`; with no
+   * executor alive, `Unavailable` (the pool only dispatches to `Idle`).
+   */
   async status(): Promise<{ status: string; held: number }> {
     const totals = await this.ledger.totals();
+    if (!(await this.hasExecutor())) return { status: 'Unavailable', held: totals.tasks };
     const defaults = { cpuScore: 0, gpuScore: 0, memoryGb: 0, gpuMemoryGb: 0 };
     const smallest = reservationFor(defaults, containerLimits(defaults, this.node, this.limitDefaults()), this.node);
     const room = this.ledger.hasRoom(totals, this.node, smallest);

@@ -41,7 +41,11 @@ export class AdmissionService {
     return path.join(this.config.workDir, 'incoming', `${taskId}.zip`);
   }
 
-  async admit(req: ExecuteTaskRequest, peer: string): Promise<ExecuteTaskResponse> {
+  /**
+   * @param cancelled whether the caller gave up (deadline passed): a task the pool
+   *   no longer waits for is rolled back rather than run behind its back.
+   */
+  async admit(req: ExecuteTaskRequest, peer: string, cancelled: () => boolean = () => false): Promise<ExecuteTaskResponse> {
     const receivedAt = Date.now();
     const refuse = (message: string): ExecuteTaskResponse => {
       this.logger.info({ taskId: String(req.task_id).slice(0, 80), peer, reason: message }, 'task refused');
@@ -58,9 +62,15 @@ export class AdmissionService {
     if (await this.ledger.holds(taskId)) return refuse(`task ${taskId} is already in flight on this node`);
     if (!(await this.nodeStatus.hasExecutor())) return refuse('no executor is running on this node; try again later');
 
+    const limits = containerLimits(request, this.node, this.nodeStatus.limitDefaults());
+    const reservation = reservationFor(request, limits, this.node);
+    // A cheap look before reading a zip of up to 500 MB; the reservation below decides.
+    const early = await this.ledger.precheck(reservation, this.node);
+    if (!early.ok) return refuse(early.message);
+
     let summary;
     try {
-      summary = await inspectZip(Buffer.from(req.task_zip ?? []), {
+      summary = await inspectZip(req.task_zip ?? Buffer.alloc(0), {
         maxEntries: this.config.ZIP_MAX_ENTRIES,
         maxUncompressedBytes: this.config.ZIP_MAX_UNCOMPRESSED_MB * 1024 * 1024,
       });
@@ -72,23 +82,29 @@ export class AdmissionService {
     const diskError = await this.checkDisk(summary.uncompressedBytes + req.task_zip.length);
     if (diskError) return refuse(diskError);
 
-    const limits = containerLimits(request, this.node, this.nodeStatus.limitDefaults());
-    const reservation = reservationFor(request, limits, this.node);
+    if (cancelled()) return refuse('the caller gave up before the task was admitted');
     const reserved = await this.ledger.reserve(taskId, reservation, this.node);
     if (!reserved.ok) return refuse(reserved.message);
 
     const zipFile = this.zipPath(taskId);
+    const rollBack = async () => {
+      await this.ledger.release(taskId);
+      await Promise.all([fs.rm(zipFile, { force: true }), fs.rm(`${zipFile}.partial`, { force: true }), this.redis.del(this.keys.task(taskId))]);
+    };
     try {
       await fs.mkdir(path.dirname(zipFile), { recursive: true });
       await fs.writeFile(`${zipFile}.partial`, req.task_zip, { mode: 0o600 });
       await fs.rename(`${zipFile}.partial`, zipFile);
+      if (cancelled()) {
+        await rollBack();
+        return refuse('the caller gave up while the task was being stored');
+      }
       const acceptedAt = Date.now();
       await this.redis.hset(this.keys.task(taskId), { acceptedAt, peer });
       const job: TaskJob = { taskId, zipFile, root: summary.root, entry: summary.entry, request, limits, receivedAt, acceptedAt };
       await this.tasks.add('run', job, { jobId: taskId, removeOnComplete: true, removeOnFail: true });
     } catch (err) {
-      await this.ledger.release(taskId);
-      await fs.rm(zipFile, { force: true });
+      await rollBack().catch(() => undefined);
       this.logger.error({ taskId, err }, 'could not store or queue an admitted task');
       return refuse(`the node could not store the task: ${(err as Error).message}`);
     }

@@ -77,7 +77,7 @@ export class WorkerNodeServer implements OnApplicationBootstrap, OnApplicationSh
   private async executeTask(call: ServerUnaryCall<ExecuteTaskRequest, ExecuteTaskResponse>, cb: sendUnaryData<ExecuteTaskResponse>) {
     let res: ExecuteTaskResponse;
     try {
-      res = await this.admission.admit(call.request, call.getPeer());
+      res = await this.admission.admit(call.request, call.getPeer(), () => call.cancelled);
     } catch (err) {
       this.logger.error({ err, taskId: call.request.task_id }, 'ExecuteTask failed');
       res = { success: false, message: `the node failed to admit the task: ${(err as Error).message}` };

@@ -50,6 +50,7 @@ export class ResultUploadProcessor implements OnApplicationBootstrap, OnApplicat
     try {
       await this.uploads.upload(payload);
     } catch (err) {
+      if (err instanceof UnrecoverableError) throw err;
       throw new Error(grpcErrorText(err));
     }
     this.heartbeat.statusChanged();

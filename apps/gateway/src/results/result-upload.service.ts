@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import { Inject, Injectable } from '@nestjs/common';
+import { UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
@@ -42,7 +43,14 @@ export class ResultUploadService {
     const log = this.logger.child({ taskId: job.taskId });
     const wait = await this.guardWaitMs(job.taskId);
     if (wait > 0) await sleep(wait);
-    const zip = await fs.readFile(job.resultFile);
+    let zip: Buffer;
+    try {
+      zip = await fs.readFile(job.resultFile);
+    } catch (err) {
+      // Gone: there is nothing left to upload, and retrying cannot bring it back.
+      await this.finish(job);
+      throw new UnrecoverableError(`the result file of ${job.taskId} cannot be read: ${(err as Error).message}`);
+    }
     const res = await this.pool.call(
       'TaskResultUpload',
       this.pool.client.workers,
@@ -60,10 +68,10 @@ export class ResultUploadService {
     return this.config.POOL_CALL_TIMEOUT * 1000 + Math.ceil(bytes / (5 * 1024 * 1024)) * 1000;
   }
 
-  /** The pool has the result: free the task's resources and files. */
-  async finish(job: ResultJob): Promise<void> {
-    await fs.rm(job.resultFile, { force: true });
+  /** The task is over for this node: free its share first, then its keys and file. */
+  async finish(job: Pick<ResultJob, 'taskId' | 'resultFile'>): Promise<void> {
     await this.ledger.release(job.taskId);
     await this.redis.del(this.keys.task(job.taskId), this.keys.stop(job.taskId));
+    await fs.rm(job.resultFile, { force: true });
   }
 }

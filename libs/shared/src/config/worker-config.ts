@@ -37,7 +37,8 @@ export const workerEnvSchema = z.object({
 
   MAX_CONCURRENT_TASKS: num(2, { int: true, min: 1, max: 256 }),
   EXECUTOR_CONCURRENCY: optNum({ int: true, min: 1, max: 256 }),
-  TASK_TIMEOUT: num(3600, { min: 1 }),
+  // setTimeout holds at most 2^31-1 ms (about 24.8 days).
+  TASK_TIMEOUT: num(3600, { min: 1, max: 2_000_000 }),
   STOP_GRACE_PERIOD: num(10, { min: 0, max: 300 }),
   MAX_CPU_CORES: optNum({ min: 0.1 }),
   MAX_MEMORY_GB: optNum({ int: true, min: 1 }),

@@ -37,6 +37,29 @@ export interface LedgerTotals {
   gpuMemoryGb: number;
 }
 
+function outcome(code: string, used: number, taskId: string, r: Reservation, node: NodeCapacity): ReserveOutcome {
+  switch (code) {
+    case 'OK':
+      return { ok: true };
+    case 'DUPLICATE':
+      return { ok: false, reason: 'DUPLICATE', message: `task ${taskId} is already in flight on this node` };
+    case 'TASKS':
+      return { ok: false, reason: 'TASKS', message: `node busy: ${used} of ${node.maxTasks} task slots in use` };
+    case 'CPU':
+      return {
+        ok: false,
+        reason: 'CPU',
+        message: `node busy: cpu score ${used.toFixed(0)} of ${node.cpuScore} in use, the task asks ${r.cpuScore.toFixed(0)}`,
+      };
+    case 'MEMORY':
+      return { ok: false, reason: 'MEMORY', message: `node busy: ${used} MB of ${node.memoryGb * 1024} MB memory in use, the task needs ${r.memoryMb} MB` };
+    case 'GPU':
+      return { ok: false, reason: 'GPU', message: `node busy: gpu score ${used} of ${node.gpuScore} in use` };
+    default:
+      return { ok: false, reason: 'GPU_MEMORY', message: `node busy: ${used} GB of ${node.gpuMemoryGb} GB GPU memory in use` };
+  }
+}
+
 /** The node's one resource ledger, kept in Redis for the gateway and every executor. */
 export class ResourceLedger {
   constructor(
@@ -57,30 +80,21 @@ export class ResourceLedger {
       node.gpuScore,
       node.gpuMemoryGb,
     )) as [string, string];
-    switch (code) {
-      case 'OK':
-        return { ok: true };
-      case 'DUPLICATE':
-        return { ok: false, reason: 'DUPLICATE', message: `task ${taskId} is already in flight on this node` };
-      case 'TASKS':
-        return { ok: false, reason: 'TASKS', message: `node busy: ${used} of ${node.maxTasks} task slots in use` };
-      case 'CPU':
-        return {
-          ok: false,
-          reason: 'CPU',
-          message: `node busy: cpu score ${Number(used).toFixed(0)} of ${node.cpuScore} in use, the task asks ${r.cpuScore.toFixed(0)}`,
-        };
-      case 'MEMORY':
-        return {
-          ok: false,
-          reason: 'MEMORY',
-          message: `node busy: ${used} MB of ${node.memoryGb * 1024} MB memory in use, the task needs ${r.memoryMb} MB`,
-        };
-      case 'GPU':
-        return { ok: false, reason: 'GPU', message: `node busy: gpu score ${used} of ${node.gpuScore} in use` };
-      default:
-        return { ok: false, reason: 'GPU_MEMORY', message: `node busy: ${used} GB of ${node.gpuMemoryGb} GB GPU memory in use` };
-    }
+    return outcome(code, Number(used), taskId, r, node);
+  }
+
+  /**
+   * The same verdict as reserve() from a snapshot, without holding anything: a cheap
+   * early answer. Only reserve() is authoritative.
+   */
+  async precheck(r: Reservation, node: NodeCapacity): Promise<ReserveOutcome> {
+    const t = await this.totals();
+    if (t.tasks >= node.maxTasks) return outcome('TASKS', t.tasks, '', r, node);
+    if (t.cpuScore + r.cpuScore > node.cpuScore + 1e-6) return outcome('CPU', t.cpuScore, '', r, node);
+    if (t.memoryMb + r.memoryMb > node.memoryGb * 1024) return outcome('MEMORY', t.memoryMb, '', r, node);
+    if (t.gpuScore + r.gpuScore > node.gpuScore + 1e-6) return outcome('GPU', t.gpuScore, '', r, node);
+    if (t.gpuMemoryGb + r.gpuMemoryGb > node.gpuMemoryGb) return outcome('GPU_MEMORY', t.gpuMemoryGb, '', r, node);
+    return { ok: true };
   }
 
   async release(taskId: string): Promise<boolean> {

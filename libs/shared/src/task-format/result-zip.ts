@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, constants as C, promises as fs } from 'node:fs';
+import { createWriteStream, constants as C, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -23,8 +23,11 @@ export const EXECUTION_LOG = 'execution_log.txt';
 export const TASK_LOGS = 'task_logs.txt';
 export const TASK_STOPPED = 'task_stopped.txt';
 
-export function formatExecutionLog(r: ExecutionRecord): string {
+export function formatExecutionLog(r: ExecutionRecord, notPacked: string[] = []): string {
   const secs = (r.finishedAt.getTime() - r.startedAt.getTime()) / 1000;
+  const skipped = notPacked.length
+    ? [`Not packed (unreadable): ${notPacked.slice(0, 20).join(', ')}${notPacked.length > 20 ? ` and ${notPacked.length - 20} more` : ''}`]
+    : [];
   return [
     `Task ID: ${r.taskId}`,
     `Status: ${r.status}`,
@@ -36,13 +39,14 @@ export function formatExecutionLog(r: ExecutionRecord): string {
     `Node: ${r.nodeId}`,
     `Entry point: ${r.entryPoint}`,
     `Runtime: ${r.runtime}`,
+    ...skipped,
     '',
   ].join('\n');
 }
 
-/** Regular files and folders under dir, relative, without following links. */
-async function walk(dir: string, rel = ''): Promise<{ files: string[]; dirs: string[] }> {
-  const out = { files: [] as string[], dirs: [] as string[] };
+/** Regular files and folders under dir, relative, without following links; unreadable files apart. */
+async function walk(dir: string, rel = ''): Promise<{ files: string[]; dirs: string[]; unreadable: string[] }> {
+  const out = { files: [] as string[], dirs: [] as string[], unreadable: [] as string[] };
   let entries;
   try {
     entries = await fs.readdir(path.join(dir, rel), { withFileTypes: true });
@@ -56,8 +60,13 @@ async function walk(dir: string, rel = ''): Promise<{ files: string[]; dirs: str
       const sub = await walk(dir, r);
       out.files.push(...sub.files);
       out.dirs.push(...sub.dirs);
+      out.unreadable.push(...sub.unreadable);
     } else if (e.isFile()) {
-      out.files.push(r);
+      const readable = await fs.access(path.join(dir, r), C.R_OK).then(
+        () => true,
+        () => false,
+      );
+      (readable ? out.files : out.unreadable).push(r);
     }
     // Links, sockets, devices and fifos a task left behind are not packed.
   }
@@ -82,7 +91,7 @@ export async function writeResultZip(input: ResultZipInput): Promise<number> {
   const { workspace, record, logFile, outFile } = input;
   const reserved = new Set([EXECUTION_LOG, TASK_LOGS, TASK_STOPPED]);
   const zip = new ZipFile();
-  const { files, dirs } = await walk(workspace);
+  const { files, dirs, unreadable } = await walk(workspace);
   for (const d of dirs) zip.addEmptyDirectory(d);
   for (const f of files) {
     if (reserved.has(f)) continue;
@@ -91,16 +100,17 @@ export async function writeResultZip(input: ResultZipInput): Promise<number> {
       // O_NOFOLLOW: a file swapped for a link after the walk is not followed.
       fs.open(full, C.O_RDONLY | C.O_NOFOLLOW).then(
         (handle) => cb(null, handle.createReadStream()),
-        (err) => cb(err, Readable.from([])),
+        () => cb(null, Readable.from([])),
       );
     });
   }
-  zip.addBuffer(Buffer.from(formatExecutionLog(record)), EXECUTION_LOG, { compress: true });
+  zip.addBuffer(Buffer.from(formatExecutionLog(record, unreadable)), EXECUTION_LOG, { compress: true });
   zip.addReadStreamLazy(TASK_LOGS, { compress: true }, (cb) => {
-    const s = createReadStream(logFile);
     // A task that never printed has no log file: pack an empty one.
-    s.once('error', () => cb(null, Readable.from([Buffer.alloc(0)])));
-    s.once('open', () => cb(null, s));
+    fs.open(logFile, C.O_RDONLY).then(
+      (handle) => cb(null, handle.createReadStream()),
+      () => cb(null, Readable.from([])),
+    );
   });
   if (record.status === 'Stopped') {
     zip.addBuffer(
@@ -109,10 +119,17 @@ export async function writeResultZip(input: ResultZipInput): Promise<number> {
       { compress: true },
     );
   }
+  // A read error mid-file makes yazl emit 'error'; end the output with it, or the pipeline would wait forever.
+  zip.on('error', (err: Error) => (zip.outputStream as unknown as { destroy(e: Error): void }).destroy(err));
   zip.end();
   const tmp = `${outFile}.partial`;
   await fs.mkdir(path.dirname(outFile), { recursive: true });
-  await pipeline(zip.outputStream, createWriteStream(tmp));
-  await fs.rename(tmp, outFile);
+  try {
+    await pipeline(zip.outputStream, createWriteStream(tmp));
+    await fs.rename(tmp, outFile);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
   return (await fs.stat(outFile)).size;
 }

@@ -40,3 +40,14 @@ describe('LineSplitter', () => {
     expect(lines).toEqual(['abc', 'def', '01234', '56789', 'xy']);
   });
 });
+
+describe('LineSplitter and UTF-8', () => {
+  it('keeps a character split across chunks whole', () => {
+    const lines: string[] = [];
+    const s = new LineSplitter((l) => lines.push(l));
+    const bytes = Buffer.from('naïve → 任务\n');
+    for (let i = 0; i < bytes.length; i++) s.push(bytes.subarray(i, i + 1));
+    s.flush();
+    expect(lines).toEqual(['naïve → 任务']);
+  });
+});

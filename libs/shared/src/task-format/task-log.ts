@@ -1,4 +1,5 @@
 import { promises as fs } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 
 /**
  * A task's full output on disk, bounded: the first `headBytes` are written as they
@@ -67,6 +68,8 @@ export class TaskLog {
  */
 export class LineSplitter {
   private partial = '';
+  // Keeps a UTF-8 character split across two chunks whole.
+  private readonly decoder = new StringDecoder('utf8');
 
   constructor(
     private readonly onLine: (line: string) => void,
@@ -74,7 +77,7 @@ export class LineSplitter {
   ) {}
 
   push(chunk: Buffer | string): void {
-    let text = this.partial + chunk.toString();
+    let text = this.partial + (typeof chunk === 'string' ? chunk : this.decoder.write(chunk));
     let nl: number;
     while ((nl = text.indexOf('\n')) !== -1) {
       this.emit(text.slice(0, nl));
@@ -88,6 +91,7 @@ export class LineSplitter {
   }
 
   flush(): void {
+    this.partial += this.decoder.end();
     if (this.partial) this.emit(this.partial);
     this.partial = '';
   }

@@ -6,6 +6,7 @@ export class Ticker {
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private stopped = true;
+  private kicked = false;
 
   constructor(
     readonly name: string,
@@ -19,9 +20,13 @@ export class Ticker {
     this.schedule(runNow ? 0 : this.ms);
   }
 
-  /** Runs the job now (if not already running), then keeps the period. */
+  /** Runs the job now, or right after the run in progress, then keeps the period. */
   kick(): void {
-    if (this.stopped || this.running) return;
+    if (this.stopped) return;
+    if (this.running) {
+      this.kicked = true;
+      return;
+    }
     if (this.timer) clearTimeout(this.timer);
     this.schedule(0);
   }
@@ -47,7 +52,9 @@ export class Ticker {
       this.onError(this.name, err);
     } finally {
       this.running = false;
-      if (!this.stopped) this.schedule(Math.max(0, this.ms - (Date.now() - started)));
+      const again = this.kicked;
+      this.kicked = false;
+      if (!this.stopped) this.schedule(again ? 0 : Math.max(0, this.ms - (Date.now() - started)));
     }
   }
 }
