@@ -62,7 +62,7 @@ describe('the link to the Node Pool', () => {
   });
 
   it('keeps a result until a frozen pool answers again, then uploads it once', async () => {
-    const zip = await makeZip([{ name: 'main.py', content: 'import time\ntime.sleep(2)\nprint("finished")' }]);
+    const zip = await makeZip([{ name: 'main.py', content: 'import time\ntime.sleep(5)\nprint("finished")' }]);
     const up = await uploadTask(pool, 'outage-1', zip);
     expect(up.success).toBe(true);
     const status = async () => await taskInfo(pool, 'outage-1');

@@ -133,7 +133,8 @@ export class Stack {
   }
 
   async stop(svc: RunningService, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
-    if (svc.proc.exitCode !== null) return svc.proc.exitCode;
+    // A process killed by a signal has no exit code, only a signal code.
+    if (svc.proc.exitCode !== null || svc.proc.signalCode !== null) return svc.proc.exitCode;
     const exited = new Promise<number | null>((resolve) => svc.proc.once('exit', (code) => resolve(code)));
     svc.proc.kill(signal);
     const timer = setTimeout(() => svc.proc.kill('SIGKILL'), 15_000);

@@ -102,6 +102,7 @@ export class DevpoolServer implements OnApplicationBootstrap, OnApplicationShutd
             req.running_tasks,
             req.docker_status,
           );
+          if (ok === 'changed') this.logger.info({ node: req.node_id, status: req.status }, 'node status changed');
           return ok ? { success: true, message: 'status recorded' } : { success: false, message: `node ${req.node_id} is not registered` };
         },
       ),

@@ -78,15 +78,17 @@ export class PoolState {
     };
   }
 
-  reportStatus(nodeId: string, status: string, usage: PoolNode['usage'], runningTasks: number, dockerStatus: string): boolean {
+  /** Records a status report; returns false for an unknown node, else whether the status changed. */
+  reportStatus(nodeId: string, status: string, usage: PoolNode['usage'], runningTasks: number, dockerStatus: string): boolean | 'changed' {
     const n = this.nodes.get(nodeId);
     if (!n) return false;
+    const changed = n.status !== status;
     n.status = status;
     n.usage = usage;
     n.runningTasks = runningTasks;
     n.docker_status = dockerStatus;
     n.lastSeen = this.now();
-    return true;
+    return changed ? 'changed' : true;
   }
 
   upload(owner: string, req: UploadTaskRequest): { success: boolean; message: string } {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { WorkerCoreModule } from '@hivemind/shared/nest/worker-core.module';
 import { ExecutorBeatService } from './executor-beat.service';
+import { ReconcilerService } from './reconciler.service';
 import { RuntimeService } from './runtime/runtime.service';
 import { TaskProcessor } from './task.processor';
 import { TaskRunnerService } from './task-runner.service';
@@ -13,7 +14,7 @@ export class ExecutorModule {
     return {
       module: ExecutorModule,
       imports: [WorkerCoreModule.forRoot(config, logger, 'executor')],
-      providers: [RuntimeService, TaskRunnerService, TaskProcessor, ExecutorBeatService],
+      providers: [RuntimeService, TaskRunnerService, ReconcilerService, TaskProcessor, ExecutorBeatService],
     };
   }
 }

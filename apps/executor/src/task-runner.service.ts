@@ -21,8 +21,11 @@ import { RunExit, RunningTaskHandle, TaskRuntime } from './runtime/task-runtime.
 
 interface Live {
   handle: RunningTaskHandle | null;
-  stopRequested: boolean;
+  /** Why the task is being stopped, once it is. */
+  stopReason: string | null;
 }
+
+export const OWNER_STOP = 'stopped at the request of the task owner';
 
 async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
   await fs.lchown(dir, uid, gid);
@@ -55,9 +58,9 @@ async function removeTree(dir: string): Promise<void> {
 /** Decides the outcome a volunteer and the task's owner will read. */
 export function outcomeOf(
   exit: RunExit,
-  flags: { stopped: boolean; timedOut: boolean; timeoutSec: number; memoryBytes: number },
+  flags: { stopReason: string | null; timedOut: boolean; timeoutSec: number; memoryBytes: number },
 ): { status: TaskOutcome; reason: string } {
-  if (flags.stopped) return { status: 'Stopped', reason: 'stopped at the request of the task owner' };
+  if (flags.stopReason) return { status: 'Stopped', reason: flags.stopReason };
   if (flags.timedOut) return { status: 'Failed', reason: `timed out after ${flags.timeoutSec} s` };
   if (exit.error) return { status: 'Failed', reason: exit.error };
   if (exit.oomKilled) {
@@ -98,12 +101,18 @@ export class TaskRunnerService {
   }
 
   /** Stops a task this executor runs (or will start). Returns false when it is not ours. */
-  requestStop(taskId: string): boolean {
+  requestStop(taskId: string, reason = OWNER_STOP): boolean {
     const l = this.live.get(taskId);
     if (!l) return false;
-    l.stopRequested = true;
+    l.stopReason ??= reason;
     void l.handle?.stop(this.config.STOP_GRACE_PERIOD);
     return true;
+  }
+
+  /** Stops every task this executor runs (a drain that ran out of time). */
+  stopAll(reason: string): number {
+    for (const id of [...this.live.keys()]) this.requestStop(id, reason);
+    return this.live.size;
   }
 
   async run(job: TaskJob, executorId: string): Promise<ResultJob> {
@@ -111,7 +120,7 @@ export class TaskRunnerService {
     const log = this.logger.child({ taskId: job.taskId });
     const { workspace, logFile, resultFile } = this.paths(job.taskId);
     const startedAt = new Date();
-    const live: Live = { handle: null, stopRequested: false };
+    const live: Live = { handle: null, stopReason: null };
     this.live.set(job.taskId, live);
     let sink: OutputSink | null = null;
     let exit: RunExit = { exitCode: null, oomKilled: false };
@@ -124,9 +133,15 @@ export class TaskRunnerService {
         await taskLog.open();
         // Half the flush interval here; the gateway relays what it reads at once.
         sink = new OutputSink(this.redis, this.keys, job.taskId, taskLog, (this.config.OUTPUT_FLUSH_INTERVAL * 1000) / 2);
-        if (await this.redis.exists(this.keys.stop(job.taskId))) live.stopRequested = true;
-        if (live.stopRequested) {
-          outcome = { status: 'Stopped', reason: 'stopped at the request of the task owner before it started' };
+        if (await this.redis.exists(this.keys.stop(job.taskId))) live.stopReason ??= OWNER_STOP;
+        // An executor that crashed may have left this task's container behind: take it over.
+        const adopted = await runtime.adopt(job.taskId, job.limits.memoryBytes, (chunk) => sink?.push(chunk));
+        if (adopted) {
+          sink.note('resumed by this executor after the one that started the task stopped');
+          exit = await this.execute(runtime, job, workspace, sink, live, executorId, () => (timedOut = true), adopted);
+          outcome = outcomeOf(exit, { stopReason: live.stopReason, timedOut, timeoutSec: this.config.TASK_TIMEOUT, memoryBytes: job.limits.memoryBytes });
+        } else if (live.stopReason) {
+          outcome = { status: 'Stopped', reason: `${live.stopReason} before it started` };
         } else {
           await removeTree(workspace);
           await extractZip(job.zipFile, job.root, workspace, {
@@ -140,7 +155,7 @@ export class TaskRunnerService {
           }
           exit = await this.execute(runtime, job, workspace, sink, live, executorId, () => (timedOut = true));
           outcome = outcomeOf(exit, {
-            stopped: live.stopRequested,
+            stopReason: live.stopReason,
             timedOut,
             timeoutSec: this.config.TASK_TIMEOUT,
             memoryBytes: job.limits.memoryBytes,
@@ -185,25 +200,24 @@ export class TaskRunnerService {
   }
 
   /**
-   * The last resort when run() itself failed (e.g. the disk is full): a result with
-   * no workspace that says what went wrong, so the pool still hears of the task.
+   * A result with no workspace that says why the task could not finish: the last
+   * resort when run() itself failed (e.g. a full disk), or for a task whose job was lost.
    */
-  async failureResult(job: TaskJob, err: Error): Promise<ResultJob> {
-    const { logFile, resultFile } = this.paths(job.taskId);
+  async failureFor(taskId: string, reason: string, entryPoint = 'unknown'): Promise<ResultJob> {
+    const { logFile, resultFile } = this.paths(taskId);
     const now = new Date();
-    const reason = `the executor failed while finishing the task: ${err.message}`;
     const empty = await fs.mkdtemp(path.join(os.tmpdir(), 'hivemind-empty-'));
     try {
       await writeResultZip({
         workspace: empty,
-        record: { taskId: job.taskId, status: 'Failed', reason, exitCode: null, startedAt: now, finishedAt: now, nodeId: this.config.NODE_ID || 'unknown', entryPoint: job.entry.file, runtime: this.runtimes.runtime?.name ?? 'none' },
+        record: { taskId, status: 'Failed', reason, exitCode: null, startedAt: now, finishedAt: now, nodeId: this.config.NODE_ID || 'unknown', entryPoint, runtime: this.runtimes.runtime?.name ?? 'none' },
         logFile,
         outFile: resultFile,
       });
     } finally {
       await fs.rm(empty, { recursive: true, force: true });
     }
-    return { taskId: job.taskId, resultFile, status: 'Failed', reason, exitCode: null, receivedAt: job.receivedAt, startedAt: now.getTime(), finishedAt: now.getTime() };
+    return { taskId, resultFile, status: 'Failed', reason, exitCode: null, receivedAt: now.getTime(), startedAt: now.getTime(), finishedAt: now.getTime() };
   }
 
   private async execute(
@@ -214,9 +228,10 @@ export class TaskRunnerService {
     live: Live,
     executorId: string,
     onTimeout: () => void,
+    adopted: RunningTaskHandle | null = null,
   ): Promise<RunExit> {
     const inside = runtime.workspacePath(workspace);
-    const handle = await runtime.start(
+    const handle = adopted ?? await runtime.start(
       {
         taskId: job.taskId,
         workspace,
@@ -234,11 +249,11 @@ export class TaskRunnerService {
       (chunk) => sink.push(chunk),
     );
     live.handle = handle;
-    if (live.stopRequested || (await this.redis.exists(this.keys.stop(job.taskId)))) {
-      live.stopRequested = true;
+    if (live.stopReason || (await this.redis.exists(this.keys.stop(job.taskId)))) {
+      live.stopReason ??= OWNER_STOP;
       void handle.stop(this.config.STOP_GRACE_PERIOD);
     }
-    const startedAt = Date.now();
+    const startedAt = handle.startedAt;
     const running: RunningTask = { executorId, startedAt, cpuPercent: 0, memoryPercent: 0, memoryBytes: 0, usageAt: startedAt };
     await this.redis.hset(this.keys.running, job.taskId, JSON.stringify(running));
     let finished = false;
@@ -249,11 +264,12 @@ export class TaskRunnerService {
         .then((u) => (u && !finished ? this.redis.hset(this.keys.running, job.taskId, JSON.stringify({ ...running, ...u, usageAt: Date.now() })) : null))
         .catch(() => undefined);
     }, this.config.TASK_USAGE_INTERVAL * 1000);
+    // Counted from the task's own start, which for an adopted task was before this executor.
     const timeout = setTimeout(() => {
       onTimeout();
       sink.note(`timed out after ${this.config.TASK_TIMEOUT} s; stopping`);
       void handle.stop(this.config.STOP_GRACE_PERIOD);
-    }, this.config.TASK_TIMEOUT * 1000);
+    }, Math.max(0, this.config.TASK_TIMEOUT * 1000 - (Date.now() - startedAt)));
     try {
       return await handle.done;
     } finally {

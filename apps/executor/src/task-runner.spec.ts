@@ -1,6 +1,6 @@
 import { outcomeOf } from './task-runner.service';
 
-const flags = { stopped: false, timedOut: false, timeoutSec: 30, memoryBytes: 256 * 1048576 };
+const flags = { stopReason: null, timedOut: false, timeoutSec: 30, memoryBytes: 256 * 1048576 };
 
 describe('task outcome', () => {
   it('is Success only for exit code 0', () => {
@@ -13,7 +13,10 @@ describe('task outcome', () => {
       'out of memory: the task passed its limit of 256 MB and was killed',
     );
     expect(outcomeOf({ exitCode: 137, oomKilled: false }, { ...flags, timedOut: true })).toEqual({ status: 'Failed', reason: 'timed out after 30 s' });
-    expect(outcomeOf({ exitCode: 143, oomKilled: false }, { ...flags, stopped: true }).status).toBe('Stopped');
+    expect(outcomeOf({ exitCode: 143, oomKilled: false }, { ...flags, stopReason: 'stopped because the node is shutting down' })).toEqual({
+      status: 'Stopped',
+      reason: 'stopped because the node is shutting down',
+    });
     expect(outcomeOf({ exitCode: null, oomKilled: false, error: 'the container failed: boom' }, flags).reason).toBe('the container failed: boom');
   });
 });

@@ -9,6 +9,8 @@ import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { parsePayload, QueueName, ResultJob, taskJobSchema } from '@hivemind/shared/queue/queues';
 import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
+import { sleep } from '@hivemind/shared/util/ticker';
+import { ReconcilerService } from './reconciler.service';
 import { RuntimeService } from './runtime/runtime.service';
 import { TaskRunnerService } from './task-runner.service';
 
@@ -25,6 +27,7 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
   private worker: Worker | null = null;
   private results: Queue;
   ready = false;
+  draining = false;
   private markReady!: () => void;
   /** Resolves once the worker consumes tasks. */
   readonly whenReady = new Promise<void>((resolve) => (this.markReady = resolve));
@@ -37,17 +40,24 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
     private readonly ledger: ResourceLedger,
     private readonly runtimes: RuntimeService,
     private readonly runner: TaskRunnerService,
+    private readonly reconciler: ReconcilerService,
   ) {
     this.results = new Queue(QueueName.Results, { connection: redis, prefix: keys.bullPrefix });
     this.results.on('error', (err) => this.logger.warn({ err: err.message }, 'results queue error'));
   }
 
   onApplicationBootstrap(): void {
+    const lockMs = this.config.JOB_LOCK_DURATION * 1000;
     this.worker = new Worker(QueueName.Tasks, (job) => this.process(job), {
       connection: this.redis.duplicate({ connectionName: 'hivemind-executor-tasks' }),
       prefix: this.keys.bullPrefix,
       concurrency: this.config.executorConcurrency,
       autorun: false,
+      // A job whose executor died is handed out again after its lock lapses; the next
+      // executor adopts the task's container, so a redelivery never runs a task twice.
+      lockDuration: lockMs,
+      stalledInterval: lockMs,
+      maxStalledCount: 5,
     });
     this.worker.on('error', (err) => this.logger.warn({ err: err.message }, 'tasks worker error'));
     void this.startWhenReady();
@@ -59,6 +69,7 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
     if (!runtime || !this.worker) return;
     this.ready = true;
     this.markReady();
+    this.reconciler.start();
     this.logger.info({ runtime: runtime.name, concurrency: this.config.executorConcurrency, executorId: this.executorId }, 'executor ready; consuming tasks');
     void this.worker.run().catch((err) => this.logger.error({ err }, 'tasks worker stopped'));
   }
@@ -78,7 +89,7 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
     } catch (err) {
       this.logger.error({ taskId: task.taskId, err: (err as Error).message }, 'task run failed; sending a failure result');
       try {
-        result = await this.runner.failureResult(task, err as Error);
+        result = await this.runner.failureFor(task.taskId, `the executor failed while finishing the task: ${(err as Error).message}`, task.entry.file);
       } catch (err2) {
         // Nothing can be written: free the task's share so the node does not stay full.
         await this.ledger.release(task.taskId);
@@ -92,6 +103,23 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
       removeOnComplete: true,
       removeOnFail: false,
     });
+  }
+
+  /**
+   * The drain on SIGTERM: take no new task, let running ones finish for up to
+   * DRAIN_TIMEOUT, then stop the rest (their results say Stopped) and close once
+   * every result is queued, so no job is left behind in active.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    if (!this.worker) return;
+    this.draining = true;
+    await this.worker.pause(true).catch(() => undefined);
+    const deadline = Date.now() + this.config.DRAIN_TIMEOUT * 1000;
+    if (this.runner.runningCount) this.logger.info({ running: this.runner.runningCount, drainTimeoutS: this.config.DRAIN_TIMEOUT }, 'draining');
+    while (this.runner.runningCount > 0 && Date.now() < deadline) await sleep(200);
+    const left = this.runner.stopAll('stopped because the node is shutting down');
+    if (left) this.logger.warn({ stopped: left }, 'drain timeout reached; stopping the remaining tasks');
+    await this.worker.close();
   }
 
   async onApplicationShutdown(): Promise<void> {

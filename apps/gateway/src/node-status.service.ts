@@ -14,6 +14,9 @@ const EXECUTOR_STALE_MS = 20_000;
 /** What the node tells the pool about itself: its status string and Docker state. */
 @Injectable()
 export class NodeStatusService {
+  /** Set on shutdown: the pool stops sending work and ExecuteTask says no. */
+  draining = false;
+
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     @Inject(NODE_CAPACITY) private readonly node: NodeCapacity,
@@ -24,10 +27,12 @@ export class NodeStatusService {
 
   /**
    * `Idle` while another default-sized task fits, else `Running N tasks`; with no
-   * executor alive, `Unavailable` (the pool only dispatches to `Idle`).
+   * executor alive, `Unavailable`; while shutting down, `Draining` (the pool only
+   * dispatches to `Idle`).
    */
   async status(): Promise<{ status: string; held: number }> {
     const totals = await this.ledger.totals();
+    if (this.draining) return { status: 'Draining', held: totals.tasks };
     if (!(await this.hasExecutor())) return { status: 'Unavailable', held: totals.tasks };
     const defaults = { cpuScore: 0, gpuScore: 0, memoryGb: 0, gpuMemoryGb: 0 };
     const smallest = reservationFor(defaults, containerLimits(defaults, this.node, this.limitDefaults()), this.node);

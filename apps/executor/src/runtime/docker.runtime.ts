@@ -66,22 +66,51 @@ export class DockerRuntime implements TaskRuntime {
     };
   }
 
+  static containerName(taskId: string): string {
+    return `hivemind-task-${taskId}`;
+  }
+
   async start(spec: RunSpec, onOutput: OutputListener): Promise<RunningTaskHandle> {
-    const existing = this.docker.getContainer(`hivemind-task-${spec.taskId}`);
-    await existing.remove({ force: true }).catch(() => undefined);
+    await this.docker.getContainer(DockerRuntime.containerName(spec.taskId)).remove({ force: true }).catch(() => undefined);
     const container = await this.docker.createContainer(this.createOptions(spec));
-    const remove = () => container.remove({ force: true }).catch(() => undefined);
-    let stream: NodeJS.ReadWriteStream;
     try {
-      stream = (await container.attach({ stream: true, stdout: true, stderr: true })) as NodeJS.ReadWriteStream;
-      const out = new PassThrough();
-      out.on('data', (c: Buffer) => onOutput(c));
-      container.modem.demuxStream(stream, out, out);
-      await container.start();
+      return await this.watch(container, spec.limits.memoryBytes, onOutput, true, Date.now());
     } catch (err) {
-      await remove();
+      await container.remove({ force: true }).catch(() => undefined);
       throw err;
     }
+  }
+
+  async adopt(taskId: string, memoryBytes: number, onOutput: OutputListener): Promise<RunningTaskHandle | null> {
+    const container = this.docker.getContainer(DockerRuntime.containerName(taskId));
+    const info = await container.inspect().catch(() => null);
+    if (!info || info.Config?.Labels?.[LABEL_TASK] !== taskId) return null;
+    const startedAt = Date.parse(info.State.StartedAt) || Date.now();
+    if (!info.State.Running && !info.State.FinishedAt?.startsWith('0001')) {
+      // It ended while no executor watched: use how it ended, do not run it again.
+      await container.remove({ force: true }).catch(() => undefined);
+      return {
+        startedAt,
+        done: Promise.resolve({ exitCode: info.State.ExitCode, oomKilled: Boolean(info.State.OOMKilled) }),
+        stop: async () => undefined,
+        usage: async () => null,
+      };
+    }
+    if (!info.State.Running) {
+      // Created but never started: nothing ran; let the caller start afresh.
+      await container.remove({ force: true }).catch(() => undefined);
+      return null;
+    }
+    return this.watch(container, memoryBytes, onOutput, false, startedAt);
+  }
+
+  /** Attaches to a container's output (starting it if asked), and waits for its end. */
+  private async watch(container: Docker.Container, memoryBytes: number, onOutput: OutputListener, startIt: boolean, startedAt: number): Promise<RunningTaskHandle> {
+    const stream = (await container.attach({ stream: true, stdout: true, stderr: true })) as NodeJS.ReadWriteStream;
+    const out = new PassThrough();
+    out.on('data', (c: Buffer) => onOutput(c));
+    container.modem.demuxStream(stream, out, out);
+    if (startIt) await container.start();
     const streamEnded = new Promise<void>((resolve) => {
       stream.once('end', resolve);
       stream.once('close', resolve);
@@ -98,13 +127,14 @@ export class DockerRuntime implements TaskRuntime {
       } catch (err) {
         return { exitCode: null, oomKilled: false, error: `the container failed: ${(err as Error).message}` };
       } finally {
-        await remove();
+        await container.remove({ force: true }).catch(() => undefined);
       }
     })();
 
     let prev: { cpu: number; at: number } | null = null;
     return {
       done,
+      startedAt,
       stop: async (graceSec: number) => {
         await container.stop({ t: Math.round(graceSec) }).catch(() => undefined);
       },
@@ -118,7 +148,7 @@ export class DockerRuntime implements TaskRuntime {
         const stats = (mem.stats ?? {}) as Record<string, number>;
         const cache = stats.total_inactive_file ?? stats.inactive_file ?? 0;
         const used = Math.max(0, (mem.usage ?? 0) - cache);
-        const limit = mem.limit || spec.limits.memoryBytes;
+        const limit = mem.limit || memoryBytes;
         return { cpuPercent, memoryBytes: used, memoryPercent: limit ? (100 * used) / limit : 0 };
       },
     };

@@ -33,6 +33,11 @@ export class ProcessRuntime implements TaskRuntime {
     return hostWorkspace;
   }
 
+  /** A child process cannot be reattached once its executor is gone. */
+  async adopt(): Promise<null> {
+    return null;
+  }
+
   async start(spec: RunSpec, onOutput: OutputListener): Promise<RunningTaskHandle> {
     const child = spawn(spec.command[0], spec.command.slice(1), {
       cwd: spec.workspace,
@@ -58,6 +63,7 @@ export class ProcessRuntime implements TaskRuntime {
     let prev: { cpuSec: number; at: number } | null = null;
     return {
       done,
+      startedAt: Date.now(),
       stop: async (graceSec: number) => {
         killGroup('SIGTERM');
         const timer = setTimeout(() => killGroup('SIGKILL'), graceSec * 1000);

@@ -28,6 +28,8 @@ export interface Usage {
 
 export interface RunningTaskHandle {
   readonly done: Promise<RunExit>;
+  /** When the task's process started (ms since epoch); for an adopted task, before this executor. */
+  readonly startedAt: number;
   /** SIGTERM, then SIGKILL after graceSec. Resolves when the signal was delivered. */
   stop(graceSec: number): Promise<void>;
   usage(): Promise<Usage | null>;
@@ -41,6 +43,11 @@ export interface TaskRuntime {
   /** Where the workspace appears to the task. */
   workspacePath(hostWorkspace: string): string;
   start(spec: RunSpec, onOutput: OutputListener): Promise<RunningTaskHandle>;
+  /**
+   * Takes over a task an earlier executor started and lost (it crashed): reattaches to
+   * it if it still runs, or reports how it ended. Null when there is nothing to adopt.
+   */
+  adopt(taskId: string, memoryBytes: number, onOutput: OutputListener): Promise<RunningTaskHandle | null>;
 }
 
 export const TASK_RUNTIME = Symbol('TASK_RUNTIME');

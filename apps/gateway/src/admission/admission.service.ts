@@ -51,6 +51,7 @@ export class AdmissionService {
       this.logger.info({ taskId: String(req.task_id).slice(0, 80), peer, reason: message }, 'task refused');
       return { success: false, message };
     };
+    if (this.nodeStatus.draining) return refuse('the node is shutting down and takes no new tasks');
     const idError = checkTaskId(req.task_id);
     if (idError) return refuse(idError);
     const taskId = req.task_id;
@@ -83,7 +84,7 @@ export class AdmissionService {
     if (diskError) return refuse(diskError);
 
     if (cancelled()) return refuse('the caller gave up before the task was admitted');
-    const reserved = await this.ledger.reserve(taskId, reservation, this.node);
+    const reserved = await this.ledger.reserve(taskId, { ...reservation, at: Date.now() }, this.node);
     if (!reserved.ok) return refuse(reserved.message);
 
     const zipFile = this.zipPath(taskId);

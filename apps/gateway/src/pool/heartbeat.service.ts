@@ -47,6 +47,12 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
     for (const t of this.tickers) t.start();
   }
 
+  /** First step of shutdown: tell the pool we are draining, so it sends no more work. */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.nodeStatus.draining = true;
+    await this.reportStatus().catch((err) => this.logger.warn({ err: grpcErrorText(err) }, 'could not report Draining'));
+  }
+
   onApplicationShutdown(): void {
     for (const t of this.tickers) t.stop();
   }

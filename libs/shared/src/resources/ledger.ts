@@ -105,6 +105,12 @@ export class ResourceLedger {
     return (await this.redis.hexists(this.key, taskId)) === 1;
   }
 
+  /** Every held reservation by task id. */
+  async entries(): Promise<Map<string, Reservation>> {
+    const all = await this.redis.hgetall(this.key);
+    return new Map(Object.entries(all).map(([k, v]) => [k, JSON.parse(v) as Reservation]));
+  }
+
   async totals(): Promise<LedgerTotals> {
     const vals = await this.redis.hvals(this.key);
     const t: LedgerTotals = { tasks: vals.length, cpuScore: 0, memoryMb: 0, gpuScore: 0, gpuMemoryGb: 0 };

@@ -29,6 +29,8 @@ export interface Reservation {
   memoryMb: number;
   gpuScore: number;
   gpuMemoryGb: number;
+  /** When it was taken (ms since epoch). */
+  at?: number;
 }
 
 /** Returns why a request can never fit this node (or null). Checks shape too. */

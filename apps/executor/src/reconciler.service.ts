@@ -1,0 +1,133 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
+import { Job, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { LOGGER } from '@hivemind/shared/logging/logger';
+import { REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { QueueName } from '@hivemind/shared/queue/queues';
+import { ExecutorBeat, RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { ResourceLedger } from '@hivemind/shared/resources/ledger';
+import { Ticker } from '@hivemind/shared/util/ticker';
+import { LABEL_MANAGED, LABEL_TASK } from './runtime/docker.runtime';
+import { RuntimeService } from './runtime/runtime.service';
+import { TaskRunnerService } from './task-runner.service';
+
+/** A held task younger than this may still be between its reservation and its job. */
+const ADMISSION_GRACE_MS = 60_000;
+const STALE_EXECUTOR_MS = 30_000;
+
+export interface ReconcileReport {
+  containersRemoved: string[];
+  filesRemoved: string[];
+  lostTasks: string[];
+  staleRunning: string[];
+}
+
+/**
+ * Puts things right after crashes, at start and every RECONCILE_INTERVAL:
+ * - containers of ours whose task the node no longer holds are removed (a task still
+ *   held keeps its container: the executor its job goes to adopts it);
+ * - workspaces, zips and logs of tasks no longer held are deleted;
+ * - `running` entries left by executors that stopped beating are dropped;
+ * - a held task with neither a task job nor a result job (its job failed for good) gets
+ *   a failure result, so the pool hears of it and its share is freed after upload.
+ */
+@Injectable()
+export class ReconcilerService implements OnApplicationShutdown {
+  private readonly ticker: Ticker;
+  private readonly tasks: Queue;
+  private readonly results: Queue;
+
+  constructor(
+    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly ledger: ResourceLedger,
+    private readonly runtimes: RuntimeService,
+    private readonly failures: TaskRunnerService,
+  ) {
+    this.tasks = new Queue(QueueName.Tasks, { connection: redis, prefix: keys.bullPrefix });
+    this.results = new Queue(QueueName.Results, { connection: redis, prefix: keys.bullPrefix });
+    for (const q of [this.tasks, this.results]) q.on('error', (err) => this.logger.warn({ err: err.message }, 'queue error'));
+    this.ticker = new Ticker('reconcile', config.RECONCILE_INTERVAL * 1000, async () => void (await this.reconcile()), (_n, err) =>
+      this.logger.warn({ err: (err as Error).message }, 'reconcile failed'),
+    );
+  }
+
+  start(): void {
+    this.ticker.start();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.ticker.stop();
+    await Promise.all([this.tasks.close(), this.results.close()]);
+  }
+
+  private async jobAlive(queue: Queue, taskId: string): Promise<boolean> {
+    const job = await Job.fromId(queue, taskId);
+    if (!job) return false;
+    const state = await job.getState();
+    return state !== 'failed' && state !== 'unknown';
+  }
+
+  async reconcile(): Promise<ReconcileReport> {
+    const report: ReconcileReport = { containersRemoved: [], filesRemoved: [], lostTasks: [], staleRunning: [] };
+    const held = await this.ledger.entries();
+
+    if (this.runtimes.runtime?.name === 'docker') {
+      const ours = await this.runtimes.engine.listContainers({ all: true, filters: { label: [`${LABEL_MANAGED}=true`] } });
+      for (const c of ours) {
+        const taskId = c.Labels?.[LABEL_TASK];
+        if (taskId && held.has(taskId)) continue;
+        await this.runtimes.engine.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+        report.containersRemoved.push(taskId ?? c.Id);
+      }
+    }
+
+    const w = this.config.workDir;
+    const leftovers: [string, (name: string) => string | null][] = [
+      ['workspaces', (n) => n],
+      ['incoming', (n) => (n.endsWith('.zip') ? n.slice(0, -4) : null)],
+      ['logs', (n) => (n.endsWith('.log') ? n.slice(0, -4) : null)],
+      ['results', (n) => (n.endsWith('.zip') ? n.slice(0, -4) : null)],
+    ];
+    for (const [dir, taskOf] of leftovers) {
+      for (const name of await fs.readdir(path.join(w, dir)).catch(() => [] as string[])) {
+        const taskId = taskOf(name);
+        if (taskId && held.has(taskId)) continue;
+        if (name.endsWith('.partial')) {
+          const owner = name.replace(/\.zip\.partial$/, '');
+          if (held.has(owner)) continue;
+        }
+        await fs.rm(path.join(w, dir, name), { recursive: true, force: true }).catch(() => undefined);
+        report.filesRemoved.push(`${dir}/${name}`);
+      }
+    }
+
+    const beats = Object.values(await this.redis.hgetall(this.keys.executors)).map((v) => JSON.parse(v) as ExecutorBeat);
+    const alive = new Set(beats.filter((b) => Date.now() - b.seenAt < STALE_EXECUTOR_MS).map((b) => b.executorId));
+    for (const [taskId, raw] of Object.entries(await this.redis.hgetall(this.keys.running))) {
+      const executorId = (JSON.parse(raw) as { executorId: string }).executorId;
+      if (alive.has(executorId) && held.has(taskId)) continue;
+      await this.redis.hdel(this.keys.running, taskId);
+      report.staleRunning.push(taskId);
+    }
+
+    for (const [taskId, r] of held) {
+      if (Date.now() - (r.at ?? 0) < ADMISSION_GRACE_MS) continue;
+      if ((await this.jobAlive(this.tasks, taskId)) || (await this.jobAlive(this.results, taskId))) continue;
+      const result = await this.failures.failureFor(taskId, 'the task was lost: its executor stopped and the task could not be recovered');
+      await this.results.add('upload', result, { jobId: taskId, attempts: 1_000_000, backoff: { type: 'custom' }, removeOnComplete: true, removeOnFail: false });
+      report.lostTasks.push(taskId);
+    }
+
+    if (report.containersRemoved.length || report.filesRemoved.length || report.lostTasks.length || report.staleRunning.length) {
+      this.logger.info(report, 'reconciled');
+    }
+    return report;
+  }
+}

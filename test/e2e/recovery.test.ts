@@ -1,0 +1,139 @@
+import { promises as fs } from 'node:fs';
+import { Job, Queue } from 'bullmq';
+import Docker from 'dockerode';
+import IORedis from 'ioredis';
+import { ownerClient, uploadTask, waitForStatus } from '../support/pool';
+import { PoolClient } from '@hivemind/shared/proto/pool-client';
+import { RunningService, Stack, waitFor } from '../support/stack';
+import { unzip } from '../support/unzip';
+import { makeZip } from '../support/zips';
+
+const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+const containerOf = async (taskId: string) =>
+  docker.listContainers({ all: true, filters: { label: [`io.hivemind.task-id=${taskId}`] } });
+
+/**
+ * Crashes and shutdowns of the executor: a task it was running is adopted, not run
+ * twice and not lost; SIGTERM drains; orphans are removed. Real processes, Docker and
+ * devpool; a short job lock so a dead executor's job is handed out again quickly.
+ */
+describe('executor crashes and shutdown', () => {
+  let stack: Stack;
+  let pool: PoolClient;
+  let executor: RunningService;
+
+  beforeAll(async () => {
+    stack = await Stack.create('recover', { JOB_LOCK_DURATION: '2', DRAIN_TIMEOUT: '2', RECONCILE_INTERVAL: '5', STOP_GRACE_PERIOD: '1' });
+    await stack.start('devpool');
+    executor = await stack.start('executor');
+    await stack.start('gateway');
+    pool = ownerClient(stack.devpoolAddress);
+  });
+
+  afterAll(async () => {
+    pool?.close();
+    await stack?.stopAll();
+  });
+
+  async function result(taskId: string) {
+    const res = await pool.call(pool.master, pool.master.getTaskResult, (token) => ({ task_id: taskId, token }));
+    return unzip(Buffer.from(res.result_zip));
+  }
+
+  const resultsReceived = (taskId: string) =>
+    stack.services
+      .filter((s) => s.name === 'devpool')
+      .flatMap((s) => s.output().split('\n'))
+      .filter((l) => l.includes(`"taskId":"${taskId}"`) && l.includes('result received')).length;
+
+  // The task counts its starts in its workspace, so a second run would show.
+  const counting = (seconds: number, exitCode = 0) =>
+    makeZip([
+      {
+        name: 'run.sh',
+        content: `echo start >> starts.txt\necho "running, starts: $(wc -l < starts.txt)"\nsleep ${seconds}\necho done\nexit ${exitCode}\n`,
+      },
+    ]);
+
+  it('adopts a running task after the executor is SIGKILLed; it runs once and ends once', async () => {
+    expect((await uploadTask(pool, 'crash-run', await counting(6))).success).toBe(true);
+    await waitFor('crash-run to start', async () => (await containerOf('crash-run')).some((c) => c.State === 'running'));
+    await stack.stop(executor, 'SIGKILL');
+    executor = await stack.start('executor');
+    const t = await waitForStatus(pool, 'crash-run', ['COMPLETED', 'FAILED'], 60_000);
+    expect(t.status).toBe('COMPLETED');
+    const files = await result('crash-run');
+    expect(files.get('execution_log.txt')!.data.toString()).toContain('Status: Success');
+    expect(files.get('starts.txt')!.data.toString()).toBe('start\n');
+    expect(files.get('task_logs.txt')!.data.toString()).toContain('resumed by this executor');
+    expect(files.get('task_logs.txt')!.data.toString()).toContain('done');
+    expect(resultsReceived('crash-run')).toBe(1);
+    expect(await containerOf('crash-run')).toEqual([]);
+  });
+
+  it('uses the exit status of a task that ended while no executor watched, without running it again', async () => {
+    expect((await uploadTask(pool, 'crash-exit', await counting(1, 3))).success).toBe(true);
+    await waitFor('crash-exit to start', async () => (await containerOf('crash-exit')).some((c) => c.State === 'running'));
+    await stack.stop(executor, 'SIGKILL');
+    await waitFor('the orphaned container to exit', async () => (await containerOf('crash-exit')).some((c) => c.State === 'exited'), 20_000);
+    executor = await stack.start('executor');
+    expect((await waitForStatus(pool, 'crash-exit', ['COMPLETED', 'FAILED'], 60_000)).status).toBe('COMPLETED');
+    const files = await result('crash-exit');
+    expect(files.get('execution_log.txt')!.data.toString()).toMatch(/Status: Failed\nReason: exited with code 3/);
+    expect(files.get('starts.txt')!.data.toString()).toBe('start\n');
+    expect(resultsReceived('crash-exit')).toBe(1);
+    expect(await containerOf('crash-exit')).toEqual([]);
+  });
+
+  it('removes containers of ours whose task the node does not hold', async () => {
+    const orphan = await docker.createContainer({
+      Image: 'hivemind/task-runtime:latest',
+      Cmd: ['sleep', '300'],
+      Labels: { 'io.hivemind.managed': 'true', 'io.hivemind.task-id': 'nobody-holds-this' },
+      HostConfig: { NetworkMode: 'none' },
+    });
+    await orphan.start();
+    await waitFor('the reconciler to remove the orphan', async () => (await containerOf('nobody-holds-this')).length === 0, 20_000);
+  });
+
+  it('gives a held task whose job vanished a failure result that says so', async () => {
+    const redis = new IORedis(stack.env.REDIS_URL);
+    const prefix = stack.env.REDIS_PREFIX;
+    const results = new Queue('results', { connection: redis, prefix: `${prefix}:q` });
+    try {
+      const old = Date.now() - 5 * 60_000;
+      await redis.hset(`${prefix}:ledger`, 'ghost-1', JSON.stringify({ cpuScore: 0, memoryMb: 128, gpuScore: 0, gpuMemoryGb: 0, at: old }));
+      const job = await waitFor('a result job for ghost-1', async () => Job.fromId(results, 'ghost-1'), 20_000);
+      expect(job.data).toMatchObject({ taskId: 'ghost-1', status: 'Failed', reason: expect.stringContaining('the task was lost') });
+      const exec = (await unzip(await fs.readFile(job.data.resultFile))).get('execution_log.txt')!.data.toString();
+      expect(exec).toContain('Status: Failed');
+    } finally {
+      // devpool never heard of ghost-1, so its upload would be retried: clear it away.
+      await (await Job.fromId(results, 'ghost-1'))?.remove().catch(() => undefined);
+      await redis.hdel(`${prefix}:ledger`, 'ghost-1');
+      await results.close();
+      redis.disconnect();
+    }
+  });
+
+  it('drains on SIGTERM: a task past DRAIN_TIMEOUT is stopped and its result says why; the executor exits cleanly', async () => {
+    expect((await uploadTask(pool, 'drain-1', await counting(60))).success).toBe(true);
+    await waitFor('drain-1 to start', async () => (await containerOf('drain-1')).some((c) => c.State === 'running'));
+    const t0 = Date.now();
+    expect(await stack.stop(executor, 'SIGTERM')).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    executor = await stack.start('executor');
+    expect((await waitForStatus(pool, 'drain-1', ['COMPLETED', 'FAILED'], 60_000)).status).toBe('COMPLETED');
+    const exec = (await result('drain-1')).get('execution_log.txt')!.data.toString();
+    expect(exec).toContain('Status: Stopped');
+    expect(exec).toContain('Reason: stopped because the node is shutting down');
+    expect(await containerOf('drain-1')).toEqual([]);
+  });
+
+  it('reports Draining to the pool when the gateway is stopped', async () => {
+    const gateway = stack.services.find((s) => s.name === 'gateway')!;
+    expect(await stack.stop(gateway, 'SIGTERM')).toBe(0);
+    const devpool = stack.services.find((s) => s.name === 'devpool')!;
+    expect(devpool.output()).toMatch(/"node":"alice","status":"Draining","msg":"node status changed"/);
+  });
+});
