@@ -96,17 +96,23 @@ describe('executor crashes and shutdown', () => {
     await waitFor('the reconciler to remove the orphan', async () => (await containerOf('nobody-holds-this')).length === 0, 20_000);
   });
 
-  it('gives a held task whose job vanished a failure result that says so', async () => {
+  it('gives a held task whose job vanished a failure result, or frees it if the pool never heard of it', async () => {
     const redis = new IORedis(stack.env.REDIS_URL);
     const prefix = stack.env.REDIS_PREFIX;
     const results = new Queue('results', { connection: redis, prefix: `${prefix}:q` });
     try {
       const old = Date.now() - 5 * 60_000;
+      // ghost-1 was accepted (the pool heard so) but its job is gone; ghost-2 never got its reply out.
       await redis.hset(`${prefix}:ledger`, 'ghost-1', JSON.stringify({ cpuScore: 0, memoryMb: 128, gpuScore: 0, gpuMemoryGb: 0, at: old }));
+      await redis.hset(`${prefix}:task:ghost-1`, { acceptedAt: old, repliedAt: old });
+      await redis.hset(`${prefix}:ledger`, 'ghost-2', JSON.stringify({ cpuScore: 0, memoryMb: 128, gpuScore: 0, gpuMemoryGb: 0, at: old }));
       const job = await waitFor('a result job for ghost-1', async () => Job.fromId(results, 'ghost-1'), 20_000);
       expect(job.data).toMatchObject({ taskId: 'ghost-1', status: 'Failed', reason: expect.stringContaining('the task was lost') });
       const exec = (await unzip(await fs.readFile(job.data.resultFile))).get('execution_log.txt')!.data.toString();
       expect(exec).toContain('Status: Failed');
+      // The pool never heard ghost-2 was accepted, and will offer it again: only its share is freed.
+      await waitFor('ghost-2 to be released', async () => !(await redis.hexists(`${prefix}:ledger`, 'ghost-2')), 20_000);
+      expect(await Job.fromId(results, 'ghost-2')).toBeUndefined();
     } finally {
       // devpool never heard of ghost-1, so its upload would be retried: clear it away.
       await (await Job.fromId(results, 'ghost-1'))?.remove().catch(() => undefined);

@@ -27,25 +27,30 @@ function spec(taskId: string, ws: string, command: string[], memoryMb = 256): Ru
   };
 }
 
-async function run(rt: TaskRuntime, s: RunSpec, stopAfterMs?: number) {
+async function run(rt: TaskRuntime, s: RunSpec, stopAfterMs?: number, keep = s.taskId === 'rt-exit') {
   let out = '';
   const h = await rt.start(s, (c) => (out += c.toString()));
   if (stopAfterMs !== undefined) setTimeout(() => void h.stop(1), stopAfterMs);
   const exit = await h.done;
+  if (!keep) await rt.remove(s.taskId);
   return { exit, out };
 }
 
 describe('the Docker runtime (real daemon)', () => {
   const rt = new DockerRuntime(docker, { image: IMAGE, user: '10001:10001', pidsLimit: 64, tmpfsMb: 16 });
 
-  it('captures stdout and stderr, returns the exit code and removes the container', async () => {
+  it('captures stdout and stderr, returns the exit code, and keeps the container until removed', async () => {
     const ws = await workspace({ 'a.py': 'import sys\nprint("out")\nprint("err", file=sys.stderr)\nsys.exit(4)' });
     const { exit, out } = await run(rt, spec('rt-exit', ws, ['python3', '-u', 'a.py']));
     expect(exit).toEqual({ exitCode: 4, oomKilled: false });
     expect(out).toContain('out');
     expect(out).toContain('err');
-    const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_TASK}=rt-exit`] } });
-    expect(left).toHaveLength(0);
+    const left = () => docker.listContainers({ all: true, filters: { label: [`${LABEL_TASK}=rt-exit`] } });
+    // Kept so that a successor can adopt it if this executor dies before queueing the result.
+    expect((await rt.adopt('rt-exit', 256 << 20, () => undefined))?.done).resolves.toEqual({ exitCode: 4, oomKilled: false });
+    expect(await left()).toHaveLength(1);
+    await rt.remove('rt-exit');
+    expect(await left()).toHaveLength(0);
   });
 
   it('creates the container hardened', async () => {

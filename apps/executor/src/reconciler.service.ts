@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
 import { REDIS } from '@hivemind/shared/nest/worker-core.module';
-import { QueueName } from '@hivemind/shared/queue/queues';
+import { QueueName, resultJobOptions } from '@hivemind/shared/queue/queues';
 import { ExecutorBeat, RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { Ticker } from '@hivemind/shared/util/ticker';
@@ -120,8 +120,16 @@ export class ReconcilerService implements OnApplicationShutdown {
     for (const [taskId, r] of held) {
       if (Date.now() - (r.at ?? 0) < ADMISSION_GRACE_MS) continue;
       if ((await this.jobAlive(this.tasks, taskId)) || (await this.jobAlive(this.results, taskId))) continue;
+      if (!(await this.redis.hexists(this.keys.task(taskId), 'repliedAt'))) {
+        // The gateway died before it told the pool "accepted": the pool still has the
+        // task pending and will offer it again, so only the reservation goes.
+        await this.ledger.release(taskId);
+        await this.redis.del(this.keys.task(taskId));
+        report.lostTasks.push(`${taskId} (never accepted; released)`);
+        continue;
+      }
       const result = await this.failures.failureFor(taskId, 'the task was lost: its executor stopped and the task could not be recovered');
-      await this.results.add('upload', result, { jobId: taskId, attempts: 1_000_000, backoff: { type: 'custom' }, removeOnComplete: true, removeOnFail: false });
+      await this.results.add('upload', result, resultJobOptions(taskId));
       report.lostTasks.push(taskId);
     }
 

@@ -195,8 +195,16 @@ export class TaskRunnerService {
       };
     } finally {
       this.live.delete(job.taskId);
-      await this.cleanup(job);
     }
+  }
+
+  /**
+   * Removes a task's container and files, once its result is queued (or it needs no
+   * result). Until then, an executor that takes over after a crash can still use them.
+   */
+  async release(job: TaskJob): Promise<void> {
+    await this.runtimes.runtime?.remove(job.taskId);
+    await this.cleanup(job);
   }
 
   /**

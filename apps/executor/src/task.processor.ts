@@ -6,16 +6,13 @@ import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
 import { REDIS } from '@hivemind/shared/nest/worker-core.module';
-import { parsePayload, QueueName, ResultJob, taskJobSchema } from '@hivemind/shared/queue/queues';
+import { parsePayload, QueueName, ResultJob, resultJobOptions, taskJobSchema } from '@hivemind/shared/queue/queues';
 import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { sleep } from '@hivemind/shared/util/ticker';
 import { ReconcilerService } from './reconciler.service';
 import { RuntimeService } from './runtime/runtime.service';
 import { TaskRunnerService } from './task-runner.service';
-
-/** Retries for a result upload: effectively without limit, with capped backoff (see the gateway). */
-const RESULT_ATTEMPTS = 1_000_000;
 
 /**
  * The executor's BullMQ worker on the tasks queue. Created paused (autorun: false)
@@ -83,6 +80,13 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
       if (job.id) await this.ledger.release(job.id);
       throw new UnrecoverableError((err as Error).message);
     }
+    // A redelivered job (its executor died) whose result was already queued, or whose
+    // task the node no longer holds, has nothing left to do but tidy up.
+    if ((await this.results.getJob(task.taskId)) || !(await this.ledger.holds(task.taskId))) {
+      this.logger.info({ taskId: task.taskId }, 'task already delivered; not running it again');
+      await this.runner.release(task);
+      return;
+    }
     let result: ResultJob;
     try {
       result = await this.runner.run(task, this.executorId);
@@ -96,13 +100,15 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
         throw new UnrecoverableError(`no result could be written for ${task.taskId}: ${(err2 as Error).message}`);
       }
     }
-    await this.results.add('upload', result, {
-      jobId: task.taskId,
-      attempts: RESULT_ATTEMPTS,
-      backoff: { type: 'custom' },
-      removeOnComplete: true,
-      removeOnFail: false,
-    });
+    // One result per task. Two executors can end up watching one container (one
+    // presumed dead whose lock lapsed, and the one that adopted it): whoever comes
+    // second finds the result job (same job id) or the task already released.
+    if ((await this.results.getJob(task.taskId)) || !(await this.ledger.holds(task.taskId))) {
+      this.logger.warn({ taskId: task.taskId }, 'another executor already delivered this task; dropping our result');
+      return;
+    }
+    await this.results.add('upload', result, resultJobOptions(task.taskId));
+    await this.runner.release(task);
   }
 
   /**

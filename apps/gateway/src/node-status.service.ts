@@ -33,11 +33,17 @@ export class NodeStatusService {
   async status(): Promise<{ status: string; held: number }> {
     const totals = await this.ledger.totals();
     if (this.draining) return { status: 'Draining', held: totals.tasks };
+    if (await this.paused()) return { status: 'Paused', held: totals.tasks };
     if (!(await this.hasExecutor())) return { status: 'Unavailable', held: totals.tasks };
     const defaults = { cpuScore: 0, gpuScore: 0, memoryGb: 0, gpuMemoryGb: 0 };
     const smallest = reservationFor(defaults, containerLimits(defaults, this.node, this.limitDefaults()), this.node);
     const room = this.ledger.hasRoom(totals, this.node, smallest);
     return { status: room ? 'Idle' : `Running ${totals.tasks} tasks`, held: totals.tasks };
+  }
+
+  /** The owner's pause: like a drain, but the node stays up and resumes when the flag goes. */
+  async paused(): Promise<boolean> {
+    return (await this.redis.exists(this.keys.paused)) === 1;
   }
 
   limitDefaults() {

@@ -88,7 +88,6 @@ export class DockerRuntime implements TaskRuntime {
     const startedAt = Date.parse(info.State.StartedAt) || Date.now();
     if (!info.State.Running && !info.State.FinishedAt?.startsWith('0001')) {
       // It ended while no executor watched: use how it ended, do not run it again.
-      await container.remove({ force: true }).catch(() => undefined);
       return {
         startedAt,
         done: Promise.resolve({ exitCode: info.State.ExitCode, oomKilled: Boolean(info.State.OOMKilled) }),
@@ -102,6 +101,10 @@ export class DockerRuntime implements TaskRuntime {
       return null;
     }
     return this.watch(container, memoryBytes, onOutput, false, startedAt);
+  }
+
+  async remove(taskId: string): Promise<void> {
+    await this.docker.getContainer(DockerRuntime.containerName(taskId)).remove({ force: true }).catch(() => undefined);
   }
 
   /** Attaches to a container's output (starting it if asked), and waits for its end. */
@@ -126,8 +129,6 @@ export class DockerRuntime implements TaskRuntime {
         return { exitCode: res.StatusCode, oomKilled: Boolean(info?.State?.OOMKilled) };
       } catch (err) {
         return { exitCode: null, oomKilled: false, error: `the container failed: ${(err as Error).message}` };
-      } finally {
-        await container.remove({ force: true }).catch(() => undefined);
       }
     })();
 

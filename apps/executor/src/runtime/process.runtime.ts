@@ -38,6 +38,10 @@ export class ProcessRuntime implements TaskRuntime {
     return null;
   }
 
+  async remove(): Promise<void> {
+    /* a finished process leaves nothing behind */
+  }
+
   async start(spec: RunSpec, onOutput: OutputListener): Promise<RunningTaskHandle> {
     const child = spawn(spec.command[0], spec.command.slice(1), {
       cwd: spec.workspace,

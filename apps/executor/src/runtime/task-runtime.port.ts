@@ -48,6 +48,11 @@ export interface TaskRuntime {
    * it if it still runs, or reports how it ended. Null when there is nothing to adopt.
    */
   adopt(taskId: string, memoryBytes: number, onOutput: OutputListener): Promise<RunningTaskHandle | null>;
+  /**
+   * Removes what is left of a finished task (its container). Called only once its
+   * result is queued: until then a crashed executor's successor can adopt it.
+   */
+  remove(taskId: string): Promise<void>;
 }
 
 export const TASK_RUNTIME = Symbol('TASK_RUNTIME');

@@ -52,6 +52,7 @@ export class AdmissionService {
       return { success: false, message };
     };
     if (this.nodeStatus.draining) return refuse('the node is shutting down and takes no new tasks');
+    if (await this.nodeStatus.paused()) return refuse('the node is paused by its owner and takes no new tasks');
     const idError = checkTaskId(req.task_id);
     if (idError) return refuse(idError);
     const taskId = req.task_id;
@@ -61,14 +62,10 @@ export class AdmissionService {
     if (fitError) return refuse(fitError);
 
     if (await this.ledger.holds(taskId)) return refuse(`task ${taskId} is already in flight on this node`);
-    if (!(await this.nodeStatus.hasExecutor())) return refuse('no executor is running on this node; try again later');
 
-    const limits = containerLimits(request, this.node, this.nodeStatus.limitDefaults());
-    const reservation = reservationFor(request, limits, this.node);
-    // A cheap look before reading a zip of up to 500 MB; the reservation below decides.
-    const early = await this.ledger.precheck(reservation, this.node);
-    if (!early.ok) return refuse(early.message);
-
+    // Faults that never go away (the zip, its size) are reported before passing ones
+    // (busy, no executor): the pool offers a refused task again and again, so it should
+    // hear the lasting reason. Inspection reads only the zip's central directory.
     let summary;
     try {
       summary = await inspectZip(req.task_zip ?? Buffer.alloc(0), {
@@ -82,6 +79,10 @@ export class AdmissionService {
 
     const diskError = await this.checkDisk(summary.uncompressedBytes + req.task_zip.length);
     if (diskError) return refuse(diskError);
+
+    if (!(await this.nodeStatus.hasExecutor())) return refuse('no executor is running on this node; try again later');
+    const limits = containerLimits(request, this.node, this.nodeStatus.limitDefaults());
+    const reservation = reservationFor(request, limits, this.node);
 
     if (cancelled()) return refuse('the caller gave up before the task was admitted');
     const reserved = await this.ledger.reserve(taskId, { ...reservation, at: Date.now() }, this.node);

@@ -41,6 +41,11 @@ export class ResultUploadService {
 
   async upload(job: ResultJob): Promise<void> {
     const log = this.logger.child({ taskId: job.taskId });
+    if (!(await this.ledger.holds(job.taskId))) {
+      // Already delivered (its share was freed): a late copy from a stale executor.
+      await fs.rm(job.resultFile, { force: true });
+      throw new UnrecoverableError(`the result of ${job.taskId} was already delivered; not uploading it twice`);
+    }
     const wait = await this.guardWaitMs(job.taskId);
     if (wait > 0) await sleep(wait);
     let zip: Buffer;

@@ -53,6 +53,15 @@ export const resultJobSchema = z.object({
 });
 export type ResultJob = z.infer<typeof resultJobSchema>;
 
+/**
+ * Options of every result job: the task id as job id (one result per task), retries
+ * without a practical limit (the gateway's backoff caps the delay), and removal once
+ * done or failed for good: a kept job would block a later run of the same task id.
+ */
+export function resultJobOptions(taskId: string) {
+  return { jobId: taskId, attempts: 1_000_000, backoff: { type: 'custom' }, removeOnComplete: true, removeOnFail: true };
+}
+
 /** Parses a payload read back from Redis; a bad one is a permanent failure. */
 export function parsePayload<T>(schema: z.ZodType<T>, data: unknown, what: string): T {
   const r = schema.safeParse(data);

@@ -40,6 +40,10 @@ export class RedisKeys {
   task(taskId: string): string {
     return `${this.prefix}:task:${taskId}`;
   }
+  /** Present while the node is paused: it takes no new tasks (the dashboard's pause). */
+  get paused(): string {
+    return `${this.prefix}:paused`;
+  }
   /** set when the pool asked to stop a task that may not have started yet. */
   stop(taskId: string): string {
     return `${this.prefix}:stop:${taskId}`;

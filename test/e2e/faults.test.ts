@@ -1,0 +1,86 @@
+import Docker from 'dockerode';
+import { ownerClient, taskInfo, uploadTask } from '../support/pool';
+import { PoolClient } from '@hivemind/shared/proto/pool-client';
+import { RunningService, Stack, waitFor } from '../support/stack';
+import { unzip } from '../support/unzip';
+import { makeZip } from '../support/zips';
+
+const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+const KILLS = Number(process.env.FAULT_KILLS ?? 20);
+const TASKS = 12;
+
+/**
+ * Fault injection: tasks flow while the executor is SIGKILLed at random moments of
+ * their lives (unpacking, running, after exit, while packing or queueing the result)
+ * and restarted. Every accepted task must end in exactly one result upload, no task
+ * may run twice, and no container may be left behind.
+ */
+describe(`the executor SIGKILLed ${KILLS} times while tasks run`, () => {
+  let stack: Stack;
+  let pool: PoolClient;
+
+  beforeAll(async () => {
+    stack = await Stack.create('faults', {
+      JOB_LOCK_DURATION: '2',
+      RECONCILE_INTERVAL: '5',
+      MAX_CONCURRENT_TASKS: '3',
+      DEVPOOL_DISPATCH_INTERVAL: '0.3',
+      TASK_DEFAULT_MEMORY_MB: '256',
+    });
+    await stack.start('devpool');
+    await stack.start('executor');
+    await stack.start('gateway');
+    pool = ownerClient(stack.devpoolAddress);
+  });
+
+  afterAll(async () => {
+    pool?.close();
+    await stack?.stopAll();
+  });
+
+  it('loses nothing, doubles nothing and leaves no container', async () => {
+    for (let i = 0; i < TASKS; i++) {
+      const secs = (0.5 + (i % 4) * 0.7).toFixed(1);
+      const zip = await makeZip([{ name: 'run.sh', content: `echo start >> starts.txt\nsleep ${secs}\necho ok > result/out.txt\n` }]);
+      expect((await uploadTask(pool, `fault-${i}`, zip)).success).toBe(true);
+    }
+    let executor: RunningService = stack.services.find((s) => s.name === 'executor')!;
+    for (let k = 0; k < KILLS; k++) {
+      await new Promise((r) => setTimeout(r, 300 + Math.random() * 2200));
+      await stack.stop(executor, 'SIGKILL');
+      executor = await stack.start('executor');
+    }
+    const ids = Array.from({ length: TASKS }, (_, i) => `fault-${i}`);
+    await waitFor('every task to end', async () => {
+      const infos = await Promise.all(ids.map((id) => taskInfo(pool, id)));
+      return infos.every((t) => t && ['COMPLETED', 'FAILED'].includes(t.status));
+    }, 240_000);
+
+    const devpoolLines = stack.services.filter((s) => s.name === 'devpool').flatMap((s) => s.output().split('\n'));
+    const uploads = new Map(ids.map((id) => [id, devpoolLines.filter((l) => l.includes(`"taskId":"${id}"`) && l.includes('result received')).length]));
+    const starts = new Map<string, number>();
+    const statuses = new Map<string, string>();
+    for (const id of ids) {
+      const res = await pool.call(pool.master, pool.master.getTaskResult, (token) => ({ task_id: id, token }));
+      const files = await unzip(Buffer.from(res.result_zip));
+      starts.set(id, (files.get('starts.txt')?.data.toString() ?? '').split('\n').filter(Boolean).length);
+      statuses.set(id, /Status: (\w+)/.exec(files.get('execution_log.txt')!.data.toString())![1]);
+    }
+    const ours = async () => (await docker.listContainers({ all: true, filters: { label: [`io.hivemind.task-id`] } })).filter((c) => ids.includes(c.Labels['io.hivemind.task-id']));
+    // The reconciler removes what a killed executor left; give it a couple of rounds.
+    await waitFor('leftover containers to be removed', async () => (await ours()).length === 0, 30_000).catch(() => undefined);
+    const orphans = (await ours()).length;
+    const pool_ = await Promise.all(ids.map((id) => taskInfo(pool, id)));
+    const counts = {
+      accepted: TASKS,
+      completedAtPool: pool_.filter((t) => t?.status === 'COMPLETED').length,
+      uploads: [...uploads.values()].reduce((a, b) => a + b, 0),
+      duplicates: [...uploads.values()].filter((n) => n > 1).length,
+      ranTwice: [...starts.values()].filter((n) => n > 1).length,
+      succeeded: [...statuses.values()].filter((s) => s === 'Success').length,
+      orphans,
+    };
+    console.log(`faults: ${KILLS} executor kills; ${JSON.stringify(counts)}; statuses ${JSON.stringify(Object.fromEntries(statuses))}`);
+    expect(counts).toEqual({ accepted: TASKS, completedAtPool: TASKS, uploads: TASKS, duplicates: 0, ranTwice: 0, succeeded: TASKS, orphans: 0 });
+  });
+});
