@@ -2,6 +2,7 @@ import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } fro
 import { Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
 import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { grpcErrorText } from '@hivemind/shared/proto/grpc';
@@ -18,6 +19,7 @@ export class ResultUploadProcessor implements OnApplicationBootstrap, OnApplicat
   private worker: Worker | null = null;
 
   constructor(
+    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly keys: RedisKeys,
@@ -31,6 +33,10 @@ export class ResultUploadProcessor implements OnApplicationBootstrap, OnApplicat
       connection: this.redis.duplicate({ connectionName: 'hivemind-gateway-results' }),
       prefix: this.keys.bullPrefix,
       concurrency: 4,
+      // An upload held by a gateway that died is taken up again once its lock lapses.
+      lockDuration: this.config.JOB_LOCK_DURATION * 1000,
+      stalledInterval: this.config.JOB_LOCK_DURATION * 1000,
+      maxStalledCount: 1_000_000,
       settings: { backoffStrategy: (attemptsMade: number) => backoffMs(attemptsMade, 1000, 30_000) },
     });
     this.worker.on('error', (err) => this.logger.warn({ err: err.message }, 'results worker error'));

@@ -1,0 +1,100 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { PoolClient } from '@hivemind/shared/proto/pool-client';
+import { ownerClient, uploadTask, waitForStatus } from '../support/pool';
+import { freePort, Stack, waitFor } from '../support/stack';
+import { makeZip } from '../support/zips';
+
+const sleepTask = (secs: number) => makeZip([{ name: 'run.sh', content: `echo start >> starts.txt\nsleep ${secs}\necho done\n` }]);
+
+const uploadsOf = (stack: Stack, taskId: string) =>
+  stack.services
+    .filter((s) => s.name === 'devpool')
+    .flatMap((s) => s.output().split('\n'))
+    .filter((l) => l.includes(`"taskId":"${taskId}"`) && l.includes('result received')).length;
+
+describe('the gateway SIGKILLed while a task runs', () => {
+  let stack: Stack;
+  let pool: PoolClient;
+
+  beforeAll(async () => {
+    stack = await Stack.create('gwkill', { JOB_LOCK_DURATION: '2' });
+    await stack.startAll();
+    pool = ownerClient(stack.devpoolAddress);
+  });
+
+  afterAll(async () => {
+    pool?.close();
+    await stack?.stopAll();
+  });
+
+  it('uploads the result once after the gateway is back, and heartbeats resume', async () => {
+    expect((await uploadTask(pool, 'gw-kill', await sleepTask(3))).success).toBe(true);
+    await waitForStatus(pool, 'gw-kill', ['RUNNING']);
+    const gateway = stack.services.find((s) => s.name === 'gateway')!;
+    await stack.stop(gateway, 'SIGKILL');
+    // The task ends and its result waits in Redis while no gateway runs.
+    await new Promise((r) => setTimeout(r, 5000));
+    expect(uploadsOf(stack, 'gw-kill')).toBe(0);
+    const again = await stack.start('gateway');
+    expect((await waitForStatus(pool, 'gw-kill', ['COMPLETED', 'FAILED'], 60_000)).status).toBe('COMPLETED');
+    expect(uploadsOf(stack, 'gw-kill')).toBe(1);
+    await waitFor('a heartbeat from the new gateway', async () => /"status":"Idle","msg":"node status"/.test(again.output()), 20_000);
+  });
+});
+
+/** A Redis of the test's own with AOF, as compose runs it, restarted mid-run. */
+describe('Redis restarted (AOF) while tasks run', () => {
+  let stack: Stack;
+  let pool: PoolClient;
+  let redis: ChildProcess;
+  let port: number;
+  let dir: string;
+
+  const startRedis = async () => {
+    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], { stdio: 'ignore' });
+    await waitFor('redis to listen', () => new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.end();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    }), 10_000, 100);
+  };
+
+  beforeAll(async () => {
+    port = await freePort();
+    stack = await Stack.create('redis', { JOB_LOCK_DURATION: '2', MAX_CONCURRENT_TASKS: '3' });
+    dir = path.join(stack.dir, 'redis');
+    await fs.mkdir(dir);
+    await startRedis();
+    stack.env.REDIS_URL = `redis://127.0.0.1:${port}`;
+    await stack.startAll();
+    pool = ownerClient(stack.devpoolAddress);
+  });
+
+  afterAll(async () => {
+    pool?.close();
+    await stack?.stopAll();
+    redis?.kill('SIGKILL');
+  });
+
+  it('loses no task and doubles none', async () => {
+    const ids = ['aof-1', 'aof-2', 'aof-3'];
+    for (const id of ids) expect((await uploadTask(pool, id, await sleepTask(3))).success).toBe(true);
+    await waitFor('the tasks to run', async () => {
+      const s = await Promise.all(ids.map((id) => waitForStatus(pool, id, ['RUNNING', 'COMPLETED'], 30_000)));
+      return s.length === 3;
+    });
+    const exited = new Promise((r) => redis.once('exit', r));
+    redis.kill('SIGTERM');
+    await exited;
+    await new Promise((r) => setTimeout(r, 2000));
+    await startRedis();
+    for (const id of ids) expect((await waitForStatus(pool, id, ['COMPLETED', 'FAILED'], 90_000)).status).toBe('COMPLETED');
+    expect(ids.map((id) => uploadsOf(stack, id))).toEqual([1, 1, 1]);
+    for (const s of stack.services) expect([s.name, s.proc.exitCode]).toEqual([s.name, null]);
+  });
+});
