@@ -6,7 +6,7 @@ import IORedis from 'ioredis';
 import { ExecuteTaskRequest, WorkerNodeServiceClient } from '@hivemind/shared/proto/generated/nodepool';
 import { insecure, messageSizeOptions, unary } from '@hivemind/shared/proto/grpc';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
-import { ownerClient, taskInfo, uploadTask } from '../support/pool';
+import { executeRequest, ownerClient, taskInfo, uploadTask } from '../support/pool';
 import { makeZip, makeZipWithRawName } from '../support/zips';
 import { Stack, waitFor } from '../support/stack';
 
@@ -32,8 +32,7 @@ describe('ExecuteTask admission', () => {
     await stack?.stopAll();
   });
 
-  const execute = (p: Partial<ExecuteTaskRequest>) =>
-    unary(worker, worker.executeTask, { task_id: 'ok-1', task_zip: Buffer.alloc(0), cpu_usage: 0, gpu_usage: 0, memory_gb: 0, gpu_memory_gb: 0, ...p });
+  const execute = (p: Partial<ExecuteTaskRequest>) => unary(worker, worker.executeTask, executeRequest(p));
   const runPy = () => makeZip([{ name: 'run.py', content: 'print("hi")' }]);
 
   it.each<[string, () => Promise<Partial<ExecuteTaskRequest>>, RegExp]>([

@@ -7,20 +7,12 @@ import { insecure, messageSizeOptions, unary } from '@hivemind/shared/proto/grpc
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { SECRET_METADATA_KEY } from '@hivemind/shared/security/caller-guard';
 import { makeTestPki, TestPki } from '../support/certs';
-import { uploadTask, waitForStatus } from '../support/pool';
+import { executeRequest, uploadTask, waitForStatus } from '../support/pool';
 import { Stack, waitFor } from '../support/stack';
 import { unzip } from '../support/unzip';
 import { makeZip } from '../support/zips';
 
-const request = (p: Partial<ExecuteTaskRequest>): ExecuteTaskRequest => ({
-  task_id: 'sec-1',
-  task_zip: Buffer.alloc(0),
-  cpu_usage: 0,
-  gpu_usage: 0,
-  memory_gb: 0,
-  gpu_memory_gb: 0,
-  ...p,
-});
+const request = (p: Partial<ExecuteTaskRequest>) => executeRequest({ task_id: 'sec-1', ...p });
 
 const withSecret = (secret: string) => {
   const md = new Metadata();

@@ -1,4 +1,4 @@
-import { TaskInfo } from '@hivemind/shared/proto/generated/nodepool';
+import { ExecuteTaskRequest, TaskInfo } from '@hivemind/shared/proto/generated/nodepool';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { waitFor } from './stack';
 
@@ -7,20 +7,7 @@ export function ownerClient(address: string, username = 'alice', password = `${u
   return new PoolClient(address, { username, password }, { maxMessageBytes: 64 << 20, callTimeoutMs: 20_000 });
 }
 
-export async function uploadTask(pool: PoolClient, taskId: string, zip: Buffer, ask: { memoryGb?: number; cpuScore?: number } = {}) {
-  return pool.call(pool.master, pool.master.uploadTask, (token) => ({
-    task_id: taskId,
-    task_zip: zip,
-    memory_gb: ask.memoryGb ?? 0,
-    cpu_score: ask.cpuScore ?? 0,
-    gpu_score: 0,
-    gpu_memory_gb: 0,
-    location: '',
-    gpu_name: '',
-    token,
-    host_count: 1,
-  }));
-}
+export { uploadTask } from '../../apps/devpool/src/submit-client';
 
 export async function taskInfo(pool: PoolClient, taskId: string): Promise<TaskInfo | undefined> {
   return (await pool.call(pool.master, pool.master.getAllUserTasks, (token) => ({ token }))).tasks.find((t) => t.task_id === taskId);
@@ -31,4 +18,9 @@ export function waitForStatus(pool: PoolClient, taskId: string, statuses: string
     const t = await taskInfo(pool, taskId);
     return t && statuses.includes(t.status) ? t : null;
   }, timeoutMs);
+}
+
+/** An ExecuteTask request with harmless defaults, for calling a gateway directly. */
+export function executeRequest(p: Partial<ExecuteTaskRequest> = {}): ExecuteTaskRequest {
+  return { task_id: 'ok-1', task_zip: Buffer.alloc(0), cpu_usage: 0, gpu_usage: 0, memory_gb: 0, gpu_memory_gb: 0, ...p };
 }

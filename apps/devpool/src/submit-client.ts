@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { ZipFile } from 'yazl';
+import { PoolClient } from '@hivemind/shared/proto/pool-client';
 
 /** Zips a folder's regular files (paths relative to it) into a buffer. */
 export async function zipFolder(dir: string): Promise<Buffer> {
@@ -40,4 +41,20 @@ export function newLogText(previous: string, current: string): string {
 export function statusOf(executionLog: string): string | null {
   const m = /^Status: (\w+)/m.exec(executionLog);
   return m ? m[1] : null;
+}
+
+/** Uploads a task zip as its owner (MasterNodeService.UploadTask). */
+export function uploadTask(pool: PoolClient, taskId: string, zip: Buffer, ask: { memoryGb?: number; cpuScore?: number } = {}) {
+  return pool.call(pool.master, pool.master.uploadTask, (token) => ({
+    task_id: taskId,
+    task_zip: zip,
+    memory_gb: ask.memoryGb ?? 0,
+    cpu_score: ask.cpuScore ?? 0,
+    gpu_score: 0,
+    gpu_memory_gb: 0,
+    location: '',
+    gpu_name: '',
+    token,
+    host_count: 1,
+  }));
 }

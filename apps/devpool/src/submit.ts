@@ -14,7 +14,7 @@ import { grpcErrorText } from '@hivemind/shared/proto/grpc';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { channelCredentials } from '@hivemind/shared/security/tls';
 import { extractZip } from '@hivemind/shared/task-format/zip-extract';
-import { newLogText, statusOf, zipFolder } from './submit-client';
+import { newLogText, statusOf, uploadTask, zipFolder } from './submit-client';
 
 const USAGE = `usage: npm run submit -- <folder> [options]
   --pool HOST:PORT     Node Pool address (env HIVEMIND_POOL, default localhost:50051)
@@ -101,18 +101,7 @@ async function main(): Promise<number> {
   try {
     await pool.login();
     const zip = await zipFolder(folder);
-    const up = await pool.call(pool.master, pool.master.uploadTask, (token) => ({
-      task_id: taskId,
-      task_zip: zip,
-      memory_gb: memoryGb,
-      cpu_score: cpuScore,
-      gpu_score: 0,
-      gpu_memory_gb: 0,
-      location: '',
-      gpu_name: '',
-      token,
-      host_count: 1,
-    }));
+    const up = await uploadTask(pool, taskId, zip, { memoryGb, cpuScore });
     if (!up.success) {
       console.error(`the pool refused the task: ${up.message}`);
       return 2;

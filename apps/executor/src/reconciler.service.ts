@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
 import { REDIS } from '@hivemind/shared/nest/worker-core.module';
-import { QueueName, resultJobOptions } from '@hivemind/shared/queue/queues';
+import { openQueue, QueueName, resultJobOptions } from '@hivemind/shared/queue/queues';
 import { ExecutorBeat, RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { Ticker } from '@hivemind/shared/util/ticker';
@@ -50,9 +50,8 @@ export class ReconcilerService implements OnApplicationShutdown {
     private readonly runtimes: RuntimeService,
     private readonly failures: TaskRunnerService,
   ) {
-    this.tasks = new Queue(QueueName.Tasks, { connection: redis, prefix: keys.bullPrefix });
-    this.results = new Queue(QueueName.Results, { connection: redis, prefix: keys.bullPrefix });
-    for (const q of [this.tasks, this.results]) q.on('error', (err) => this.logger.warn({ err: err.message }, 'queue error'));
+    this.tasks = openQueue(QueueName.Tasks, redis, keys, logger);
+    this.results = openQueue(QueueName.Results, redis, keys, logger);
     this.ticker = new Ticker('reconcile', config.RECONCILE_INTERVAL * 1000, async () => void (await this.reconcile()), (_n, err) =>
       this.logger.warn({ err: (err as Error).message }, 'reconcile failed'),
     );

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
 import { REDIS } from '@hivemind/shared/nest/worker-core.module';
-import { parsePayload, QueueName, ResultJob, resultJobOptions, taskJobSchema } from '@hivemind/shared/queue/queues';
+import { openQueue, parsePayload, QueueName, ResultJob, resultJobOptions, taskJobSchema } from '@hivemind/shared/queue/queues';
 import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { sleep } from '@hivemind/shared/util/ticker';
@@ -39,8 +39,7 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
     private readonly runner: TaskRunnerService,
     private readonly reconciler: ReconcilerService,
   ) {
-    this.results = new Queue(QueueName.Results, { connection: redis, prefix: keys.bullPrefix });
-    this.results.on('error', (err) => this.logger.warn({ err: err.message }, 'results queue error'));
+    this.results = openQueue(QueueName.Results, redis, keys, logger);
   }
 
   onApplicationBootstrap(): void {

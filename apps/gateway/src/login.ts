@@ -12,7 +12,7 @@ import { loadWorkerConfig } from '@hivemind/shared/config/worker-config';
 import { grpcErrorText } from '@hivemind/shared/proto/grpc';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { storeCredentials } from '@hivemind/shared/security/secrets';
-import { channelCredentials } from '@hivemind/shared/security/tls';
+import { poolChannelCredentials } from '@hivemind/shared/security/tls';
 
 async function main(): Promise<number> {
   if (!process.stdin.isTTY) {
@@ -56,13 +56,7 @@ async function main(): Promise<number> {
   const pool = new PoolClient(config.NODE_POOL_ADDRESS, { username, password }, {
     maxMessageBytes: 1 << 20,
     callTimeoutMs: config.POOL_CALL_TIMEOUT * 1000,
-    channelCredentials: channelCredentials({
-      tls: config.POOL_TLS,
-      ca: config.POOL_TLS_CA,
-      cert: config.POOL_TLS_CERT,
-      key: config.POOL_TLS_KEY,
-      names: { ca: 'POOL_TLS_CA', cert: 'POOL_TLS_CERT', key: 'POOL_TLS_KEY' },
-    }),
+    channelCredentials: poolChannelCredentials(config),
   });
   try {
     await pool.login();

@@ -4,7 +4,7 @@ import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-conf
 import { LOGGER } from '@hivemind/shared/logging/logger';
 import { grpcErrorText, UnaryFn } from '@hivemind/shared/proto/grpc';
 import { PoolClient, PoolCredentials } from '@hivemind/shared/proto/pool-client';
-import { channelCredentials } from '@hivemind/shared/security/tls';
+import { poolChannelCredentials } from '@hivemind/shared/security/tls';
 
 /** The volunteer's pool login, resolved once at boot (see security/secrets.ts). */
 export const POOL_CREDENTIALS = Symbol('POOL_CREDENTIALS');
@@ -27,13 +27,7 @@ export class PoolLinkService implements OnApplicationShutdown {
     this.client = new PoolClient(config.NODE_POOL_ADDRESS, credentials, {
       maxMessageBytes: config.maxMessageBytes,
       callTimeoutMs: config.POOL_CALL_TIMEOUT * 1000,
-      channelCredentials: channelCredentials({
-        tls: config.POOL_TLS,
-        ca: config.POOL_TLS_CA,
-        cert: config.POOL_TLS_CERT,
-        key: config.POOL_TLS_KEY,
-        names: { ca: 'POOL_TLS_CA', cert: 'POOL_TLS_CERT', key: 'POOL_TLS_KEY' },
-      }),
+      channelCredentials: poolChannelCredentials(config),
     });
   }
 

@@ -1,4 +1,8 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
 import { z } from 'zod';
+import { RedisKeys } from './redis-keys';
 
 /**
  * Every queue the project uses, and the typed payload of its jobs.
@@ -69,4 +73,11 @@ export function parsePayload<T>(schema: z.ZodType<T>, data: unknown, what: strin
     throw new Error(`invalid ${what} payload: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
   return r.data;
+}
+
+/** Opens a queue on the shared connection, with the error listener every queue needs. */
+export function openQueue(name: QueueName, redis: Redis, keys: RedisKeys, logger: Logger): Queue {
+  const q = new Queue(name, { connection: redis, prefix: keys.bullPrefix });
+  q.on('error', (err) => logger.warn({ err: err.message, queue: name }, 'queue error'));
+  return q;
 }

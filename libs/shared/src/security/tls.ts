@@ -50,3 +50,14 @@ export function channelCredentials(f: ClientTlsFiles): ChannelCredentials {
     f.cert ? read(f.cert, f.names.cert) : null,
   );
 }
+
+/** The worker's channel to the pool, from POOL_TLS, POOL_TLS_CA, POOL_TLS_CERT and POOL_TLS_KEY. */
+export function poolChannelCredentials(c: { POOL_TLS: boolean; POOL_TLS_CA?: string; POOL_TLS_CERT?: string; POOL_TLS_KEY?: string }): ChannelCredentials {
+  return channelCredentials({
+    tls: c.POOL_TLS,
+    ca: c.POOL_TLS_CA,
+    cert: c.POOL_TLS_CERT,
+    key: c.POOL_TLS_KEY,
+    names: { ca: 'POOL_TLS_CA', cert: 'POOL_TLS_CERT', key: 'POOL_TLS_KEY' },
+  });
+}
