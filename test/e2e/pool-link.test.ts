@@ -82,6 +82,11 @@ describe('the link to the Node Pool', () => {
     expect(t.status).toBe('COMPLETED');
     const uploads = devpool.output().split('\n').filter((l) => l.includes('"taskId":"outage-1"') && l.includes('result received'));
     expect(uploads).toHaveLength(1);
+    // Its last line was printed while the pool was frozen: it waited, and arrived.
+    await waitFor('the output printed during the outage', async () => {
+      const log = await pool.call(pool.master, pool.master.getTasklog, (token) => ({ task_id: 'outage-1', token }));
+      return log.log.includes('finished');
+    }, 20_000);
   });
 
   it('publishes host samples the gateway reports', async () => {

@@ -2,10 +2,13 @@ import type { Redis } from 'ioredis';
 import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { LineSplitter, TaskLog } from '@hivemind/shared/task-format/task-log';
 
-/** Upper bound on what one flush sends to Redis; the pool keeps 10,240 characters anyway. */
-const MAX_BATCH_CHARS = 16 * 1024;
-/** Output entries kept in the stream at most (the gateway deletes what it relayed). */
-const STREAM_MAXLEN = 100_000;
+/** Upper bound on what one flush sends to Redis: the pool keeps 10,240 characters anyway. */
+const MAX_BATCH_CHARS = 10_240;
+/**
+ * Output entries kept in the stream at most (about 50 MB at worst). The gateway deletes
+ * what the pool took; during a long pool outage the oldest go first.
+ */
+const STREAM_MAXLEN = 5_000;
 
 /**
  * Where a running task's output goes: every line to the task's bounded log file, and

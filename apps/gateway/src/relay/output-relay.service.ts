@@ -24,7 +24,8 @@ export function batchOutput(lines: string[], cap = POOL_OUTPUT_TAIL): string {
 
 /**
  * Relays task output from the executors (a Redis stream) to the pool with
- * TaskOutputUpload: new lines only, batched per task, at most OUTPUT_FLUSH_INTERVAL late.
+ * TaskOutputUpload: new lines only, batched per task, at most OUTPUT_FLUSH_INTERVAL late,
+ * and kept in the stream until the pool has them.
  */
 @Injectable()
 export class OutputRelayService implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -57,17 +58,32 @@ export class OutputRelayService implements OnApplicationBootstrap, OnApplication
     await this.loop?.catch(() => undefined);
   }
 
+  private async read(id: '0' | '>', blockMs?: number): Promise<[string, string[]][]> {
+    const key = this.keys.output;
+    const res = (
+      blockMs === undefined
+        ? await this.reader.xreadgroup('GROUP', GROUP, this.consumer, 'COUNT', 1000, 'STREAMS', key, id)
+        : await this.reader.xreadgroup('GROUP', GROUP, this.consumer, 'COUNT', 1000, 'BLOCK', blockMs, 'STREAMS', key, id)
+    ) as [string, [string, string[] | null][]][] | null;
+    return (res?.[0]?.[1] ?? []) as [string, string[]][];
+  }
+
+  /**
+   * Output the pool has not taken yet stays pending in the stream (this is its outbox,
+   * kept across a gateway restart) and goes out first, with a growing pause while the
+   * pool stays unreachable.
+   */
   private async run(): Promise<void> {
-    let pendingFirst = true;
+    let failures = 0;
     while (!this.stopped) {
       try {
-        const block = Math.round(this.config.OUTPUT_FLUSH_INTERVAL * 1000);
-        const res = (await this.reader.xreadgroup(
-          'GROUP', GROUP, this.consumer, 'COUNT', 1000, 'BLOCK', block, 'STREAMS', this.keys.output, pendingFirst ? '0' : '>',
-        )) as [string, [string, string[]][]][] | null;
-        const entries = res?.[0]?.[1] ?? [];
-        if (pendingFirst && entries.length === 0) pendingFirst = false;
-        if (entries.length) await this.forward(entries);
+        let entries = await this.read('0');
+        const retrying = entries.length > 0;
+        if (!retrying) entries = await this.read('>', Math.round(this.config.OUTPUT_FLUSH_INTERVAL * 1000));
+        if (!entries.length) continue;
+        const delivered = await this.forward(entries);
+        failures = delivered ? 0 : failures + 1;
+        if (failures) await sleep(Math.min(10_000, 500 * 2 ** failures));
       } catch (err) {
         if (this.stopped) return;
         this.logger.warn({ err: (err as Error).message }, 'output relay read failed; retrying');
@@ -76,33 +92,45 @@ export class OutputRelayService implements OnApplicationBootstrap, OnApplication
     }
   }
 
-  private async forward(entries: [string, string[]][]): Promise<void> {
-    const byTask = new Map<string, string[]>();
-    for (const [, fields] of entries) {
+  /** Sends each task's new lines; returns whether anything reached the pool. */
+  private async forward(entries: [string, string[] | null][]): Promise<boolean> {
+    const byTask = new Map<string, { ids: string[]; lines: string[] }>();
+    const done: string[] = [];
+    for (const [id, fields] of entries) {
       const f: Record<string, string> = {};
-      for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]] = fields[i + 1];
-      if (!f.task) continue;
-      const list = byTask.get(f.task) ?? [];
-      list.push(f.text ?? '');
-      byTask.set(f.task, list);
+      for (let i = 0; fields && i + 1 < fields.length; i += 2) f[fields[i]] = fields[i + 1];
+      // An entry trimmed from the stream while pending comes back without fields.
+      if (!f.task) {
+        done.push(id);
+        continue;
+      }
+      const t = byTask.get(f.task) ?? { ids: [], lines: [] };
+      t.ids.push(id);
+      t.lines.push(f.text ?? '');
+      byTask.set(f.task, t);
     }
+    let delivered = false;
     await Promise.all(
-      [...byTask].map(async ([taskId, lines]) => {
+      [...byTask].map(async ([taskId, t]) => {
         try {
           const res = await this.pool.call('TaskOutputUpload', this.pool.client.workers, this.pool.client.workers.taskOutputUpload, (token) => ({
             task_id: taskId,
-            output: batchOutput(lines),
+            output: batchOutput(t.lines),
             token,
           }));
+          // A refusal (e.g. a task the pool does not know) will not change: drop the lines.
           if (!res.success) this.logger.debug({ taskId, message: res.message }, 'pool refused task output');
+          delivered = true;
+          done.push(...t.ids);
         } catch (err) {
-          // Live output is best effort; the whole log travels in the result zip.
-          this.logger.debug({ taskId, err: grpcErrorText(err) }, 'task output not delivered');
+          this.logger.debug({ taskId, err: grpcErrorText(err) }, 'task output not delivered; kept for the next try');
         }
       }),
     );
-    const ids = entries.map(([id]) => id);
-    await this.reader.xack(this.keys.output, GROUP, ...ids);
-    await this.reader.xdel(this.keys.output, ...ids);
+    if (done.length) {
+      await this.reader.xack(this.keys.output, GROUP, ...done);
+      await this.reader.xdel(this.keys.output, ...done);
+    }
+    return delivered || byTask.size === 0;
   }
 }
