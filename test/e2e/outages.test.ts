@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { ownerClient, uploadTask, waitForStatus } from '../support/pool';
 import { freePort, Stack, waitFor } from '../support/stack';
+import { unzip } from '../support/unzip';
 import { makeZip } from '../support/zips';
 
 const sleepTask = (secs: number) => makeZip([{ name: 'run.sh', content: `echo start >> starts.txt\nsleep ${secs}\necho done\n` }]);
@@ -42,6 +43,43 @@ describe('the gateway SIGKILLed while a task runs', () => {
     expect((await waitForStatus(pool, 'gw-kill', ['COMPLETED', 'FAILED'], 60_000)).status).toBe('COMPLETED');
     expect(uploadsOf(stack, 'gw-kill')).toBe(1);
     await waitFor('a heartbeat from the new gateway', async () => /"status":"Idle","msg":"node status"/.test(again.output()), 20_000);
+  });
+});
+
+describe('every service SIGTERMed while a task runs', () => {
+  let stack: Stack;
+  let pool: PoolClient;
+
+  beforeAll(async () => {
+    stack = await Stack.create('sigterm', { DRAIN_TIMEOUT: '2', STOP_GRACE_PERIOD: '1' });
+    await stack.startAll();
+    pool = ownerClient(stack.devpoolAddress);
+  });
+
+  afterAll(async () => {
+    pool?.close();
+    await stack?.stopAll();
+  });
+
+  it('drains and exits cleanly; after a restart the Stopped result is uploaded once', async () => {
+    expect((await uploadTask(pool, 'term-all', await sleepTask(60))).success).toBe(true);
+    await waitForStatus(pool, 'term-all', ['RUNNING']);
+    await new Promise((r) => setTimeout(r, 1000));
+    const workers = stack.services.filter((s) => s.name !== 'devpool');
+    const t0 = Date.now();
+    const codes = await Promise.all(workers.map((s) => stack.stop(s, 'SIGTERM')));
+    expect(codes).toEqual(workers.map(() => 0));
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    for (const s of workers) stack.services.splice(stack.services.indexOf(s), 1);
+    await stack.start('monitor');
+    await stack.start('executor');
+    await stack.start('gateway');
+    expect((await waitForStatus(pool, 'term-all', ['COMPLETED', 'FAILED'], 60_000)).status).toBe('COMPLETED');
+    const res = await pool.call(pool.master, pool.master.getTaskResult, (token) => ({ task_id: 'term-all', token }));
+    const exec = (await unzip(Buffer.from(res.result_zip))).get('execution_log.txt')!.data.toString();
+    expect(exec).toContain('Status: Stopped');
+    expect(exec).toContain('stopped because the node is shutting down');
+    expect(uploadsOf(stack, 'term-all')).toBe(1);
   });
 });
 
