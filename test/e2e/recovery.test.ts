@@ -85,15 +85,25 @@ describe('executor crashes and shutdown', () => {
     expect(await containerOf('crash-exit')).toEqual([]);
   });
 
-  it('removes containers of ours whose task the node does not hold', async () => {
-    const orphan = await docker.createContainer({
-      Image: 'hivemind/task-runtime:latest',
-      Cmd: ['sleep', '300'],
-      Labels: { 'io.hivemind.managed': 'true', 'io.hivemind.task-id': 'nobody-holds-this' },
-      HostConfig: { NetworkMode: 'none' },
-    });
+  it("removes containers of ours whose task the node does not hold, and leaves another instance's alone", async () => {
+    const make = (taskId: string, instance: string) =>
+      docker.createContainer({
+        Image: 'hivemind/task-runtime:latest',
+        Cmd: ['sleep', '300'],
+        Labels: { 'io.hivemind.managed': 'true', 'io.hivemind.task-id': taskId, 'io.hivemind.instance': instance },
+        HostConfig: { NetworkMode: 'none' },
+      });
+    const suffix = stack.env.REDIS_PREFIX.slice(-8);
+    const orphan = await make(`nobody-holds-this-${suffix}`, stack.env.REDIS_PREFIX);
+    const other = await make(`another-workers-task-${suffix}`, 'some-other-worker');
     await orphan.start();
-    await waitFor('the reconciler to remove the orphan', async () => (await containerOf('nobody-holds-this')).length === 0, 20_000);
+    await other.start();
+    try {
+      await waitFor('the reconciler to remove the orphan', async () => (await containerOf(`nobody-holds-this-${suffix}`)).length === 0, 20_000);
+      expect(await containerOf(`another-workers-task-${suffix}`)).toHaveLength(1);
+    } finally {
+      await other.remove({ force: true });
+    }
   });
 
   it('gives a held task whose job vanished a failure result, or frees it if the pool never heard of it', async () => {

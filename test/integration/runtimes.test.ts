@@ -94,6 +94,7 @@ describe('the Docker runtime (real daemon)', () => {
     expect(u!.cpuPercent).toBeGreaterThan(30);
     expect(u!.memoryBytes).toBeGreaterThan(0);
     expect((await h.done).exitCode).toBe(0);
+    await rt.remove('rt-usage');
   });
 });
 

@@ -11,7 +11,7 @@ import { openQueue, QueueName, resultJobOptions } from '@hivemind/shared/queue/q
 import { ExecutorBeat, RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { Ticker } from '@hivemind/shared/util/ticker';
-import { LABEL_MANAGED, LABEL_TASK } from './runtime/docker.runtime';
+import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_TASK } from './runtime/docker.runtime';
 import { RuntimeService } from './runtime/runtime.service';
 import { TaskRunnerService } from './task-runner.service';
 
@@ -78,10 +78,14 @@ export class ReconcilerService implements OnApplicationShutdown {
     const held = await this.ledger.entries();
 
     if (this.runtimes.runtime?.name === 'docker') {
-      const ours = await this.runtimes.engine.listContainers({ all: true, filters: { label: [`${LABEL_MANAGED}=true`] } });
+      // Only this worker's containers: another instance may share the Docker daemon.
+      const ours = await this.runtimes.engine.listContainers({
+        all: true,
+        filters: { label: [`${LABEL_MANAGED}=true`, `${LABEL_INSTANCE}=${this.config.REDIS_PREFIX}`] },
+      });
       for (const c of ours) {
         const taskId = c.Labels?.[LABEL_TASK];
-        if (taskId && held.has(taskId)) continue;
+        if (taskId && (held.has(taskId) || (await this.ledger.holds(taskId)))) continue;
         await this.runtimes.engine.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
         report.containersRemoved.push(taskId ?? c.Id);
       }
@@ -96,12 +100,10 @@ export class ReconcilerService implements OnApplicationShutdown {
     ];
     for (const [dir, taskOf] of leftovers) {
       for (const name of await fs.readdir(path.join(w, dir)).catch(() => [] as string[])) {
-        const taskId = taskOf(name);
-        if (taskId && held.has(taskId)) continue;
-        if (name.endsWith('.partial')) {
-          const owner = name.replace(/\.zip\.partial$/, '');
-          if (held.has(owner)) continue;
-        }
+        // A partial file is named <task>.zip.<writer>.partial; it belongs to <task>.
+        const owner = name.endsWith('.partial') ? name.slice(0, name.indexOf('.')) : taskOf(name);
+        // Checked again now: a task admitted since the snapshot is held before its files exist.
+        if (owner && (held.has(owner) || (await this.ledger.holds(owner)))) continue;
         await fs.rm(path.join(w, dir, name), { recursive: true, force: true }).catch(() => undefined);
         report.filesRemoved.push(`${dir}/${name}`);
       }

@@ -16,7 +16,7 @@ import { TaskLog } from '@hivemind/shared/task-format/task-log';
 import { extractZip } from '@hivemind/shared/task-format/zip-extract';
 import { OutputSink } from './output-sink';
 import { RuntimeService, taskUser } from './runtime/runtime.service';
-import { LABEL_MANAGED, LABEL_NODE, LABEL_TASK } from './runtime/docker.runtime';
+import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE, LABEL_TASK } from './runtime/docker.runtime';
 import { RunExit, RunningTaskHandle, TaskRuntime } from './runtime/task-runtime.port';
 
 interface Live {
@@ -109,8 +109,12 @@ export class TaskRunnerService {
     return true;
   }
 
-  /** Stops every task this executor runs (a drain that ran out of time). */
+  /** Set by a drain that ran out of time: tasks that start from now on are stopped at once. */
+  private stopping: string | null = null;
+
+  /** Stops every task this executor runs, and any it starts later (a drain that ran out of time). */
   stopAll(reason: string): number {
+    this.stopping = reason;
     for (const id of [...this.live.keys()]) this.requestStop(id, reason);
     return this.live.size;
   }
@@ -120,7 +124,7 @@ export class TaskRunnerService {
     const log = this.logger.child({ taskId: job.taskId });
     const { workspace, logFile, resultFile } = this.paths(job.taskId);
     const startedAt = new Date();
-    const live: Live = { handle: null, stopReason: null };
+    const live: Live = { handle: null, stopReason: this.stopping };
     this.live.set(job.taskId, live);
     let sink: OutputSink | null = null;
     let exit: RunExit = { exitCode: null, oomKilled: false };
@@ -194,7 +198,8 @@ export class TaskRunnerService {
         finishedAt: record.finishedAt.getTime(),
       };
     } finally {
-      this.live.delete(job.taskId);
+      // A second run of the same task (a redelivered job) keeps its own entry.
+      if (this.live.get(job.taskId) === live) this.live.delete(job.taskId);
     }
   }
 
@@ -252,7 +257,12 @@ export class TaskRunnerService {
           LANG: 'C.UTF-8',
         },
         limits: job.limits,
-        labels: { [LABEL_MANAGED]: 'true', [LABEL_TASK]: job.taskId, [LABEL_NODE]: this.config.NODE_ID || 'unknown' },
+        labels: {
+          [LABEL_MANAGED]: 'true',
+          [LABEL_TASK]: job.taskId,
+          [LABEL_NODE]: this.config.NODE_ID || 'unknown',
+          [LABEL_INSTANCE]: this.config.REDIS_PREFIX,
+        },
       },
       (chunk) => sink.push(chunk),
     );
@@ -288,20 +298,28 @@ export class TaskRunnerService {
     }
   }
 
-  /** Writes the result zip; if the workspace cannot be packed, a result without it that says why. */
+  /**
+   * Writes the result zip. If the workspace cannot be packed, or packs to more than
+   * one gRPC message can carry, the result holds the logs only and says why.
+   */
   private async packResult(workspace: string, record: ExecutionRecord, logFile: string, outFile: string): Promise<void> {
     await fs.mkdir(workspace, { recursive: true });
+    // Room for the rest of the upload message (task id, token, framing).
+    const cap = this.config.maxMessageBytes - Math.min(1024 * 1024, this.config.maxMessageBytes / 16);
+    let why: string | null = null;
     try {
-      await writeResultZip({ workspace, record, logFile, outFile });
+      const size = await writeResultZip({ workspace, record, logFile, outFile });
+      if (size > cap) why = `the result packs to ${size} bytes, more than the ${cap} bytes one upload can carry (MAX_MESSAGE_MB); only the logs are sent`;
     } catch (err) {
-      this.logger.warn({ taskId: record.taskId, err: (err as Error).message }, 'workspace could not be packed');
-      const empty = await fs.mkdtemp(path.join(this.config.workDir, 'empty-'));
-      try {
-        const why = `${record.reason}; the workspace could not be packed: ${(err as Error).message}`;
-        await writeResultZip({ workspace: empty, record: { ...record, status: 'Failed', reason: why }, logFile, outFile });
-      } finally {
-        await fs.rm(empty, { recursive: true, force: true });
-      }
+      why = `the workspace could not be packed: ${(err as Error).message}`;
+    }
+    if (!why) return;
+    this.logger.warn({ taskId: record.taskId, why }, 'result without the workspace');
+    const empty = await fs.mkdtemp(path.join(this.config.workDir, 'empty-'));
+    try {
+      await writeResultZip({ workspace: empty, record: { ...record, status: 'Failed', reason: `${record.reason}; ${why}` }, logFile, outFile });
+    } finally {
+      await fs.rm(empty, { recursive: true, force: true });
     }
   }
 

@@ -1,6 +1,6 @@
 import * as os from 'node:os';
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { Job, Queue, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
@@ -44,7 +44,7 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
 
   onApplicationBootstrap(): void {
     const lockMs = this.config.JOB_LOCK_DURATION * 1000;
-    this.worker = new Worker(QueueName.Tasks, (job) => this.process(job), {
+    this.worker = new Worker(QueueName.Tasks, (job, token) => this.process(job, token), {
       connection: this.redis.duplicate({ connectionName: 'hivemind-executor-tasks' }),
       prefix: this.keys.bullPrefix,
       concurrency: this.config.executorConcurrency,
@@ -70,7 +70,12 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
     void this.worker.run().catch((err) => this.logger.error({ err }, 'tasks worker stopped'));
   }
 
-  private async process(job: Job): Promise<void> {
+  private async process(job: Job, token?: string): Promise<void> {
+    if (this.draining && token) {
+      // Fetched after the drain began: hand it back for another executor (or our successor).
+      await job.moveToDelayed(Date.now(), token);
+      throw new DelayedError();
+    }
     let task;
     try {
       task = parsePayload(taskJobSchema, job.data, 'task job');

@@ -13,6 +13,8 @@ export interface DockerRuntimeOptions {
 export const LABEL_MANAGED = 'io.hivemind.managed';
 export const LABEL_TASK = 'io.hivemind.task-id';
 export const LABEL_NODE = 'io.hivemind.node-id';
+/** The Redis prefix of the worker instance that owns the container (several can share a daemon). */
+export const LABEL_INSTANCE = 'io.hivemind.instance';
 
 const WORKSPACE = '/workspace';
 

@@ -2,6 +2,7 @@ import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } fro
 import { Metadata } from '@grpc/grpc-js';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { ConfigError } from '@hivemind/shared/config/env-parsers';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
 import { REDIS } from '@hivemind/shared/nest/worker-core.module';
@@ -41,6 +42,10 @@ export class CallerGuardService implements OnApplicationBootstrap, OnApplication
   async onApplicationBootstrap(): Promise<void> {
     const c = this.config;
     const secret = c.POOL_SHARED_SECRET ?? (c.POOL_SHARED_SECRET_FILE ? readSecretFile(c.POOL_SHARED_SECRET_FILE, 'POOL_SHARED_SECRET_FILE') : undefined);
+    // An empty secret (say, a mis-mounted secret file) must not silently turn the check off.
+    if (secret !== undefined && secret.trim().length < 8) {
+      throw new ConfigError('Invalid configuration:\n  POOL_SHARED_SECRET: the shared secret is empty or shorter than 8 characters');
+    }
     const entries = await this.allowEntries();
     this.guard = new CallerGuard(parseAllowlist(entries), entries, secret);
     this.logger.info({ allowed: entries, sharedSecret: Boolean(secret) }, 'callers allowed to push tasks');

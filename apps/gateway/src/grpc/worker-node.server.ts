@@ -40,10 +40,12 @@ export class WorkerNodeServer implements OnApplicationBootstrap, OnApplicationSh
 
   async onApplicationBootstrap(): Promise<void> {
     // Callers are checked by the interceptor, on their metadata, before the body is read.
+    const served: string[] = [WorkerNodeServiceService.executeTask.path, WorkerNodeServiceService.stopTaskExecution.path];
     const guard = callerInterceptor(
-      [WorkerNodeServiceService.executeTask.path, WorkerNodeServiceService.stopTaskExecution.path],
+      served,
       (method, peer, md) => this.callers.check(method, peer, md),
       '; this node takes tasks only from its Node Pool',
+      Object.values(WorkerNodeServiceService).map((m) => m.path).filter((p) => !served.includes(p)),
     );
     const server = createGrpcServer(this.config.maxMessageBytes, [guard]);
     const handlers: Record<string, UntypedHandleCall> = {
@@ -83,7 +85,7 @@ export class WorkerNodeServer implements OnApplicationBootstrap, OnApplicationSh
       res = { success: false, message: `the node failed to admit the task: ${(err as Error).message}` };
     }
     cb(null, res);
-    if (res.success) await this.admission.markReplied(call.request.task_id).catch(() => undefined);
+    if (res.success && !call.cancelled) await this.admission.markReplied(call.request.task_id).catch(() => undefined);
   }
 
   async onApplicationShutdown(): Promise<void> {

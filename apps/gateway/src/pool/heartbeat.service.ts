@@ -8,8 +8,11 @@ import { NODE_CAPACITY, REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { grpcErrorText } from '@hivemind/shared/proto/grpc';
 import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { NodeCapacity } from '@hivemind/shared/resources/limits';
-import { Ticker } from '@hivemind/shared/util/ticker';
-import { NodeStatusService } from '../node-status.service';
+import { Ticker, within } from '@hivemind/shared/util/ticker';
+import { DockerStatus, NodeStatusService } from '../node-status.service';
+
+/** How long a heartbeat waits for Redis before it reports what it last knew. */
+const REDIS_WAIT_MS = 2000;
 import { PoolLinkService } from './pool-link.service';
 
 /**
@@ -23,6 +26,8 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
   private readonly tickers: Ticker[];
   private readonly statusTicker: Ticker;
   private lastStatus: string | null = null;
+  private lastHeld = 0;
+  private lastDocker: DockerStatus = 'unavailable';
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
@@ -63,7 +68,9 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
   }
 
   async register(): Promise<void> {
-    const docker = await this.nodeStatus.dockerStatus();
+    // Redis may be down: the pool must keep hearing from us all the same.
+    const docker = await within(this.nodeStatus.dockerStatus(), REDIS_WAIT_MS, this.lastDocker);
+    this.lastDocker = docker;
     const res = await this.pool.call('RegisterWorkerNode', this.pool.client.nodes, this.pool.client.nodes.registerWorkerNode, () => ({
       node_id: this.pool.nodeId,
       hostname: this.config.ADVERTISE_HOST,
@@ -83,11 +90,14 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
   }
 
   async reportStatus(): Promise<void> {
+    // With Redis unreachable nothing can be admitted: say Unavailable, with what we last knew.
     const [{ status, held }, sample, docker] = await Promise.all([
-      this.nodeStatus.status(),
-      readLatestSample(this.redis, this.keys),
-      this.nodeStatus.dockerStatus(),
+      within(this.nodeStatus.status(), REDIS_WAIT_MS, { status: 'Unavailable', held: this.lastHeld }),
+      within(readLatestSample(this.redis, this.keys), REDIS_WAIT_MS, null),
+      within(this.nodeStatus.dockerStatus(), REDIS_WAIT_MS, this.lastDocker),
     ]);
+    this.lastHeld = held;
+    this.lastDocker = docker;
     const gpu = sample?.gpus[0];
     const res = await this.pool.call('ReportStatus', this.pool.client.nodes, this.pool.client.nodes.reportStatus, () => ({
       node_id: this.pool.nodeId,

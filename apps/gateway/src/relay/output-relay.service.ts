@@ -77,15 +77,22 @@ export class OutputRelayService implements OnApplicationBootstrap, OnApplication
     let failures = 0;
     while (!this.stopped) {
       try {
-        let entries = await this.read('0');
-        const retrying = entries.length > 0;
-        if (!retrying) entries = await this.read('>', Math.round(this.config.OUTPUT_FLUSH_INTERVAL * 1000));
+        // Undelivered entries first, then new ones: one task the pool keeps refusing to
+        // take must not hold back everyone else's output.
+        const pending = await this.read('0');
+        const fresh = await this.read('>', pending.length ? undefined : Math.round(this.config.OUTPUT_FLUSH_INTERVAL * 1000));
+        const entries = [...pending, ...fresh];
         if (!entries.length) continue;
         const delivered = await this.forward(entries);
-        failures = delivered ? 0 : failures + 1;
-        if (failures) await sleep(Math.min(10_000, 500 * 2 ** failures));
+        failures = delivered ? 0 : Math.min(failures + 1, 5);
+        if (failures) await sleep(500 * 2 ** failures);
       } catch (err) {
         if (this.stopped) return;
+        if (/NOGROUP/.test((err as Error).message)) {
+          // The stream (and its group) went away, e.g. Redis lost its data: start again.
+          await this.reader.xgroup('CREATE', this.keys.output, GROUP, '0', 'MKSTREAM').catch(() => undefined);
+          continue;
+        }
         this.logger.warn({ err: (err as Error).message }, 'output relay read failed; retrying');
         await sleep(1000);
       }

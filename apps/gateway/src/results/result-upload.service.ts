@@ -52,9 +52,10 @@ export class ResultUploadService {
     try {
       zip = await fs.readFile(job.resultFile);
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // passing (EMFILE, EIO): retry
       // Gone: there is nothing left to upload, and retrying cannot bring it back.
       await this.finish(job);
-      throw new UnrecoverableError(`the result file of ${job.taskId} cannot be read: ${(err as Error).message}`);
+      throw new UnrecoverableError(`the result file of ${job.taskId} is gone`);
     }
     const res = await this.pool.call(
       'TaskResultUpload',

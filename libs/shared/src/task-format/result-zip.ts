@@ -122,7 +122,8 @@ export async function writeResultZip(input: ResultZipInput): Promise<number> {
   // A read error mid-file makes yazl emit 'error'; end the output with it, or the pipeline would wait forever.
   zip.on('error', (err: Error) => (zip.outputStream as unknown as { destroy(e: Error): void }).destroy(err));
   zip.end();
-  const tmp = `${outFile}.partial`;
+  // Each writer its own temporary name: two runs of one task must not interleave.
+  const tmp = `${outFile}.${process.pid}.${Math.random().toString(36).slice(2, 8)}.partial`;
   await fs.mkdir(path.dirname(outFile), { recursive: true });
   try {
     await pipeline(zip.outputStream, createWriteStream(tmp));

@@ -65,3 +65,14 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 export function backoffMs(attempt: number, baseMs = 1000, capMs = 30000): number {
   return Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1));
 }
+
+/** The promise's value, or `fallback` if it has not settled within `ms` (or it failed). */
+export async function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<F>((resolve) => (timer = setTimeout(() => resolve(fallback), ms)));
+  try {
+    return await Promise.race([promise.catch(() => fallback), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
