@@ -49,6 +49,12 @@ describe('the resource ledger in Redis', () => {
     });
   });
 
+  it("stamps each reservation with Redis's clock", async () => {
+    await ledger.reserve('a', r(1, 1), node);
+    const at = (await ledger.entries()).get('a')!.at!;
+    expect(Math.abs((await ledger.now()) - at)).toBeLessThan(5000);
+  });
+
   it('frees a task on release', async () => {
     await ledger.reserve('a', r(200, 4096), node);
     expect(await ledger.reserve('b', r(1, 1), node)).toMatchObject({ ok: false });

@@ -73,6 +73,12 @@ export class ReconcilerService implements OnApplicationShutdown {
     return state !== 'failed' && state !== 'unknown';
   }
 
+  /** A large zip may take the gateway a while to store: wait while its file still grows. */
+  private async zipBeingWritten(taskId: string): Promise<boolean> {
+    const st = await fs.stat(path.join(this.config.workDir, 'incoming', `${taskId}.zip.partial`)).catch(() => null);
+    return Boolean(st && Date.now() - st.mtimeMs < ADMISSION_GRACE_MS);
+  }
+
   async reconcile(): Promise<ReconcileReport> {
     const report: ReconcileReport = { containersRemoved: [], filesRemoved: [], lostTasks: [], staleRunning: [] };
     const held = await this.ledger.entries();
@@ -118,8 +124,10 @@ export class ReconcilerService implements OnApplicationShutdown {
       report.staleRunning.push(taskId);
     }
 
+    const now = await this.ledger.now();
     for (const [taskId, r] of held) {
-      if (Date.now() - (r.at ?? 0) < ADMISSION_GRACE_MS) continue;
+      if (now - (r.at ?? 0) < ADMISSION_GRACE_MS) continue;
+      if (await this.zipBeingWritten(taskId)) continue;
       if ((await this.jobAlive(this.tasks, taskId)) || (await this.jobAlive(this.results, taskId))) continue;
       if (!(await this.redis.hexists(this.keys.task(taskId), 'repliedAt'))) {
         // The gateway died before it told the pool "accepted": the pool still has the

@@ -219,6 +219,10 @@ export class TaskRunnerService {
   async failureFor(taskId: string, reason: string, entryPoint = 'unknown'): Promise<ResultJob> {
     const { logFile, resultFile } = this.paths(taskId);
     const now = new Date();
+    if (await fs.stat(resultFile).then((st) => st.isFile(), () => false)) {
+      // The real result was written before things went wrong: send that, not a stand-in.
+      return { taskId, resultFile, status: 'Failed', reason: `${reason} (its result was recovered)`, exitCode: null, receivedAt: now.getTime(), startedAt: now.getTime(), finishedAt: now.getTime() };
+    }
     const empty = await fs.mkdtemp(path.join(os.tmpdir(), 'hivemind-empty-'));
     try {
       await writeResultZip({

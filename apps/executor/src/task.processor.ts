@@ -111,7 +111,16 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
       this.logger.warn({ taskId: task.taskId }, 'another executor already delivered this task; dropping our result');
       return;
     }
-    await this.results.add('upload', result, resultJobOptions(task.taskId));
+    // A Redis blip here must not turn a finished task into a lost one.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.results.add('upload', result, resultJobOptions(task.taskId));
+        break;
+      } catch (err) {
+        if (attempt >= 10) throw err;
+        await sleep(Math.min(5000, 250 * 2 ** attempt));
+      }
+    }
     await this.runner.release(task);
   }
 

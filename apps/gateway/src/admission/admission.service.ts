@@ -85,7 +85,7 @@ export class AdmissionService {
     const reservation = reservationFor(request, limits, this.node);
 
     if (cancelled()) return refuse('the caller gave up before the task was admitted');
-    const reserved = await this.ledger.reserve(taskId, { ...reservation, at: Date.now() }, this.node);
+    const reserved = await this.ledger.reserve(taskId, reservation, this.node);
     if (!reserved.ok) return refuse(reserved.message);
 
     const zipFile = this.zipPath(taskId);

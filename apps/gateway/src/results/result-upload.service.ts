@@ -41,6 +41,11 @@ export class ResultUploadService {
 
   async upload(job: ResultJob): Promise<void> {
     const log = this.logger.child({ taskId: job.taskId });
+    if (await this.redis.hexists(this.keys.task(job.taskId), 'uploadedAt')) {
+      // The pool took it before this gateway (or its predecessor) could tidy up.
+      await this.finish(job);
+      return;
+    }
     if (!(await this.ledger.holds(job.taskId))) {
       // Already delivered (its share was freed): a late copy from a stale executor.
       await fs.rm(job.resultFile, { force: true });
@@ -65,6 +70,7 @@ export class ResultUploadService {
       this.uploadDeadlineMs(zip.length),
     );
     if (!res.success) throw new Error(`the pool did not take the result: ${res.message || 'no reason given'}`);
+    await this.redis.hset(this.keys.task(job.taskId), 'uploadedAt', Date.now());
     log.info({ status: job.status, bytes: zip.length }, 'result uploaded');
     await this.finish(job);
   }

@@ -25,7 +25,10 @@ if cpu + req.cpuScore > tonumber(ARGV[4]) + 1e-6 then return {'CPU', tostring(cp
 if mem + req.memoryMb > tonumber(ARGV[5]) then return {'MEMORY', tostring(mem)} end
 if gpu + req.gpuScore > tonumber(ARGV[6]) + 1e-6 then return {'GPU', tostring(gpu)} end
 if gmem + req.gpuMemoryGb > tonumber(ARGV[7]) then return {'GPU_MEMORY', tostring(gmem)} end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+-- Stamped with Redis's clock, the one every process compares against.
+local now = redis.call('TIME')
+req.at = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(req))
 return {'OK', '0'}
 `;
 
@@ -103,6 +106,12 @@ export class ResourceLedger {
 
   async holds(taskId: string): Promise<boolean> {
     return (await this.redis.hexists(this.key, taskId)) === 1;
+  }
+
+  /** Redis's clock, in ms (reservations are stamped with it). */
+  async now(): Promise<number> {
+    const [sec, usec] = await this.redis.time();
+    return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
   }
 
   /** Every held reservation by task id. */
