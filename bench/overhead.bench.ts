@@ -104,6 +104,8 @@ async function main(): Promise<void> {
       'queued for upload (the upload guard is not part of this span), against a bare dockerode',
       'create / start / wait / remove of the same hardened container (same image, user, limits,',
       `bind mount, \`NetworkDisabled\`). ${N} interleaved pairs after ${WARMUP} warm-up pairs.`,
+      'The worker removes the container only after the result is queued (so that a successor can',
+      'adopt it after a crash), so that removal falls outside its span but inside the baseline\'s.',
       '',
       '| path | n | median | p25 – p75 | min – max |',
       '|---|---|---|---|---|',
