@@ -18,11 +18,15 @@ describe('refusal log', () => {
     expect(lines).toHaveLength(4);
   });
 
-  it('tracks a bounded number of addresses', () => {
-    const lines: string[] = [];
-    const log = new RefusalLog((e) => lines.push(e.address), 60_000, 10);
-    for (let i = 0; i < 100; i++) log.refused(`10.0.0.${i}`, 'ADDRESS', 'no');
-    expect(lines).toHaveLength(100);
+  it('tracks a bounded number of addresses, and writes a bounded number of lines however many there are', () => {
+    let now = 0;
+    const lines: { address: string; suppressed: number }[] = [];
+    const log = new RefusalLog((e) => lines.push({ address: e.address, suppressed: e.suppressed }), 60_000, 10, () => now, 50);
+    for (let i = 0; i < 5000; i++) log.refused(`2001:db8::${i.toString(16)}`, 'ADDRESS', 'no');
+    expect(lines).toHaveLength(50);
     expect((log as unknown as { seen: Map<string, unknown> }).seen.size).toBeLessThanOrEqual(10);
+    now = 61_000;
+    log.flush();
+    expect(lines.at(-1)).toEqual({ address: '(many)', suppressed: 4950 });
   });
 });
