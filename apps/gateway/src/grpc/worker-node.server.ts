@@ -17,9 +17,6 @@ import { AdmissionService } from '../admission/admission.service';
 import { StopService } from '../admission/stop.service';
 import { CallerGuardService } from './caller-guard.service';
 
-const servedByPool = (_call: unknown, cb: sendUnaryData<never>) =>
-  cb({ code: status.UNIMPLEMENTED, details: 'this method is served by the Node Pool, not by a worker' }, null);
-
 /**
  * The worker's half of WorkerNodeService on GRPC_PORT (50053), accepting messages up
  * to MAX_MESSAGE_MB. grpc-js is used directly (not Nest's gRPC transport) for the
@@ -56,10 +53,6 @@ export class WorkerNodeServer implements OnApplicationBootstrap, OnApplicationSh
           .stop(call.request.task_id, call.getPeer())
           .then((res) => cb(null, res))
           .catch((err) => cb({ code: status.INTERNAL, details: `stop failed: ${(err as Error).message}` }, null)),
-      taskOutputUpload: servedByPool,
-      taskResultUpload: servedByPool,
-      taskOutput: servedByPool,
-      taskUsage: servedByPool,
     };
     server.addService(WorkerNodeServiceService, handlers);
     const c = this.config;
