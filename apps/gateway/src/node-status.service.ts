@@ -1,10 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
-import { NODE_CAPACITY, REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { ExecutorBeat, RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
-import { containerLimits, NodeCapacity, reservationFor } from '@hivemind/shared/resources/limits';
+import { containerLimits, reservationFor } from '@hivemind/shared/resources/limits';
+import { NodeSettingsStore } from '@hivemind/shared/settings/node-settings';
 
 export type DockerStatus = 'available' | 'unavailable' | 'disabled';
 
@@ -19,7 +20,7 @@ export class NodeStatusService {
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
-    @Inject(NODE_CAPACITY) private readonly node: NodeCapacity,
+    private readonly settings: NodeSettingsStore,
     @Inject(REDIS) private readonly redis: Redis,
     private readonly keys: RedisKeys,
     private readonly ledger: ResourceLedger,
@@ -35,9 +36,10 @@ export class NodeStatusService {
     if (this.draining) return { status: 'Draining', held: totals.tasks };
     if (await this.paused()) return { status: 'Paused', held: totals.tasks };
     if (!(await this.hasExecutor())) return { status: 'Unavailable', held: totals.tasks };
+    const node = await this.settings.capacity();
     const defaults = { cpuScore: 0, gpuScore: 0, memoryGb: 0, gpuMemoryGb: 0 };
-    const smallest = reservationFor(defaults, containerLimits(defaults, this.node, this.limitDefaults()), this.node);
-    const room = this.ledger.hasRoom(totals, this.node, smallest);
+    const smallest = reservationFor(defaults, containerLimits(defaults, node, this.limitDefaults()), node);
+    const room = this.ledger.hasRoom(totals, node, smallest);
     return { status: room ? 'Idle' : `Running ${totals.tasks} tasks`, held: totals.tasks };
   }
 

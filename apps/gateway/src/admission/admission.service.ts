@@ -6,12 +6,13 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
-import { NODE_CAPACITY, REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { NodeSettingsStore } from '@hivemind/shared/settings/node-settings';
 import { ExecuteTaskRequest, ExecuteTaskResponse } from '@hivemind/shared/proto/generated/nodepool';
 import { TaskJob } from '@hivemind/shared/queue/queues';
 import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
-import { checkRequest, containerLimits, NodeCapacity, reservationFor } from '@hivemind/shared/resources/limits';
+import { checkRequest, containerLimits, reservationFor } from '@hivemind/shared/resources/limits';
 import { checkTaskId } from '@hivemind/shared/task-format/task-id';
 import { TaskFormatError } from '@hivemind/shared/task-format/task-format.error';
 import { inspectZip } from '@hivemind/shared/task-format/zip-inspect';
@@ -27,7 +28,7 @@ import { TASKS_QUEUE } from '../queues.provider';
 export class AdmissionService {
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
-    @Inject(NODE_CAPACITY) private readonly node: NodeCapacity,
+    private readonly settings: NodeSettingsStore,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(TASKS_QUEUE) private readonly tasks: Queue,
@@ -58,7 +59,8 @@ export class AdmissionService {
     const taskId = req.task_id;
 
     const request = { cpuScore: req.cpu_usage, gpuScore: req.gpu_usage, memoryGb: req.memory_gb, gpuMemoryGb: req.gpu_memory_gb };
-    const fitError = checkRequest(request, this.node);
+    const node = await this.settings.capacity();
+    const fitError = checkRequest(request, node);
     if (fitError) return refuse(fitError);
 
     if (await this.ledger.holds(taskId)) return refuse(`task ${taskId} is already in flight on this node`);
@@ -81,11 +83,11 @@ export class AdmissionService {
     if (diskError) return refuse(diskError);
 
     if (!(await this.nodeStatus.hasExecutor())) return refuse('no executor is running on this node; try again later');
-    const limits = containerLimits(request, this.node, this.nodeStatus.limitDefaults());
-    const reservation = reservationFor(request, limits, this.node);
+    const limits = containerLimits(request, node, this.nodeStatus.limitDefaults());
+    const reservation = reservationFor(request, limits, node);
 
     if (cancelled()) return refuse('the caller gave up before the task was admitted');
-    const reserved = await this.ledger.reserve(taskId, reservation, this.node);
+    const reserved = await this.ledger.reserve(taskId, reservation, node);
     if (!reserved.ok) return refuse(reserved.message);
 
     const zipFile = this.zipPath(taskId);

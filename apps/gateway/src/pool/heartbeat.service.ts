@@ -4,12 +4,18 @@ import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
 import { readLatestSample } from '@hivemind/shared/monitor/host-sample';
-import { NODE_CAPACITY, REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { grpcErrorText } from '@hivemind/shared/proto/grpc';
 import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { NodeCapacity } from '@hivemind/shared/resources/limits';
+import { effectiveCapacity, NodeSettingsStore } from '@hivemind/shared/settings/node-settings';
 import { Ticker, within } from '@hivemind/shared/util/ticker';
 import { DockerStatus, NodeStatusService } from '../node-status.service';
+
+/** The registered fields of a capacity, to notice a change. */
+function capacityKey(n: NodeCapacity): string {
+  return `${Math.floor(n.cpuCores)}/${n.memoryGb}/${n.cpuScore}/${n.gpuScore}/${n.gpuMemoryGb}`;
+}
 
 /** How long a heartbeat waits for Redis before it reports what it last knew. */
 const REDIS_WAIT_MS = 2000;
@@ -28,10 +34,13 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
   private lastStatus: string | null = null;
   private lastHeld = 0;
   private lastDocker: DockerStatus = 'unavailable';
+  /** What the last RegisterWorkerNode said of capacity; a change re-registers at once. */
+  private registered = '';
+  private readonly registerTicker: Ticker;
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
-    @Inject(NODE_CAPACITY) private readonly node: NodeCapacity,
+    private readonly settings: NodeSettingsStore,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(REDIS) private readonly redis: Redis,
     private readonly keys: RedisKeys,
@@ -40,8 +49,9 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
   ) {
     const onError = (name: string, err: unknown) => this.logger.warn({ job: name, err: grpcErrorText(err) }, 'heartbeat job failed');
     this.statusTicker = new Ticker('report-status', config.HEARTBEAT_INTERVAL * 1000, () => this.reportStatus(), onError);
+    this.registerTicker = new Ticker('register', config.REGISTER_INTERVAL * 1000, () => this.register(), onError);
     this.tickers = [
-      new Ticker('register', config.REGISTER_INTERVAL * 1000, () => this.register(), onError),
+      this.registerTicker,
       this.statusTicker,
       new Ticker('node-usage', config.NODE_USAGE_INTERVAL * 1000, () => this.nodeUsage(), onError),
       new Ticker('balance', config.BALANCE_INTERVAL * 1000, () => this.fetchBalance(), onError),
@@ -69,22 +79,26 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
 
   async register(): Promise<void> {
     // Redis may be down: the pool must keep hearing from us all the same.
-    const docker = await within(this.nodeStatus.dockerStatus(), REDIS_WAIT_MS, this.lastDocker);
+    const [docker, node] = await Promise.all([
+      within(this.nodeStatus.dockerStatus(), REDIS_WAIT_MS, this.lastDocker),
+      within(this.settings.capacity(), REDIS_WAIT_MS, effectiveCapacity(this.settings.machine, this.settings.lastKnown())),
+    ]);
     this.lastDocker = docker;
     const res = await this.pool.call('RegisterWorkerNode', this.pool.client.nodes, this.pool.client.nodes.registerWorkerNode, () => ({
       node_id: this.pool.nodeId,
       hostname: this.config.ADVERTISE_HOST,
-      cpu_cores: Math.max(1, Math.floor(this.node.cpuCores)),
-      memory_gb: this.node.memoryGb,
-      cpu_score: this.node.cpuScore,
-      gpu_score: this.node.gpuScore,
-      gpu_memory_gb: this.node.gpuMemoryGb,
+      cpu_cores: Math.max(1, Math.floor(node.cpuCores)),
+      memory_gb: node.memoryGb,
+      cpu_score: node.cpuScore,
+      gpu_score: node.gpuScore,
+      gpu_memory_gb: node.gpuMemoryGb,
       location: this.config.LOCATION,
       port: this.config.advertisePort,
       gpu_name: '',
       docker_status: docker,
     }));
     if (!res.success) throw new Error(`RegisterWorkerNode refused: ${res.message}`);
+    this.registered = capacityKey(node);
     this.pool.lastHeartbeatOk = Date.now();
     this.logger.debug({ docker }, 'registered with the node pool');
   }
@@ -98,6 +112,10 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
     ]);
     this.lastHeld = held;
     this.lastDocker = docker;
+    // The owner changed the settings: tell the pool the new capacity now, not in 30 s.
+    if (this.registered && capacityKey(effectiveCapacity(this.settings.machine, this.settings.lastKnown())) !== this.registered) {
+      this.registerTicker.kick();
+    }
     const gpu = sample?.gpus[0];
     const res = await this.pool.call('ReportStatus', this.pool.client.nodes, this.pool.client.nodes.reportStatus, () => ({
       node_id: this.pool.nodeId,

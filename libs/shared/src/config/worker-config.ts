@@ -1,7 +1,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { bool, hostPort, num, oneOf, optNum, optStr, parseEnv, str } from './env-parsers';
+import { bool, ConfigError, hostPort, num, oneOf, optNum, optStr, parseEnv, str } from './env-parsers';
 
 /**
  * Configuration of the worker services (gateway, executor, monitor). Read from the
@@ -45,6 +45,8 @@ export const workerEnvSchema = z.object({
   RECONCILE_INTERVAL: num(120, { min: 5, max: 86_400 }),
   MAX_CPU_CORES: optNum({ min: 0.1 }),
   MAX_MEMORY_GB: optNum({ int: true, min: 1 }),
+  OWNER_RESERVED_CORES: num(0, { min: 0 }),
+  OWNER_RESERVED_MEMORY_GB: num(0, { int: true, min: 0 }),
   MAX_DISK_GB: num(20, { min: 0.001 }),
   CPU_SCORE: optNum({ int: true, min: 1 }),
 
@@ -108,6 +110,12 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
   const machineGb = Math.max(1, Math.floor(os.totalmem() / 1024 ** 3));
   const cpuCores = Math.min(e.MAX_CPU_CORES ?? machineCores, machineCores);
   const memoryGb = Math.min(e.MAX_MEMORY_GB ?? machineGb, machineGb);
+  if (e.OWNER_RESERVED_CORES >= cpuCores) {
+    throw new ConfigError(`Invalid configuration:\n  OWNER_RESERVED_CORES: ${e.OWNER_RESERVED_CORES} must be less than the ${cpuCores} cores the node offers`);
+  }
+  if (e.OWNER_RESERVED_MEMORY_GB >= memoryGb) {
+    throw new ConfigError(`Invalid configuration:\n  OWNER_RESERVED_MEMORY_GB: ${e.OWNER_RESERVED_MEMORY_GB} must be less than the ${memoryGb} GB the node offers`);
+  }
   return {
     ...e,
     cpuCores,

@@ -7,6 +7,7 @@ import { createRedis } from '../queue/redis-connection';
 import { RedisKeys } from '../queue/redis-keys';
 import { ResourceLedger } from '../resources/ledger';
 import { NodeCapacity } from '../resources/limits';
+import { effectiveCapacity, MachineCapacity, NodeSettings, NodeSettingsStore } from '../settings/node-settings';
 
 export const REDIS = Symbol('REDIS');
 export const NODE_CAPACITY = Symbol('NODE_CAPACITY');
@@ -19,9 +20,23 @@ class RedisCloser implements OnApplicationShutdown {
   }
 }
 
-/** The node's registered capacity, from config and the machine. */
+/** What the machine offers with nothing reserved for its owner, from config and the hardware. */
+export function machineCapacity(c: WorkerConfig): MachineCapacity {
+  return { cpuCores: c.cpuCores, cpuScore: c.cpuScore, memoryGb: c.memoryGb, gpuScore: 0, gpuMemoryGb: 0 };
+}
+
+/** The live settings' starting point: the config's values. */
+export function defaultSettings(c: WorkerConfig): NodeSettings {
+  return {
+    maxConcurrentTasks: c.MAX_CONCURRENT_TASKS,
+    ownerReservedCores: c.OWNER_RESERVED_CORES,
+    ownerReservedMemoryGb: c.OWNER_RESERVED_MEMORY_GB,
+  };
+}
+
+/** The node's capacity under its config's settings (before any live change). */
 export function nodeCapacity(c: WorkerConfig): NodeCapacity {
-  return { cpuCores: c.cpuCores, cpuScore: c.cpuScore, memoryGb: c.memoryGb, gpuScore: 0, gpuMemoryGb: 0, maxTasks: c.MAX_CONCURRENT_TASKS };
+  return effectiveCapacity(machineCapacity(c), defaultSettings(c));
 }
 
 /**
@@ -41,13 +56,18 @@ export class WorkerCoreModule {
         { provide: RedisKeys, useValue: new RedisKeys(config.REDIS_PREFIX) },
         { provide: NODE_CAPACITY, useValue: nodeCapacity(config) },
         {
+          provide: NodeSettingsStore,
+          inject: [REDIS, RedisKeys],
+          useFactory: (redis: Redis, keys: RedisKeys) => new NodeSettingsStore(redis, keys, machineCapacity(config), defaultSettings(config)),
+        },
+        {
           provide: ResourceLedger,
           inject: [REDIS, RedisKeys],
           useFactory: (redis: Redis, keys: RedisKeys) => new ResourceLedger(redis, keys.ledger),
         },
         RedisCloser,
       ],
-      exports: [WORKER_CONFIG, LOGGER, REDIS, RedisKeys, NODE_CAPACITY, ResourceLedger],
+      exports: [WORKER_CONFIG, LOGGER, REDIS, RedisKeys, NODE_CAPACITY, NodeSettingsStore, ResourceLedger],
     };
   }
 }

@@ -44,6 +44,10 @@ export class RedisKeys {
   get paused(): string {
     return `${this.prefix}:paused`;
   }
+  /** hash of live settings overrides (NodeSettings fields), changed from the dashboard. */
+  get settings(): string {
+    return `${this.prefix}:settings`;
+  }
   /** set when the pool asked to stop a task that may not have started yet. */
   stop(taskId: string): string {
     return `${this.prefix}:stop:${taskId}`;
