@@ -85,6 +85,35 @@ describe('executor crashes and shutdown', () => {
     expect(await containerOf('crash-exit')).toEqual([]);
   });
 
+  it('fences off an executor frozen past its job lock: the one that took the task over delivers it, once', async () => {
+    const redis = new IORedis(stack.env.REDIS_URL);
+    const runningKey = `${stack.env.REDIS_PREFIX}:running`;
+    const frozen = executor;
+    try {
+      expect((await uploadTask(pool, 'frozen-run', await counting(10))).success).toBe(true);
+      await waitFor('frozen-run to start', async () => (await containerOf('frozen-run')).some((c) => c.State === 'running'));
+      frozen.proc.kill('SIGSTOP');
+      executor = await stack.start('executor');
+      const successor = `-${executor.proc.pid}`;
+      await waitFor('the new executor to take frozen-run over', async () => (await redis.hget(runningKey, 'frozen-run'))?.includes(successor), 30_000);
+      // Wake the stale executor while the container still runs: both now watch it end.
+      frozen.proc.kill('SIGCONT');
+      const t = await waitForStatus(pool, 'frozen-run', ['COMPLETED', 'FAILED'], 60_000);
+      expect(t.status).toBe('COMPLETED');
+      await waitFor('the stale executor to notice it lost the lock', async () => frozen.output().includes('lost the job lock'), 30_000);
+      const files = await result('frozen-run');
+      expect(files.get('execution_log.txt')!.data.toString()).toContain('Status: Success');
+      expect(files.get('starts.txt')!.data.toString()).toBe('start\n');
+      expect(resultsReceived('frozen-run')).toBe(1);
+      expect(frozen.proc.exitCode).toBeNull();
+      await waitFor('the container to be removed', async () => (await containerOf('frozen-run')).length === 0, 20_000);
+    } finally {
+      frozen.proc.kill('SIGCONT');
+      await stack.stop(frozen, 'SIGTERM');
+      redis.disconnect();
+    }
+  });
+
   it("removes containers of ours whose task the node does not hold, and leaves another instance's alone", async () => {
     const make = (taskId: string, instance: string) =>
       docker.createContainer({

@@ -8,6 +8,7 @@ import { LOGGER } from '@hivemind/shared/logging/logger';
 import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { openQueue, parsePayload, QueueName, ResultJob, resultJobOptions, taskJobSchema } from '@hivemind/shared/queue/queues';
 import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { ResultFence } from '@hivemind/shared/queue/result-fence';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { sleep } from '@hivemind/shared/util/ticker';
 import { ReconcilerService } from './reconciler.service';
@@ -23,6 +24,7 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
   readonly executorId = `${os.hostname()}-${process.pid}`;
   private worker: Worker | null = null;
   private results: Queue;
+  private readonly fence: ResultFence;
   ready = false;
   draining = false;
   private markReady!: () => void;
@@ -40,6 +42,7 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
     private readonly reconciler: ReconcilerService,
   ) {
     this.results = openQueue(QueueName.Results, redis, keys, logger);
+    this.fence = new ResultFence(redis, keys);
   }
 
   onApplicationBootstrap(): void {
@@ -85,9 +88,17 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
       throw new UnrecoverableError((err as Error).message);
     }
     // A redelivered job (its executor died) whose result was already queued, or whose
-    // task the node no longer holds, has nothing left to do but tidy up.
+    // task the node no longer holds, has nothing left to do but tidy up. One whose
+    // result an earlier holder recorded but did not queue gets that result queued.
     if ((await this.results.getJob(task.taskId)) || !(await this.ledger.holds(task.taskId))) {
       this.logger.info({ taskId: task.taskId }, 'task already delivered; not running it again');
+      await this.runner.release(task);
+      return;
+    }
+    const earlier = await this.fence.recorded(task.taskId);
+    if (earlier) {
+      this.logger.info({ taskId: task.taskId }, 'task finished under an earlier executor; queueing its recorded result');
+      await this.queueResult(earlier);
       await this.runner.release(task);
       return;
     }
@@ -104,24 +115,37 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
         throw new UnrecoverableError(`no result could be written for ${task.taskId}: ${(err2 as Error).message}`);
       }
     }
-    // One result per task. Two executors can end up watching one container (one
-    // presumed dead whose lock lapsed, and the one that adopted it): whoever comes
-    // second finds the result job (same job id) or the task already released.
-    if ((await this.results.getJob(task.taskId)) || !(await this.ledger.holds(task.taskId))) {
-      this.logger.warn({ taskId: task.taskId }, 'another executor already delivered this task; dropping our result');
+    // One result per task, from a holder of the job's lock. Two executors can end up
+    // watching one container (one presumed dead whose lock lapsed, and the one that
+    // took the job over): the stale one is fenced off and leaves everything to the other.
+    const fenced = await this.withRetries(() => this.fence.record(result, token ?? ''));
+    if (fenced.outcome === 'stale') {
+      this.logger.warn({ taskId: task.taskId }, 'this executor lost the job lock while the task ran; another executor owns it now, dropping our result');
       return;
     }
-    // A Redis blip here must not turn a finished task into a lost one.
+    if (fenced.outcome === 'released') {
+      this.logger.warn({ taskId: task.taskId }, 'the node no longer holds this task; dropping our result');
+      return;
+    }
+    if (fenced.outcome === 'exists') this.logger.warn({ taskId: task.taskId }, 'an earlier executor recorded this task\'s result; queueing that one');
+    await this.queueResult(fenced.result);
+    await this.runner.release(task);
+  }
+
+  private async queueResult(result: ResultJob): Promise<void> {
+    await this.withRetries(() => this.results.add('upload', result, resultJobOptions(result.taskId)));
+  }
+
+  /** A Redis blip here must not turn a finished task into a lost one. */
+  private async withRetries<T>(fn: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.results.add('upload', result, resultJobOptions(task.taskId));
-        break;
+        return await fn();
       } catch (err) {
         if (attempt >= 10) throw err;
         await sleep(Math.min(5000, 250 * 2 ** attempt));
       }
     }
-    await this.runner.release(task);
   }
 
   /**
