@@ -67,6 +67,7 @@ export class RuntimeService implements OnApplicationShutdown {
         user: `${uid}:${gid}`,
         pidsLimit: c.TASK_PIDS_LIMIT,
         tmpfsMb: c.TASK_TMPFS_MB,
+        daemonWaitMs: c.DOCKER_RESTART_WAIT * 1000,
       }));
     }
     if (c.ALLOW_PROCESS_RUNTIME) return this.useProcess('DOCKER_ENABLED=false');

@@ -62,6 +62,7 @@ export const workerEnvSchema = z.object({
   DOCKER_ENABLED: bool(true),
   ALLOW_PROCESS_RUNTIME: bool(false),
   DOCKER_SOCKET: str('/var/run/docker.sock'),
+  DOCKER_RESTART_WAIT: num(120, { min: 1, max: 86_400 }),
   TASK_IMAGE: str('hivemind/task-runtime:latest'),
   TASK_USER: str('10001:10001').superRefine((v, ctx) => {
     if (!/^\d+:\d+$/.test(v)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected uid:gid (numbers), got "${v}"` });

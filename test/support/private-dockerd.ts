@@ -1,0 +1,80 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import Docker from 'dockerode';
+import { waitFor } from './stack';
+
+/**
+ * A second Docker daemon of the test's own (own socket, data and exec roots, no
+ * bridge), so a test can stop and restart it without touching the daemon every other
+ * test uses. Images are copied in from the main daemon with save/load.
+ */
+export class PrivateDockerd {
+  private proc: ChildProcess | null = null;
+  readonly socket: string;
+  readonly docker: Docker;
+
+  private constructor(readonly dir: string) {
+    this.socket = path.join(dir, 'docker.sock');
+    this.docker = new Docker({ socketPath: this.socket });
+  }
+
+  static async create(): Promise<PrivateDockerd> {
+    return new PrivateDockerd(await fs.mkdtemp(path.join(os.tmpdir(), 'hm-dockerd-')));
+  }
+
+  async start(opts: { liveRestore?: boolean } = {}): Promise<void> {
+    const args = [
+      `--data-root=${path.join(this.dir, 'root')}`,
+      `--exec-root=${path.join(this.dir, 'exec')}`,
+      `--pidfile=${path.join(this.dir, 'docker.pid')}`,
+      `--host=unix://${this.socket}`,
+      '--bridge=none',
+      '--iptables=false',
+      '--ip-masq=false',
+      '--shutdown-timeout=2',
+      ...(opts.liveRestore ? ['--live-restore'] : []),
+    ];
+    const log = createWriteStream(path.join(this.dir, 'dockerd.log'), { flags: 'a' });
+    this.proc = spawn('dockerd', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc.stdout?.pipe(log);
+    this.proc.stderr?.pipe(log);
+    await waitFor('the private Docker daemon to answer', async () => this.docker.ping().then(() => true, () => false), 60_000);
+  }
+
+  async stop(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
+    p.kill('SIGTERM');
+    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
+    await exited;
+    clearTimeout(timer);
+    this.proc = null;
+  }
+
+  async restart(opts: { liveRestore?: boolean } = {}): Promise<void> {
+    await this.stop();
+    await this.start(opts);
+  }
+
+  /** Copies an image from the main daemon into this one. */
+  async loadImage(image: string): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const save = spawn('docker', ['save', image], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const load = spawn('docker', ['-H', `unix://${this.socket}`, 'load'], { stdio: ['pipe', 'ignore', 'inherit'] });
+      save.stdout.pipe(load.stdin);
+      load.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`docker load exited with ${code}`))));
+      save.once('error', reject);
+      load.once('error', reject);
+    });
+  }
+
+  async destroy(): Promise<void> {
+    const all = await this.docker.listContainers({ all: true }).catch(() => []);
+    await Promise.all(all.map((c) => this.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+    await this.stop();
+    await fs.rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
