@@ -61,6 +61,24 @@ describe('the link to the Node Pool', () => {
     }, 60_000);
   });
 
+  it('relays output another gateway (or this one under an old hostname) left undelivered', async () => {
+    const key = `${stack.env.REDIS_PREFIX}:output`;
+    // Added and read by a consumer that then vanished, in one transaction so the running
+    // gateway cannot read it first; then aged to count as orphaned.
+    const [[, id]] = (await redis
+      .multi()
+      .xadd(key, '*', 'task', 'after-restart', 'text', 'left behind by gateway-old-host')
+      .xreadgroup('GROUP', 'gateway', 'gateway-old-host', 'STREAMS', key, '>')
+      .exec()) as [[null, string]];
+    expect(await redis.xpending(key, 'gateway', '-', '+', 10, 'gateway-old-host')).toEqual([[id, 'gateway-old-host', expect.any(Number), 1]]);
+    await redis.xclaim(key, 'gateway', 'gateway-old-host', 0, id, 'IDLE', 120_000);
+    await waitFor('the orphaned output to reach the pool', async () => {
+      const log = await pool.call(pool.master, pool.master.getTasklog, (token) => ({ task_id: 'after-restart', token }));
+      return log.log.includes('left behind by gateway-old-host');
+    }, 40_000);
+    await waitFor('the entry to leave the stream', async () => (await redis.xlen(key)) === 0 || !(await redis.xrange(key, id, id)).length, 10_000);
+  });
+
   it('keeps a result until a frozen pool answers again, then uploads it once', async () => {
     const zip = await makeZip([{ name: 'main.py', content: 'import time\ntime.sleep(5)\nprint("finished")' }]);
     const up = await uploadTask(pool, 'outage-1', zip);

@@ -13,6 +13,12 @@ import { PoolLinkService } from '../pool/pool-link.service';
 /** The pool keeps only this many characters of a task's output. */
 export const POOL_OUTPUT_TAIL = 10_240;
 const GROUP = 'gateway';
+/**
+ * Output another consumer of the group left pending this long is taken over: a gateway
+ * that died, or this gateway under an earlier hostname (a recreated container).
+ */
+export const ORPHAN_IDLE_MS = 60_000;
+const CLAIM_EVERY_MS = 15_000;
 
 /** Joins a task's new lines into one upload, keeping the tail the pool would keep anyway. */
 export function batchOutput(lines: string[], cap = POOL_OUTPUT_TAIL): string {
@@ -33,6 +39,7 @@ export class OutputRelayService implements OnApplicationBootstrap, OnApplication
   private stopped = false;
   private loop: Promise<void> | null = null;
   private readonly consumer = `gateway-${os.hostname()}`;
+  private lastClaim = 0;
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
@@ -79,6 +86,7 @@ export class OutputRelayService implements OnApplicationBootstrap, OnApplication
       try {
         // Undelivered entries first, then new ones: one task the pool keeps refusing to
         // take must not hold back everyone else's output.
+        if (Date.now() - this.lastClaim >= CLAIM_EVERY_MS) await this.claimOrphans();
         const pending = await this.read('0');
         const fresh = await this.read('>', pending.length ? undefined : Math.round(this.config.OUTPUT_FLUSH_INTERVAL * 1000));
         const entries = [...pending, ...fresh];
@@ -95,6 +103,31 @@ export class OutputRelayService implements OnApplicationBootstrap, OnApplication
         }
         this.logger.warn({ err: (err as Error).message }, 'output relay read failed; retrying');
         await sleep(1000);
+      }
+    }
+  }
+
+  /**
+   * Moves entries that other consumers left pending for ORPHAN_IDLE_MS to this one, so
+   * they are read with our own pending entries. Consumers with nothing left pending
+   * and long idle are dropped from the group.
+   */
+  private async claimOrphans(): Promise<void> {
+    this.lastClaim = Date.now();
+    let cursor = '0-0';
+    let claimed = 0;
+    do {
+      const res = (await this.reader.xautoclaim(this.keys.output, GROUP, this.consumer, ORPHAN_IDLE_MS, cursor, 'COUNT', 1000, 'JUSTID')) as [string, string[]];
+      cursor = res[0];
+      claimed += res[1].length;
+    } while (cursor !== '0-0');
+    if (claimed) this.logger.info({ entries: claimed }, 'took over task output another gateway left undelivered');
+    const consumers = (await this.reader.xinfo('CONSUMERS', this.keys.output, GROUP)) as unknown[][];
+    for (const c of consumers) {
+      const f: Record<string, unknown> = {};
+      for (let i = 0; i + 1 < c.length; i += 2) f[String(c[i])] = c[i + 1];
+      if (f.name !== this.consumer && Number(f.pending) === 0 && Number(f.idle) > ORPHAN_IDLE_MS) {
+        await this.reader.xgroup('DELCONSUMER', this.keys.output, GROUP, String(f.name));
       }
     }
   }
