@@ -103,6 +103,7 @@ export class DevpoolServer implements OnApplicationBootstrap, OnApplicationShutd
             req.docker_status,
           );
           if (ok === 'changed') this.logger.info({ node: req.node_id, status: req.status }, 'node status changed');
+          else if (ok) this.logger.debug({ node: req.node_id, status: req.status }, 'node status reported');
           return ok ? { success: true, message: 'status recorded' } : { success: false, message: `node ${req.node_id} is not registered` };
         },
       ),

@@ -1,0 +1,93 @@
+import { promises as fs } from 'node:fs';
+import Docker from 'dockerode';
+import { ExecuteTaskRequest, WorkerNodeServiceClient } from '@hivemind/shared/proto/generated/nodepool';
+import { insecure, messageSizeOptions, unary } from '@hivemind/shared/proto/grpc';
+import { PoolClient } from '@hivemind/shared/proto/pool-client';
+import { DockerRuntime } from '../../apps/executor/src/runtime/docker.runtime';
+import { executeRequest, uploadTask } from '../../test/support/pool';
+import { RunningService } from '../../test/support/stack';
+
+/** Environment every benchmark stack shares: the upload guard off, quiet logs. */
+export const BENCH_ENV = { LOG_LEVEL: 'info', RESULT_UPLOAD_GUARD: '0' };
+
+/** A gRPC client of a stack's gateway, as the pool calls it. */
+export function gatewayClient(address: string, maxBytes = 64 << 20): WorkerNodeServiceClient {
+  return new WorkerNodeServiceClient(address, insecure(), messageSizeOptions(maxBytes));
+}
+
+/**
+ * Pushes a task as the pool would: registered with devpool first (so the pool knows
+ * it and takes its result), then ExecuteTask on the gateway directly, again and again
+ * while the node says it is busy. Devpool's own dispatch is switched off in the
+ * benchmarks (a huge DEVPOOL_DISPATCH_INTERVAL), so only the worker is measured.
+ */
+export async function push(pool: PoolClient, worker: WorkerNodeServiceClient, taskId: string, zip: Buffer, req: Partial<ExecuteTaskRequest> = {}): Promise<void> {
+  const up = await uploadTask(pool, taskId, zip);
+  if (!up.success) throw new Error(`devpool refused ${taskId}: ${up.message}`);
+  for (;;) {
+    const res = await unary(worker, worker.executeTask, executeRequest({ task_id: taskId, task_zip: zip, ...req }));
+    if (res.success) return;
+    if (!/busy|no executor/.test(res.message)) throw new Error(`gateway refused ${taskId}: ${res.message}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Resident memory and CPU time of a process, from /proc. */
+export async function procStat(pid: number): Promise<{ rssBytes: number; hwmBytes: number; cpuMs: number }> {
+  const [status, stat] = await Promise.all([fs.readFile(`/proc/${pid}/status`, 'utf8'), fs.readFile(`/proc/${pid}/stat`, 'utf8')]);
+  const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+  // Fields after the command name (which may hold spaces) start at index 2: utime is 13, stime 14.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return { rssBytes: kb('VmRSS'), hwmBytes: kb('VmHWM'), cpuMs: (ticks * 1000) / 100 };
+}
+
+/** Samples the RSS of some services every `everyMs` until stopped; keeps each one's peak. */
+export class RssWatch {
+  readonly peak = new Map<string, number>();
+  private timer: NodeJS.Timeout;
+
+  constructor(private readonly services: RunningService[], everyMs = 100) {
+    this.timer = setInterval(() => void this.sample(), everyMs);
+  }
+
+  private async sample(): Promise<void> {
+    for (const s of this.services) {
+      if (!s.proc.pid || s.proc.exitCode !== null) continue;
+      const st = await procStat(s.proc.pid).catch(() => null);
+      if (st) this.peak.set(this.key(s), Math.max(this.peak.get(this.key(s)) ?? 0, st.rssBytes));
+    }
+  }
+
+  key(s: RunningService): string {
+    const same = this.services.filter((x) => x.name === s.name);
+    return same.length > 1 ? `${s.name} #${same.indexOf(s) + 1}` : s.name;
+  }
+
+  stop(): Map<string, number> {
+    clearInterval(this.timer);
+    return this.peak;
+  }
+}
+
+export const mb = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(0)} MB`;
+
+/** The same hardened container the executor runs, created straight through dockerode. */
+export function bareRunner(docker: Docker, image: string, workspace: string, nanoCpus = 1e9) {
+  const rt = new DockerRuntime(docker, { image, user: '10001:10001', pidsLimit: 256, tmpfsMb: 64 });
+  return async (id: string, command: string[]): Promise<void> => {
+    const c = await docker.createContainer(
+      rt.createOptions({
+        taskId: id,
+        workspace,
+        command,
+        env: { TASK_ID: id, RESULT_DIR: '/workspace/result', HOME: '/tmp' },
+        limits: { nanoCpus, memoryBytes: 1024 ** 3 },
+        labels: {},
+      }),
+    );
+    await c.start();
+    await c.wait();
+    await c.remove({ force: true });
+  };
+}
