@@ -11,6 +11,7 @@ import {
   WorkerNodeServiceService,
 } from '@hivemind/shared/proto/generated/nodepool';
 import { bindServer, createGrpcServer, shutdownServer } from '@hivemind/shared/proto/grpc';
+import { decodeExecuteTaskRequest } from '@hivemind/shared/proto/zero-copy';
 import { callerInterceptor } from '@hivemind/shared/security/caller-interceptor';
 import { serverCredentials } from '@hivemind/shared/security/tls';
 import { AdmissionService } from '../admission/admission.service';
@@ -54,7 +55,12 @@ export class WorkerNodeServer implements OnApplicationBootstrap, OnApplicationSh
           .then((res) => cb(null, res))
           .catch((err) => cb({ code: status.INTERNAL, details: `stop failed: ${(err as Error).message}` }, null)),
     };
-    server.addService(WorkerNodeServiceService, handlers);
+    // Task zips reach 500 MB: decode ExecuteTask without copying the zip out of the message.
+    const service = {
+      ...WorkerNodeServiceService,
+      executeTask: { ...WorkerNodeServiceService.executeTask, requestDeserialize: decodeExecuteTaskRequest },
+    };
+    server.addService(service, handlers);
     const c = this.config;
     const creds = serverCredentials({
       cert: c.GRPC_TLS_CERT,
