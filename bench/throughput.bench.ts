@@ -5,6 +5,7 @@
  * 7. Backlog: a larger batch drained by 4 executors, counting lost and doubled tasks.
  * Both measured in one session so noise hits worker and baseline alike.
  */
+import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,7 +13,7 @@ import Docker from 'dockerode';
 import { ownerClient } from '../test/support/pool';
 import { ROOT, Stack } from '../test/support/stack';
 import { makeZip } from '../test/support/zips';
-import { BENCH_ENV, bareRunner, gatewayClient, push } from './lib/harness';
+import { BENCH_ENV, bareRunner, gatewayClient, procStat, push } from './lib/harness';
 import { machine, writeSection } from './lib/report';
 
 const N = Number(process.env.BENCH_THROUGHPUT_N ?? 200);
@@ -24,6 +25,8 @@ const NOOP = 'pass\n';
 
 interface Run {
   seconds: number;
+  /** CPU milliseconds per task, by process. */
+  cpuPerTask: Map<string, number>;
   completed: number;
   lost: number;
   doubled: number;
@@ -44,14 +47,16 @@ async function viaWorker(replicas: number, n: number, tag: string): Promise<Run>
   try {
     await stack.start('devpool');
     for (let i = 0; i < replicas; i++) await stack.start('executor');
-    await stack.start('gateway');
+    await stack.start('gateway', process.env.BENCH_PROFILE_GATEWAY ? { NODE_OPTIONS: `--require ${process.env.BENCH_PROFILE_GATEWAY}` } : {});
     const zip = await makeZip([{ name: 'run.py', content: NOOP }]);
     const ids = Array.from({ length: n }, (_, i) => `${tag}-${i}`);
+    const procs = [...stack.services.map((s) => ({ name: s.name, pid: s.proc.pid! })), ...systemPids()];
+    const cpu0 = await Promise.all(procs.map((p) => procStat(p.pid).then((st) => st.cpuMs, () => 0)));
     const t0 = performance.now();
     let next = 0;
-    // More feeders than slots, so a freed slot is refilled at once.
+    // One feeder more than slots, so a freed slot is refilled at once.
     await Promise.all(
-      Array.from({ length: C + 2 }, async () => {
+      Array.from({ length: C + 1 }, async () => {
         while (next < ids.length) await push(pool, worker, ids[next++], zip);
       }),
     );
@@ -60,6 +65,9 @@ async function viaWorker(replicas: number, n: number, tag: string): Promise<Run>
     const deadline = Date.now() + 30 * 60_000;
     while (received().length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     const seconds = (performance.now() - t0) / 1000;
+    const cpu1 = await Promise.all(procs.map((p) => procStat(p.pid).then((st) => st.cpuMs, () => 0)));
+    const cpuPerTask = new Map<string, number>();
+    procs.forEach((p, i) => cpuPerTask.set(p.name, (cpuPerTask.get(p.name) ?? 0) + (cpu1[i] - cpu0[i]) / n));
     const perTask = new Map<string, number>();
     for (const l of received()) {
       const id = /"taskId":"([^"]+)"/.exec(l)?.[1];
@@ -71,6 +79,7 @@ async function viaWorker(replicas: number, n: number, tag: string): Promise<Run>
     }
     return {
       seconds,
+      cpuPerTask,
       completed: ids.filter((id) => perTask.has(id)).length,
       lost: ids.filter((id) => !perTask.has(id)).length,
       doubled: [...perTask.values()].filter((c) => c > 1).length,
@@ -83,12 +92,28 @@ async function viaWorker(replicas: number, n: number, tag: string): Promise<Run>
   }
 }
 
-async function raw(n: number): Promise<number> {
+/** The Docker daemon's processes and Redis: they work for the worker and the baseline alike. */
+function systemPids(): { name: string; pid: number }[] {
+  const out: { name: string; pid: number }[] = [];
+  for (const name of ['dockerd', 'containerd', 'redis-server']) {
+    try {
+      for (const pid of execFileSync('pidof', [name]).toString().trim().split(/\s+/)) out.push({ name, pid: Number(pid) });
+    } catch {
+      // not running
+    }
+  }
+  return out;
+}
+
+async function raw(n: number): Promise<{ seconds: number; cpuPerTask: Map<string, number> }> {
+  const procs = systemPids();
+  const cpu0 = await Promise.all(procs.map((p) => procStat(p.pid).then((st) => st.cpuMs, () => 0)));
   const docker = new Docker({ socketPath: '/var/run/docker.sock' });
   const ws = await fs.mkdtemp(path.join(os.tmpdir(), 'hm-bench-tp-'));
   await fs.writeFile(path.join(ws, 'run.py'), NOOP);
   await fs.chmod(ws, 0o777);
   const run = bareRunner(docker, 'hivemind/task-runtime:latest', ws, CPUS * 1e9);
+  const selfBefore = (process.cpuUsage().user + process.cpuUsage().system) / 1000 / n;
   const t0 = performance.now();
   let next = 0;
   await Promise.all(
@@ -97,18 +122,26 @@ async function raw(n: number): Promise<number> {
     }),
   );
   const seconds = (performance.now() - t0) / 1000;
+  const cpu1 = await Promise.all(procs.map((p) => procStat(p.pid).then((st) => st.cpuMs, () => 0)));
+  const cpuPerTask = new Map<string, number>();
+  procs.forEach((p, i) => cpuPerTask.set(p.name, (cpuPerTask.get(p.name) ?? 0) + (cpu1[i] - cpu0[i]) / n));
+  cpuPerTask.set('benchmark (dockerode loop)', (process.cpuUsage().user + process.cpuUsage().system) / 1000 / n - selfBefore);
   await fs.rm(ws, { recursive: true, force: true });
-  return seconds;
+  return { seconds, cpuPerTask };
 }
 
 async function main(): Promise<void> {
   const rows: string[] = [];
   const ratios: number[] = [];
+  const profiles: string[] = [];
   for (const replicas of [1, 2, 4]) {
     // Baseline right before each configuration, so both see the same machine state.
-    const base = await raw(N);
+    const { seconds: base, cpuPerTask: baseCpu } = await raw(N);
     const w = await viaWorker(replicas, N, `tp${replicas}`);
     const ratio = base / w.seconds;
+    const fmtCpu = (m: Map<string, number>) => [...m].filter(([, v]) => v >= 0.5).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ');
+    const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+    profiles.push(`| ${replicas} | ${fmtCpu(w.cpuPerTask)} (**${total(w.cpuPerTask).toFixed(0)}**) | ${fmtCpu(baseCpu)} (**${total(baseCpu).toFixed(0)}**) |`);
     ratios.push(ratio);
     rows.push(
       `| ${replicas} × concurrency ${C / replicas} | ${w.seconds.toFixed(1)} s (${(N / w.seconds).toFixed(1)}/s) | ${base.toFixed(1)} s (${(N / base).toFixed(1)}/s) | **${ratio.toFixed(2)}×** | ${w.lost} | ${w.doubled} | ${w.executorsUsed} |`,
@@ -130,6 +163,14 @@ async function main(): Promise<void> {
     ...rows,
     '',
     `Target ≥ 0.9× of the raw ceiling: ${ratios.every((r) => r >= 0.9) ? 'met' : '**missed**'} (worst ${Math.min(...ratios).toFixed(2)}×).`,
+    '',
+    'Where the time goes: CPU milliseconds per task by process (user + system, from /proc), worker',
+    'run against baseline run. Both are CPU-bound on this machine, so the extra CPU the worker\'s',
+    'processes spend per task is what separates the two.',
+    '',
+    '| executors | worker run: CPU ms per task | raw run: CPU ms per task |',
+    '|---|---|---|',
+    ...profiles,
     '',
     '## 7. Backlog',
     '',

@@ -28,7 +28,9 @@ export async function push(pool: PoolClient, worker: WorkerNodeServiceClient, ta
     const res = await unary(worker, worker.executeTask, executeRequest({ task_id: taskId, task_zip: zip, ...req }));
     if (res.success) return;
     if (!/busy|no executor/.test(res.message)) throw new Error(`gateway refused ${taskId}: ${res.message}`);
-    await new Promise((r) => setTimeout(r, 10));
+    // A pool offers a refused task again on a later tick; 25 ms keeps the node busy without
+    // spending the gateway's CPU on refusals.
+    await new Promise((r) => setTimeout(r, 25));
   }
 }
 

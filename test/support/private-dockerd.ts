@@ -1,4 +1,5 @@
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -15,13 +16,26 @@ export class PrivateDockerd {
   readonly socket: string;
   readonly docker: Docker;
 
-  private constructor(readonly dir: string) {
+  private constructor(
+    readonly dir: string,
+    readonly bridge: string,
+  ) {
     this.socket = path.join(dir, 'docker.sock');
     this.docker = new Docker({ socketPath: this.socket });
   }
 
+  /**
+   * The daemon gets a bridge of its own. Not `--bridge=none`: a daemon started that
+   * way deletes the host's `docker0`, which the main daemon's containers use.
+   */
   static async create(): Promise<PrivateDockerd> {
-    return new PrivateDockerd(await fs.mkdtemp(path.join(os.tmpdir(), 'hm-dockerd-')));
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hm-dockerd-'));
+    const bridge = `hmbr${randomBytes(3).toString('hex')}`;
+    const octet = 100 + (randomBytes(1)[0] % 100);
+    execFileSync('ip', ['link', 'add', bridge, 'type', 'bridge']);
+    execFileSync('ip', ['addr', 'add', `10.${octet}.0.1/24`, 'dev', bridge]);
+    execFileSync('ip', ['link', 'set', bridge, 'up']);
+    return new PrivateDockerd(dir, bridge);
   }
 
   async start(opts: { liveRestore?: boolean } = {}): Promise<void> {
@@ -30,7 +44,7 @@ export class PrivateDockerd {
       `--exec-root=${path.join(this.dir, 'exec')}`,
       `--pidfile=${path.join(this.dir, 'docker.pid')}`,
       `--host=unix://${this.socket}`,
-      '--bridge=none',
+      `--bridge=${this.bridge}`,
       '--iptables=false',
       '--ip-masq=false',
       '--shutdown-timeout=2',
@@ -75,6 +89,11 @@ export class PrivateDockerd {
     const all = await this.docker.listContainers({ all: true }).catch(() => []);
     await Promise.all(all.map((c) => this.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
     await this.stop();
+    try {
+      execFileSync('ip', ['link', 'del', this.bridge]);
+    } catch {
+      // already gone
+    }
     await fs.rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
   }
 }
