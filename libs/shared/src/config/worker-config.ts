@@ -80,6 +80,7 @@ export const workerEnvSchema = z.object({
   LOG_DIR: optStr(),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const, 'info'),
 
+  CPU_ONLY: bool(false),
   MONITOR_INTERVAL: num(5, { min: 0.5 }),
   MONITOR_HISTORY: num(720, { int: true, min: 1 }),
 });
