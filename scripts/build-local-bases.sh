@@ -94,6 +94,6 @@ USER redis
 EXPOSE 6379
 CMD ["redis-server", "--bind", "0.0.0.0", "--protected-mode", "no"]
 EOF
-  build -t "$REDIS_IMAGE" "$tmp/redis"
+  build --network host -t "$REDIS_IMAGE" "$tmp/redis"
   say "built $REDIS_IMAGE (Debian's redis-server)"
 fi
