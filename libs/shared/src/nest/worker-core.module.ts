@@ -7,6 +7,7 @@ import { createRedis } from '../queue/redis-connection';
 import { RedisKeys } from '../queue/redis-keys';
 import { ResourceLedger } from '../resources/ledger';
 import { NodeCapacity } from '../resources/limits';
+import { createTaskStore, TASK_STORE } from '../task-store/task-store';
 
 export const REDIS = Symbol('REDIS');
 export const NODE_CAPACITY = Symbol('NODE_CAPACITY');
@@ -45,9 +46,10 @@ export class WorkerCoreModule {
           inject: [REDIS, RedisKeys],
           useFactory: (redis: Redis, keys: RedisKeys) => new ResourceLedger(redis, keys.ledger),
         },
+        { provide: TASK_STORE, inject: [REDIS], useFactory: (redis: Redis) => createTaskStore(config, redis) },
         RedisCloser,
       ],
-      exports: [WORKER_CONFIG, LOGGER, REDIS, RedisKeys, NODE_CAPACITY, ResourceLedger],
+      exports: [WORKER_CONFIG, LOGGER, REDIS, RedisKeys, NODE_CAPACITY, ResourceLedger, TASK_STORE],
     };
   }
 }
