@@ -3,7 +3,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
+import { Stack } from '../support/stack';
 
 /**
  * The hivemind-worker command, run for real from dist/: doctor against the real Docker
@@ -163,5 +166,46 @@ describe('hivemind-worker CLI', () => {
     } finally {
       server.close();
     }
+  });
+
+  it('start: runs gateway, executor and monitor with the flags as settings, logs to --log-file, drains on SIGTERM', async () => {
+    const stack = await Stack.create('clistart');
+    await stack.start('devpool');
+    const logFile = path.join(dir, 'logs', 'worker.log');
+    const cfg = path.join(dir, 'start.json');
+    writeFileSync(cfg, JSON.stringify({ maxTasks: 1, env: { REDIS_URL: stack.env.REDIS_URL, REDIS_PREFIX: stack.env.REDIS_PREFIX, GRPC_PORT: stack.env.GRPC_PORT, WORK_DIR: stack.env.WORK_DIR } }));
+    const proc = spawn(process.execPath, [CLI, '--node-id', 'alice', '--node-pool', stack.devpoolAddress, '--max-tasks', '3', '--debug', '--log-file', logFile, '--config', cfg], {
+      env: { PATH: process.env.PATH ?? '', NODE_PASSWORD: 'alice-password', MAX_CONCURRENT_TASKS: '2' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!(/worker gRPC server listening/.test(out) && /executor ready; consuming tasks/.test(out) && /monitor started/.test(out))) {
+        if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`the services did not start:\n${out.slice(-3000)}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      // The flag beat the environment (2) and the config file (1).
+      expect(out).toContain('max-tasks=3 [flag]');
+      expect(out).toMatch(/"level":20/); // --debug reached the services
+      // The executor beats under the config file's Redis prefix ("env" block reached it).
+      const redis = new Redis(stack.env.REDIS_URL);
+      try {
+        const beats = await redis.hlen(`${stack.env.REDIS_PREFIX}:executors`);
+        expect(beats).toBe(1);
+      } finally {
+        redis.disconnect();
+      }
+    } finally {
+      proc.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    const logged = readFileSync(logFile, 'utf8');
+    for (const service of ['gateway', 'executor', 'monitor']) expect(logged).toContain(`"service":"${service}"`);
+    expect(out).toContain('SIGTERM: stopping the services');
+    await stack.stopAll();
   });
 });
