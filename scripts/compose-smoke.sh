@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-TIMEBOX=${COMPOSE_SMOKE_TIMEOUT:-480}
+TIMEBOX=${COMPOSE_SMOKE_TIMEOUT:-600}
 if [ -z "${COMPOSE_SMOKE_TIMEBOXED:-}" ]; then
   COMPOSE_SMOKE_TIMEBOXED=1 exec timeout --kill-after=30 "$TIMEBOX" bash "$0" "$@"
 fi
