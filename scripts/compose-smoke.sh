@@ -4,7 +4,8 @@
 #   1. builds the images (local bases first when there is no registry; cached after),
 #   2. `up` with devpool and three executors,
 #   3. submits 6 tasks through devpool (the submit container) and checks 6 successful
-#      results, and that at least two executors ran tasks (their logs),
+#      results, runs the one-shot submit example, and checks that at least two
+#      executors ran tasks (their logs),
 #   4. scales the executors to 1 and checks that the others drained and left Redis,
 #   5. `down -v`, and checks that no task container is left.
 #
@@ -100,13 +101,18 @@ log "compose smoke: healthy after $(( $(date +%s) - start )) s; submitting 6 tas
   done
   exit $rc' || fail "not every task came back successful"
 
+# The one-shot example as `--profile devpool up` runs it (examples/hello).
+"${DC[@]}" run --rm -T submit >/tmp/hm-compose-smoke-$id-submit.log 2>&1 || { cat /tmp/hm-compose-smoke-$id-submit.log >&2; fail "the submit example failed"; }
+grep -q 'Success; unpacked in' /tmp/hm-compose-smoke-$id-submit.log || fail "the submit example did not report a successful result"
+rm -f /tmp/hm-compose-smoke-$id-submit.log
+
 ran=0; total=0
 for c in $("${DC[@]}" ps -q executor); do
   n=$(docker logs "$c" 2>&1 | grep -c '"msg":"task finished"' || true)
   log "executor ${c:0:12} ran $n task(s)"
   total=$((total + n)); [ "$n" -gt 0 ] && ran=$((ran + 1))
 done
-[ "$total" = 6 ] || fail "the executors' logs show $total finished tasks, not 6"
+[ "$total" = 7 ] || fail "the executors' logs show $total finished tasks, not 7 (6 + the example)"
 [ "$ran" -ge 2 ] || fail "only $ran executor ran tasks; expected at least 2"
 
 log "compose smoke: scaling the executors to 1"
@@ -121,4 +127,4 @@ log "compose smoke: down -v"
 left=$(docker ps -aq --filter "label=io.hivemind.instance=$REDIS_PREFIX" | wc -l)
 [ "$left" = 0 ] || fail "$left task container(s) left behind"
 docker volume inspect "${COMPOSE_PROJECT_NAME}_redis-data" >/dev/null 2>&1 && fail "the Redis volume survived down -v"
-log "compose smoke: passed in $(( $(date +%s) - start )) s (6 tasks, $ran executors ran them)"
+log "compose smoke: passed in $(( $(date +%s) - start )) s (6 tasks and the example, $ran executors ran them)"
