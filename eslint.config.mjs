@@ -16,7 +16,7 @@ export default tseslint.config(
   {
     // Config is read once, validated, and injected: no process.env reads elsewhere.
     files: ['apps/**/*.ts', 'libs/**/*.ts'],
-    ignores: ['libs/shared/src/config/**', '**/*.spec.ts', 'apps/devpool/src/submit.ts'],
+    ignores: ['libs/shared/src/config/**', '**/*.spec.ts', 'apps/devpool/src/submit.ts', 'apps/cli/src/main.ts'],
     rules: { 'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Read configuration through libs/shared/src/config.' }] },
   },
 );

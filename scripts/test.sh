@@ -18,3 +18,12 @@ npm run --silent build
 
 log "jest"
 npx jest --ci "$@"
+
+# --- compose smoke test (issue 6) ---------------------------------------------------
+# The node as docker-compose.yml runs it: images, devpool, three executors, 6 tasks,
+# scale to 1, down -v (scripts/compose-smoke.sh; timeboxed by COMPOSE_SMOKE_TIMEOUT).
+# Only on a full run (no jest arguments); SKIP_COMPOSE_SMOKE=1 leaves it out.
+if [ $# -eq 0 ] && [ "${SKIP_COMPOSE_SMOKE:-0}" != 1 ]; then
+  log "compose smoke test"
+  bash scripts/compose-smoke.sh
+fi

@@ -10,6 +10,7 @@ import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { openQueue, QueueName, resultJobOptions } from '@hivemind/shared/queue/queues';
 import { ExecutorBeat, RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
+import { TASK_STORE, TaskStore } from '@hivemind/shared/task-store/task-store';
 import { Ticker } from '@hivemind/shared/util/ticker';
 import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_TASK } from './runtime/docker.runtime';
 import { RuntimeService } from './runtime/runtime.service';
@@ -49,6 +50,7 @@ export class ReconcilerService implements OnApplicationShutdown {
     private readonly ledger: ResourceLedger,
     private readonly runtimes: RuntimeService,
     private readonly failures: TaskRunnerService,
+    @Inject(TASK_STORE) private readonly store: TaskStore,
   ) {
     this.tasks = openQueue(QueueName.Tasks, redis, keys, logger);
     this.results = openQueue(QueueName.Results, redis, keys, logger);
@@ -76,7 +78,8 @@ export class ReconcilerService implements OnApplicationShutdown {
   /** A large zip may take the gateway a while to store: wait while its file still grows. */
   private async zipBeingWritten(taskId: string): Promise<boolean> {
     const st = await fs.stat(path.join(this.config.workDir, 'incoming', `${taskId}.zip.partial`)).catch(() => null);
-    return Boolean(st && Date.now() - st.mtimeMs < ADMISSION_GRACE_MS);
+    // A gateway on another machine (TASK_STORE=redis) may still be putting it into Redis.
+    return Boolean(st && Date.now() - st.mtimeMs < ADMISSION_GRACE_MS) || (await this.store.storing(taskId));
   }
 
   async reconcile(): Promise<ReconcileReport> {

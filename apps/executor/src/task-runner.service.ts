@@ -14,6 +14,8 @@ import { ExecutionRecord, TaskOutcome, writeResultZip } from '@hivemind/shared/t
 import { TaskFormatError } from '@hivemind/shared/task-format/task-format.error';
 import { TaskLog } from '@hivemind/shared/task-format/task-log';
 import { extractZip } from '@hivemind/shared/task-format/zip-extract';
+import { TASK_STORE, TaskStore, TaskStoreError } from '@hivemind/shared/task-store/task-store';
+import { sleep } from '@hivemind/shared/util/ticker';
 import { OutputSink } from './output-sink';
 import { RuntimeService, taskUser } from './runtime/runtime.service';
 import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE, LABEL_TASK } from './runtime/docker.runtime';
@@ -85,6 +87,7 @@ export class TaskRunnerService {
     @Inject(REDIS) private readonly redis: Redis,
     private readonly keys: RedisKeys,
     private readonly runtimes: RuntimeService,
+    @Inject(TASK_STORE) private readonly store: TaskStore,
   ) {}
 
   get runningCount(): number {
@@ -97,6 +100,8 @@ export class TaskRunnerService {
       workspace: path.join(w, 'workspaces', taskId),
       logFile: path.join(w, 'logs', `${taskId}.log`),
       resultFile: path.join(w, 'results', `${taskId}.zip`),
+      /** Where a zip fetched from the task store (TASK_STORE=redis) lands on this machine. */
+      zipHere: path.join(w, 'incoming', `${taskId}.zip`),
     };
   }
 
@@ -148,7 +153,9 @@ export class TaskRunnerService {
           outcome = { status: 'Stopped', reason: `${live.stopReason} before it started` };
         } else {
           await removeTree(workspace);
-          await extractZip(job.zipFile, job.root, workspace, {
+          const zip = await this.store.taskZipHere(job.taskId, job.zipFile, this.paths(job.taskId).zipHere);
+          if (zip.fetched) log.debug({ file: zip.file }, 'task zip fetched from the task store');
+          await extractZip(zip.file, job.root, workspace, {
             maxEntries: this.config.ZIP_MAX_ENTRIES,
             maxUncompressedBytes: this.config.ZIP_MAX_UNCOMPRESSED_MB * 1024 * 1024,
           });
@@ -186,6 +193,7 @@ export class TaskRunnerService {
         runtime: runtime.name,
       };
       await this.packResult(workspace, record, logFile, resultFile);
+      await this.publishResult(job.taskId, resultFile);
       log.info({ status: outcome.status, reason: outcome.reason, seconds: (record.finishedAt.getTime() - startedAt.getTime()) / 1000 }, 'task finished');
       return {
         taskId: job.taskId,
@@ -221,6 +229,7 @@ export class TaskRunnerService {
     const now = new Date();
     if (await fs.stat(resultFile).then((st) => st.isFile(), () => false)) {
       // The real result was written before things went wrong: send that, not a stand-in.
+      await this.publishResult(taskId, resultFile);
       return { taskId, resultFile, status: 'Failed', reason: `${reason} (its result was recovered)`, exitCode: null, receivedAt: now.getTime(), startedAt: now.getTime(), finishedAt: now.getTime() };
     }
     const empty = await fs.mkdtemp(path.join(os.tmpdir(), 'hivemind-empty-'));
@@ -234,7 +243,21 @@ export class TaskRunnerService {
     } finally {
       await fs.rm(empty, { recursive: true, force: true });
     }
+    await this.publishResult(taskId, resultFile);
     return { taskId, resultFile, status: 'Failed', reason, exitCode: null, receivedAt: now.getTime(), startedAt: now.getTime(), finishedAt: now.getTime() };
+  }
+
+  /** Makes the result zip reachable by the gateway (TASK_STORE=redis), riding out Redis blips. */
+  private async publishResult(taskId: string, resultFile: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.store.putResult(taskId, resultFile);
+        return;
+      } catch (err) {
+        if (err instanceof TaskStoreError || attempt >= 10) throw err;
+        await sleep(Math.min(5000, 250 * 2 ** attempt));
+      }
+    }
   }
 
   private async execute(
@@ -309,7 +332,7 @@ export class TaskRunnerService {
   private async packResult(workspace: string, record: ExecutionRecord, logFile: string, outFile: string): Promise<void> {
     await fs.mkdir(workspace, { recursive: true });
     // Room for the rest of the upload message (task id, token, framing).
-    const cap = this.config.maxMessageBytes - Math.min(1024 * 1024, this.config.maxMessageBytes / 16);
+    const cap = Math.min(this.config.maxMessageBytes - Math.min(1024 * 1024, this.config.maxMessageBytes / 16), this.store.maxBytes);
     let why: string | null = null;
     try {
       const size = await writeResultZip({ workspace, record, logFile, outFile });
@@ -330,7 +353,14 @@ export class TaskRunnerService {
   /** Best effort: a leftover is logged, never fatal to the task's result. */
   private async cleanup(job: TaskJob): Promise<void> {
     const { workspace, logFile } = this.paths(job.taskId);
-    const results = await Promise.allSettled([removeTree(workspace), fs.rm(logFile, { force: true }), fs.rm(job.zipFile, { force: true })]);
+    const { zipHere } = this.paths(job.taskId);
+    const results = await Promise.allSettled([
+      removeTree(workspace),
+      fs.rm(logFile, { force: true }),
+      fs.rm(job.zipFile, { force: true }),
+      fs.rm(zipHere, { force: true }),
+      this.store.removeTaskZip(job.taskId),
+    ]);
     for (const r of results) {
       if (r.status === 'rejected') this.logger.warn({ taskId: job.taskId, err: (r.reason as Error).message }, 'task files not fully removed');
     }

@@ -39,7 +39,9 @@ function run(cmd: string, args: string[], timeoutMs: number): Promise<string> {
 export class HostProbe {
   private nvidia = false;
 
-  async init(): Promise<{ gpus: string[] }> {
+  /** Finds the GPUs; with cpuOnly (CPU_ONLY) it does not look. */
+  async init(cpuOnly = false): Promise<{ gpus: string[] }> {
+    if (cpuOnly) return { gpus: [] };
     try {
       const out = await run('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'], 5000);
       const names = out.split('\n').map((s) => s.trim()).filter(Boolean);

@@ -34,7 +34,7 @@ export class SamplerService implements OnApplicationBootstrap, OnApplicationShut
 
   async onApplicationBootstrap(): Promise<void> {
     await fs.mkdir(this.config.workDir, { recursive: true });
-    const { gpus } = await this.probe.init();
+    const { gpus } = await this.probe.init(this.config.CPU_ONLY);
     this.logger.info({ gpus }, 'host probe ready');
     this.ticker.start();
   }

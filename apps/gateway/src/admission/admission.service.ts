@@ -16,6 +16,7 @@ import { checkRequest, containerLimits, reservationFor } from '@hivemind/shared/
 import { checkTaskId } from '@hivemind/shared/task-format/task-id';
 import { TaskFormatError } from '@hivemind/shared/task-format/task-format.error';
 import { inspectZip } from '@hivemind/shared/task-format/zip-inspect';
+import { TASK_STORE, TaskStore } from '@hivemind/shared/task-store/task-store';
 import { NodeStatusService } from '../node-status.service';
 import { HeartbeatService } from '../pool/heartbeat.service';
 import { TASKS_QUEUE } from '../queues.provider';
@@ -36,6 +37,7 @@ export class AdmissionService {
     private readonly ledger: ResourceLedger,
     private readonly nodeStatus: NodeStatusService,
     private readonly heartbeat: HeartbeatService,
+    @Inject(TASK_STORE) private readonly store: TaskStore,
   ) {}
 
   zipPath(taskId: string): string {
@@ -81,6 +83,8 @@ export class AdmissionService {
 
     const diskError = await this.checkDisk(summary.uncompressedBytes + req.task_zip.length);
     if (diskError) return refuse(diskError);
+    const storeError = this.store.sizeError(req.task_zip.length, 'task zip');
+    if (storeError) return refuse(storeError);
 
     if (!(await this.nodeStatus.hasExecutor())) return refuse('no executor is running on this node; try again later');
     const limits = containerLimits(request, node, this.nodeStatus.limitDefaults());
@@ -93,12 +97,14 @@ export class AdmissionService {
     const zipFile = this.zipPath(taskId);
     const rollBack = async () => {
       await this.ledger.release(taskId);
-      await Promise.all([fs.rm(zipFile, { force: true }), fs.rm(`${zipFile}.partial`, { force: true }), this.redis.del(this.keys.task(taskId))]);
+      await Promise.all([fs.rm(zipFile, { force: true }), fs.rm(`${zipFile}.partial`, { force: true }), this.redis.del(this.keys.task(taskId)), this.store.removeTaskZip(taskId)]);
     };
     try {
       await fs.mkdir(path.dirname(zipFile), { recursive: true });
       await fs.writeFile(`${zipFile}.partial`, req.task_zip, { mode: 0o600 });
       await fs.rename(`${zipFile}.partial`, zipFile);
+      // TASK_STORE=redis: executors on other machines read it from Redis.
+      await this.store.putTaskZip(taskId, zipFile);
       if (cancelled()) {
         await rollBack();
         return refuse('the caller gave up while the task was being stored');

@@ -10,6 +10,7 @@ import { ResultJob } from '@hivemind/shared/queue/queues';
 import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { sleep } from '@hivemind/shared/util/ticker';
+import { TASK_STORE, TaskStore } from '@hivemind/shared/task-store/task-store';
 import { PoolLinkService } from '../pool/pool-link.service';
 
 /**
@@ -27,6 +28,7 @@ export class ResultUploadService {
     private readonly keys: RedisKeys,
     private readonly ledger: ResourceLedger,
     private readonly pool: PoolLinkService,
+    @Inject(TASK_STORE) private readonly store: TaskStore,
   ) {}
 
   /** Milliseconds still to wait before this task's result may be uploaded. */
@@ -48,14 +50,14 @@ export class ResultUploadService {
     }
     if (!(await this.ledger.holds(job.taskId))) {
       // Already delivered (its share was freed): a late copy from a stale executor.
-      await fs.rm(job.resultFile, { force: true });
+      await Promise.all([fs.rm(job.resultFile, { force: true }), this.store.removeResult(job.taskId)]);
       throw new UnrecoverableError(`the result of ${job.taskId} was already delivered; not uploading it twice`);
     }
     const wait = await this.guardWaitMs(job.taskId);
     if (wait > 0) await sleep(wait);
     let zip: Buffer;
     try {
-      zip = await fs.readFile(job.resultFile);
+      zip = await this.store.readResult(job.taskId, job.resultFile);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // passing (EMFILE, EIO): retry
       // Gone: there is nothing left to upload, and retrying cannot bring it back.
@@ -85,5 +87,6 @@ export class ResultUploadService {
     await this.ledger.release(job.taskId);
     await this.redis.del(this.keys.task(job.taskId), this.keys.stop(job.taskId));
     await fs.rm(job.resultFile, { force: true });
+    await this.store.removeResult(job.taskId);
   }
 }

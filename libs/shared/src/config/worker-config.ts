@@ -80,9 +80,13 @@ export const workerEnvSchema = z.object({
   ZIP_MAX_UNCOMPRESSED_MB: num(4096, { min: 1 }),
 
   WORK_DIR: str('./.data/work'),
+  TASK_STORE: oneOf(['fs', 'redis'] as const, 'fs'),
+  TASK_STORE_MAX_MB: num(256, { int: true, min: 8, max: 2047 }),
+  TASK_STORE_TTL: num(604_800, { int: true, min: 60 }),
   LOG_DIR: optStr(),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const, 'info'),
 
+  CPU_ONLY: bool(false),
   MONITOR_INTERVAL: num(5, { min: 0.5 }),
   MONITOR_HISTORY: num(720, { int: true, min: 1 }),
 });

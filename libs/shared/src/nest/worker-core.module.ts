@@ -8,6 +8,7 @@ import { RedisKeys } from '../queue/redis-keys';
 import { ResourceLedger } from '../resources/ledger';
 import { NodeCapacity } from '../resources/limits';
 import { effectiveCapacity, MachineCapacity, NodeSettings, NodeSettingsStore } from '../settings/node-settings';
+import { createTaskStore, TASK_STORE } from '../task-store/task-store';
 
 export const REDIS = Symbol('REDIS');
 export const NODE_CAPACITY = Symbol('NODE_CAPACITY');
@@ -65,9 +66,10 @@ export class WorkerCoreModule {
           inject: [REDIS, RedisKeys],
           useFactory: (redis: Redis, keys: RedisKeys) => new ResourceLedger(redis, keys.ledger),
         },
+        { provide: TASK_STORE, inject: [REDIS], useFactory: (redis: Redis) => createTaskStore(config, redis) },
         RedisCloser,
       ],
-      exports: [WORKER_CONFIG, LOGGER, REDIS, RedisKeys, NODE_CAPACITY, NodeSettingsStore, ResourceLedger],
+      exports: [WORKER_CONFIG, LOGGER, REDIS, RedisKeys, NODE_CAPACITY, NodeSettingsStore, ResourceLedger, TASK_STORE],
     };
   }
 }

@@ -1,0 +1,87 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import IORedis from 'ioredis';
+import { PoolClient } from '@hivemind/shared/proto/pool-client';
+import { ownerClient, uploadTask, waitForStatus } from '../support/pool';
+import { makeZip } from '../support/zips';
+import { Stack } from '../support/stack';
+import { unzip } from '../support/unzip';
+
+/**
+ * TASK_STORE=redis: the gateway and two executors with a WORK_DIR each (as on three
+ * machines that share only Redis). Every task's zip reaches an executor through Redis,
+ * every result reaches the gateway the same way, and nothing is left in Redis after.
+ */
+describe('executors that share no filesystem with the gateway (TASK_STORE=redis)', () => {
+  let stack: Stack;
+  let pool: PoolClient;
+  let redis: IORedis;
+
+  beforeAll(async () => {
+    stack = await Stack.create('xhost', { TASK_STORE: 'redis', TASK_STORE_MAX_MB: '8', EXECUTOR_CONCURRENCY: '1', MAX_CONCURRENT_TASKS: '4', TASK_DEFAULT_CPUS: '0.5', TASK_DEFAULT_MEMORY_MB: '256' });
+    await stack.start('devpool');
+    await stack.start('gateway');
+    await stack.start('executor', { WORK_DIR: path.join(stack.dir, 'host-b') });
+    await stack.start('executor', { WORK_DIR: path.join(stack.dir, 'host-c') });
+    pool = ownerClient(stack.devpoolAddress);
+    await pool.login();
+    redis = new IORedis(stack.env.REDIS_URL);
+  });
+
+  afterAll(async () => {
+    pool?.close();
+    redis?.disconnect();
+    await stack?.stopAll();
+  });
+
+  it('runs tasks on both executors from zips and results that travel through Redis', async () => {
+    const ids = ['xh-1', 'xh-2', 'xh-3', 'xh-4'];
+    const task = (id: string) =>
+      makeZip([
+        { name: 'run.py', content: `import os, time\ntime.sleep(2)\nopen(os.path.join(os.environ["RESULT_DIR"], "out.txt"), "w").write("done ${id}")\nprint("ran ${id}")\n` },
+        // Incompressible data, so the blobs span several 1 MiB chunks.
+        { name: 'data.bin', content: randomBytes(1536 * 1024) },
+      ], false);
+    for (const id of ids) expect(await uploadTask(pool, id, await task(id))).toEqual({ success: true, message: `task ${id} uploaded` });
+
+    for (const id of ids) {
+      const done = await waitForStatus(pool, id, ['COMPLETED', 'FAILED']).catch((err: Error) => {
+        throw new Error(`${err.message}\n${stack.logs()}`);
+      });
+      expect(done.status).toBe('COMPLETED');
+      const res = await pool.call(pool.master, pool.master.getTaskResult, (token) => ({ task_id: id, token }));
+      const files = await unzip(Buffer.from(res.result_zip));
+      expect(files.get('execution_log.txt')?.data.toString()).toContain('Status: Success');
+      expect(files.get('result/out.txt')?.data.toString()).toBe(`done ${id}`);
+      expect(files.get('data.bin')?.data.length).toBe(1536 * 1024);
+    }
+
+    // Each executor fetched the zips it ran from the store, and both ran some.
+    const executors = stack.services.filter((s) => s.name === 'executor');
+    const fetched = executors.map((e) => (e.output().match(/task zip fetched from the task store/g) ?? []).length);
+    const finished = executors.map((e) => (e.output().match(/"msg":"task finished"/g) ?? []).length);
+    expect(finished.reduce((a, b) => a + b, 0)).toBe(4);
+    expect(finished.every((n) => n >= 1)).toBe(true);
+    expect(fetched).toEqual(finished);
+    // The executors' results never were in the gateway's WORK_DIR: it read them from Redis.
+    expect(await fs.readdir(path.join(stack.dir, 'work', 'results')).catch(() => [])).toEqual([]);
+
+    // Blobs are removed once the pool has each result (the gateway's last step is async).
+    for (let i = 0; i < 40; i++) {
+      if ((await redis.keys(`${stack.env.REDIS_PREFIX}:blob:*`)).length === 0) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(await redis.keys(`${stack.env.REDIS_PREFIX}:blob:*`)).toEqual([]);
+  });
+
+  it('refuses a task zip larger than TASK_STORE_MAX_MB, saying so', async () => {
+    const zip = await makeZip([{ name: 'run.py', content: 'print(1)' }, { name: 'big.bin', content: randomBytes(9 * 1024 * 1024) }], false);
+    expect(await uploadTask(pool, 'xh-big', zip)).toEqual({ success: true, message: 'task xh-big uploaded' });
+    // The pool keeps offering a refused task; the gateway's log names the reason.
+    const gateway = stack.services.find((s) => s.name === 'gateway');
+    for (let i = 0; i < 120 && !/holds at most 8388608 bytes \(TASK_STORE_MAX_MB\)/.test(gateway?.output() ?? ''); i++) await new Promise((r) => setTimeout(r, 250));
+    expect(gateway?.output()).toMatch(/the task zip is \d+ bytes; this node's task store \(TASK_STORE=redis\) holds at most 8388608 bytes \(TASK_STORE_MAX_MB\)/);
+    expect(await redis.exists(`${stack.env.REDIS_PREFIX}:blob:task:xh-big`)).toBe(0);
+  });
+});
