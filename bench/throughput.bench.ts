@@ -13,7 +13,7 @@ import Docker from 'dockerode';
 import { ownerClient } from '../test/support/pool';
 import { ROOT, Stack } from '../test/support/stack';
 import { makeZip } from '../test/support/zips';
-import { BENCH_ENV, bareRunner, gatewayClient, procStat, push } from './lib/harness';
+import { BENCH_ENV, bareRunner, gatewayClient, procStat, push, SlotSignal } from './lib/harness';
 import { machine, writeSection } from './lib/report';
 
 const N = Number(process.env.BENCH_THROUGHPUT_N ?? 200);
@@ -46,7 +46,9 @@ async function viaWorker(replicas: number, n: number, tag: string): Promise<Run>
   const worker = gatewayClient(stack.gatewayAddress);
   try {
     await stack.start('devpool');
-    for (let i = 0; i < replicas; i++) await stack.start('executor');
+    for (let i = 0; i < replicas; i++) {
+      await stack.start('executor', process.env.BENCH_PROFILE_EXECUTOR ? { NODE_OPTIONS: `--require ${process.env.BENCH_PROFILE_EXECUTOR}` } : {});
+    }
     await stack.start('gateway', process.env.BENCH_PROFILE_GATEWAY ? { NODE_OPTIONS: `--require ${process.env.BENCH_PROFILE_GATEWAY}` } : {});
     const zip = await makeZip([{ name: 'run.py', content: NOOP }]);
     const ids = Array.from({ length: n }, (_, i) => `${tag}-${i}`);
@@ -54,10 +56,11 @@ async function viaWorker(replicas: number, n: number, tag: string): Promise<Run>
     const cpu0 = await Promise.all(procs.map((p) => procStat(p.pid).then((st) => st.cpuMs, () => 0)));
     const t0 = performance.now();
     let next = 0;
+    const slots = new SlotSignal(stack.services.find((s) => s.name === 'devpool')!);
     // One feeder more than slots, so a freed slot is refilled at once.
     await Promise.all(
       Array.from({ length: C + 1 }, async () => {
-        while (next < ids.length) await push(pool, worker, ids[next++], zip);
+        while (next < ids.length) await push(pool, worker, ids[next++], zip, {}, slots.wait);
       }),
     );
     const devpool = stack.services.find((s) => s.name === 'devpool')!;

@@ -21,16 +21,22 @@ export function gatewayClient(address: string, maxBytes = 64 << 20): WorkerNodeS
  * while the node says it is busy. Devpool's own dispatch is switched off in the
  * benchmarks (a huge DEVPOOL_DISPATCH_INTERVAL), so only the worker is measured.
  */
-export async function push(pool: PoolClient, worker: WorkerNodeServiceClient, taskId: string, zip: Buffer, req: Partial<ExecuteTaskRequest> = {}): Promise<void> {
+export async function push(
+  pool: PoolClient,
+  worker: WorkerNodeServiceClient,
+  taskId: string,
+  zip: Buffer,
+  req: Partial<ExecuteTaskRequest> = {},
+  slotFreed: () => Promise<void> = () => new Promise((r) => setTimeout(r, 25)),
+): Promise<void> {
   const up = await uploadTask(pool, taskId, zip);
   if (!up.success) throw new Error(`devpool refused ${taskId}: ${up.message}`);
   for (;;) {
     const res = await unary(worker, worker.executeTask, executeRequest({ task_id: taskId, task_zip: zip, ...req }));
     if (res.success) return;
     if (!/busy|no executor/.test(res.message)) throw new Error(`gateway refused ${taskId}: ${res.message}`);
-    // A pool offers a refused task again on a later tick; 25 ms keeps the node busy without
-    // spending the gateway's CPU on refusals.
-    await new Promise((r) => setTimeout(r, 25));
+    // Offer it again once a slot may have freed (by default after 25 ms).
+    await slotFreed();
   }
 }
 
@@ -92,4 +98,33 @@ export function bareRunner(docker: Docker, image: string, workspace: string, nan
     await c.wait();
     await c.remove({ force: true });
   };
+}
+
+/**
+ * Wakes feeders when devpool receives a result (the node frees the task's slot as the
+ * pool acknowledges it), as a pool that dispatches on the node's status would; with a
+ * 100 ms fallback so a race with the release never stalls a feeder.
+ */
+export class SlotSignal {
+  private waiters: (() => void)[] = [];
+
+  constructor(devpool: RunningService) {
+    devpool.proc.stdout?.on('data', (c: Buffer) => {
+      const n = c.toString().split('"msg":"result received"').length - 1;
+      for (let i = 0; i < n && this.waiters.length; i++) this.waiters.shift()?.();
+    });
+  }
+
+  readonly wait = (): Promise<void> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== wake);
+        resolve();
+      }, 100);
+      const wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.waiters.push(wake);
+    });
 }

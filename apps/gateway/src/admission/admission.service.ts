@@ -134,8 +134,12 @@ export class AdmissionService {
     if (needBytes > capBytes) {
       return `the task needs ${(needBytes / 1024 ** 3).toFixed(2)} GB of disk; this node gives tasks at most ${this.config.MAX_DISK_GB} GB (MAX_DISK_GB)`;
     }
-    await fs.mkdir(this.config.workDir, { recursive: true });
-    const st = await fs.statfs(this.config.workDir);
+    // WORK_DIR is made once, not on every call: a busy node hears ExecuteTask often.
+    const st = await fs.statfs(this.config.workDir).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      await fs.mkdir(this.config.workDir, { recursive: true });
+      return fs.statfs(this.config.workDir);
+    });
     const free = st.bavail * st.bsize;
     if (needBytes > free) {
       return `not enough free disk: the task needs ${(needBytes / 1024 ** 2).toFixed(0)} MB, ${(free / 1024 ** 2).toFixed(0)} MB are free under WORK_DIR`;
