@@ -5,6 +5,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { estimateCpt } from '@hivemind/shared/earnings/cpt-estimate';
+import { TaskUsageAverage } from '@hivemind/shared/earnings/task-usage';
 import { LOGGER } from '@hivemind/shared/logging/logger';
 import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { ResultJob, TaskJob } from '@hivemind/shared/queue/queues';
@@ -23,6 +25,10 @@ interface Live {
   handle: RunningTaskHandle | null;
   /** Why the task is being stopped, once it is. */
   stopReason: string | null;
+  /** Measured usage while the task ran (for its CPT estimate); null until it starts. */
+  usage: TaskUsageAverage | null;
+  /** How long the task's process ran, in ms, once it ended. */
+  ranMs: number;
 }
 
 export const OWNER_STOP = 'stopped at the request of the task owner';
@@ -124,7 +130,7 @@ export class TaskRunnerService {
     const log = this.logger.child({ taskId: job.taskId });
     const { workspace, logFile, resultFile } = this.paths(job.taskId);
     const startedAt = new Date();
-    const live: Live = { handle: null, stopReason: this.stopping };
+    const live: Live = { handle: null, stopReason: this.stopping, usage: null, ranMs: 0 };
     this.live.set(job.taskId, live);
     let sink: OutputSink | null = null;
     let exit: RunExit = { exitCode: null, oomKilled: false };
@@ -184,6 +190,7 @@ export class TaskRunnerService {
         nodeId: this.config.NODE_ID || 'unknown',
         entryPoint: job.entry.file,
         runtime: runtime.name,
+        cpt: live.usage ? estimateCpt(live.usage.inputs(live.ranMs / 1000)) : undefined,
       };
       await this.packResult(workspace, record, logFile, resultFile);
       log.info({ status: outcome.status, reason: outcome.reason, seconds: (record.finishedAt.getTime() - startedAt.getTime()) / 1000 }, 'task finished');
@@ -277,13 +284,21 @@ export class TaskRunnerService {
     }
     const startedAt = handle.startedAt;
     const running: RunningTask = { executorId, startedAt, cpuPercent: 0, memoryPercent: 0, memoryBytes: 0, usageAt: startedAt };
+    const usage = (live.usage = new TaskUsageAverage(job.limits.nanoCpus / 1e9));
     await this.redis.hset(this.keys.running, job.taskId, JSON.stringify(running));
     let finished = false;
+    let primed = false;
     const usageTimer = setInterval(() => {
       handle
         .usage()
         // A sample that arrives after the end must not bring the task back into `running`.
-        .then((u) => (u && !finished ? this.redis.hset(this.keys.running, job.taskId, JSON.stringify({ ...running, ...u, usageAt: Date.now() })) : null))
+        .then((u) => {
+          if (!u || finished) return null;
+          // The first CPU reading has nothing to compare with and says 0: not a measurement.
+          if (primed) usage.add(u.cpuPercent, u.memoryPercent);
+          primed = true;
+          return this.redis.hset(this.keys.running, job.taskId, JSON.stringify({ ...running, ...u, usageAt: Date.now() }));
+        })
         .catch(() => undefined);
     }, this.config.TASK_USAGE_INTERVAL * 1000);
     // Counted from the task's own start, which for an adopted task was before this executor.
@@ -295,6 +310,7 @@ export class TaskRunnerService {
     try {
       return await handle.done;
     } finally {
+      live.ranMs = Date.now() - startedAt;
       finished = true;
       clearInterval(usageTimer);
       clearTimeout(timeout);
