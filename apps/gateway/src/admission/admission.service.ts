@@ -54,6 +54,8 @@ export class AdmissionService {
     };
     if (this.nodeStatus.draining) return refuse('the node is shutting down and takes no new tasks');
     if (await this.nodeStatus.paused()) return refuse('the node is paused by its owner and takes no new tasks');
+    const owner = await this.nodeStatus.ownerFirst();
+    if (owner) return refuse(owner.message);
     const idError = checkTaskId(req.task_id);
     if (idError) return refuse(idError);
     const taskId = req.task_id;

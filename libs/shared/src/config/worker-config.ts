@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
+import { parseWorkSchedule, WorkSchedule } from '../owner/work-schedule';
 import { bool, ConfigError, hostPort, num, oneOf, optNum, optStr, parseEnv, str } from './env-parsers';
 
 /**
@@ -49,6 +50,20 @@ export const workerEnvSchema = z.object({
   OWNER_RESERVED_MEMORY_GB: num(0, { int: true, min: 0 }),
   MAX_DISK_GB: num(20, { min: 0.001 }),
   CPU_SCORE: optNum({ int: true, min: 1 }),
+  CPU_ONLY: bool(false),
+
+  OWNER_BUSY_CPU_PERCENT: num(70, { min: 0, max: 100 }),
+  OWNER_BUSY_AFTER: num(30, { min: 0, max: 86_400 }),
+  OWNER_IDLE_AFTER: num(60, { min: 0, max: 86_400 }),
+  OWNER_BUSY_PAUSE_TASKS: bool(false),
+  WORK_SCHEDULE: optStr().superRefine((v, ctx) => {
+    if (v === undefined) return;
+    try {
+      parseWorkSchedule(v, 'WORK_SCHEDULE');
+    } catch (err) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message.replace(/^WORK_SCHEDULE: /, '') });
+    }
+  }),
 
   HEARTBEAT_INTERVAL: num(10, { min: 0.5 }),
   REGISTER_INTERVAL: num(30, { min: 1 }),
@@ -100,6 +115,8 @@ export interface WorkerConfig extends WorkerEnv {
   executorConcurrency: number;
   workDir: string;
   maxMessageBytes: number;
+  /** When the node takes work (WORK_SCHEDULE); null: always. */
+  workSchedule: WorkSchedule | null;
 }
 
 export const WORKER_CONFIG = Symbol('WORKER_CONFIG');
@@ -125,5 +142,6 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     executorConcurrency: e.EXECUTOR_CONCURRENCY ?? e.MAX_CONCURRENT_TASKS,
     workDir: path.resolve(e.WORK_DIR),
     maxMessageBytes: e.MAX_MESSAGE_MB * 1024 * 1024,
+    workSchedule: e.WORK_SCHEDULE ? parseWorkSchedule(e.WORK_SCHEDULE) : null,
   };
 }
