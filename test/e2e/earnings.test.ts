@@ -1,7 +1,10 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { hardwareFingerprint } from '@hivemind/shared/capacity/cpu-benchmark';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { ownerClient, uploadTask, waitForStatus } from '../support/pool';
 import { makeZip } from '../support/zips';
-import { Stack } from '../support/stack';
+import { Stack, waitFor } from '../support/stack';
 import { unzip } from '../support/unzip';
 
 /**
@@ -9,7 +12,7 @@ import { unzip } from '../support/unzip';
  * monitor ends in a result zip whose execution_log.txt holds the node's CPT estimate
  * from the task's measured usage, with every factor of the formula.
  */
-describe('CPT estimate in the result zip', () => {
+describe('earnings and honest capacity', () => {
   let stack: Stack;
   let pool: PoolClient;
 
@@ -51,5 +54,22 @@ describe('CPT estimate in the result zip', () => {
     expect(exec).toMatch(/time bonus min\(duration\/3600, 2\) = 0\.00\d+/);
     expect(exec).toContain('gpu bonus gpu% x 0.01 = 0');
     expect(exec).toMatch(/total max\(1, int\(10 x [\d.]+ x 0\.00\d+ \+ 0\)\) = 1/);
+  });
+
+  it('registers the cpu score its benchmark measured, cached per hardware and reused on the next start', async () => {
+    const cache = JSON.parse(await fs.readFile(path.join(stack.env.WORK_DIR, 'cpu-benchmark.json'), 'utf8'));
+    expect(cache.fingerprint).toBe(hardwareFingerprint());
+    expect(cache.machineScore).toBeGreaterThan(0);
+    const gateway = () => stack.services.filter((s) => s.name === 'gateway').pop()!;
+    expect(gateway().output()).toContain(`"cpuScore":${cache.machineScore},"source":"benchmark"`);
+    const devpool = stack.services.find((s) => s.name === 'devpool')!;
+    expect(devpool.output()).toContain(`"cpuScore":${cache.machineScore},"msg":"node registered"`);
+
+    // A planted score shows the next start reads the cache instead of measuring again.
+    await fs.writeFile(path.join(stack.env.WORK_DIR, 'cpu-benchmark.json'), JSON.stringify({ ...cache, machineScore: 4321 }));
+    await stack.stop(gateway());
+    await stack.start('gateway');
+    expect(gateway().output()).toContain('"cpuScore":4321,"source":"cache"');
+    await waitFor('the pool to hear the new score', async () => devpool.output().includes('"cpuScore":4321,"msg":"node registered"'), 40_000);
   });
 });
