@@ -2,6 +2,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { parseWorkSchedule, WorkSchedule } from '../owner/work-schedule';
+import { wireguardAddress } from '../vpn/wireguard';
 import { bool, ConfigError, hostPort, num, oneOf, optNum, optStr, parseEnv, str } from './env-parsers';
 
 /**
@@ -13,7 +14,7 @@ export const workerEnvSchema = z.object({
   NODE_ID: str(''),
   NODE_PASSWORD: optStr(),
   NODE_POOL_ADDRESS: hostPort('localhost:50051'),
-  ADVERTISE_HOST: str('localhost'),
+  ADVERTISE_HOST: optStr(),
   ADVERTISE_PORT: optNum({ int: true, min: 1, max: 65535 }),
   GRPC_BIND: str('0.0.0.0'),
   GRPC_PORT: num(50053, { int: true, min: 1, max: 65535 }),
@@ -105,6 +106,8 @@ export type WorkerEnv = z.output<typeof workerEnvSchema>;
 
 /** Settings after parsing, with machine-derived values filled in. */
 export interface WorkerConfig extends WorkerEnv {
+  /** ADVERTISE_HOST, else the WireGuard interface's address (wg0 first), else localhost. */
+  ADVERTISE_HOST: string;
   /** Cores the node offers (MAX_CPU_CORES, else the machine's). */
   cpuCores: number;
   /** Memory the node offers in whole GB (MAX_MEMORY_GB, else the machine's). */
@@ -135,6 +138,7 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
   }
   return {
     ...e,
+    ADVERTISE_HOST: e.ADVERTISE_HOST ?? wireguardAddress() ?? 'localhost',
     cpuCores,
     memoryGb,
     cpuScore: e.CPU_SCORE ?? Math.max(1, Math.round(cpuCores * 100)),
