@@ -63,13 +63,13 @@ describe('earnings and honest capacity', () => {
     const gateway = () => stack.services.filter((s) => s.name === 'gateway').pop()!;
     expect(gateway().output()).toContain(`"cpuScore":${cache.machineScore},"source":"benchmark"`);
     const devpool = stack.services.find((s) => s.name === 'devpool')!;
-    expect(devpool.output()).toContain(`"cpuScore":${cache.machineScore},"msg":"node registered"`);
+    expect(devpool.output()).toContain(`"cpuScore":${cache.machineScore},"cores":`);
 
     // A planted score shows the next start reads the cache instead of measuring again.
     await fs.writeFile(path.join(stack.env.WORK_DIR, 'cpu-benchmark.json'), JSON.stringify({ ...cache, machineScore: 4321 }));
     await stack.stop(gateway());
     await stack.start('gateway');
     expect(gateway().output()).toContain('"cpuScore":4321,"source":"cache"');
-    await waitFor('the pool to hear the new score', async () => devpool.output().includes('"cpuScore":4321,"msg":"node registered"'), 40_000);
+    await waitFor('the pool to hear the new score', async () => devpool.output().includes('"cpuScore":4321,"cores":'), 40_000);
   });
 });
