@@ -57,9 +57,14 @@ export class OwnerFreezeService implements OnApplicationBootstrap, OnApplication
   async track(taskId: string, runtime: string): Promise<void> {
     const t: Tracked = { docker: runtime === 'docker', frozenSince: null, frozenMs: 0, exempt: false, busy: Promise.resolve() };
     this.tasks.set(taskId, t);
-    if (t.docker && this.config.OWNER_BUSY_PAUSE_TASKS) {
-      const info = await this.container(taskId).inspect().catch(() => null);
-      if (info?.State?.Paused) t.frozenSince = Date.now();
+    if (!t.docker) return;
+    // An adopted container may have been paused by the executor that crashed.
+    const info = await this.container(taskId).inspect().catch(() => null);
+    if (info?.State?.Paused) {
+      t.frozenSince = Date.now();
+      await this.redis.hset(this.keys.ownerFrozen, taskId, String(t.frozenSince)).catch(() => undefined);
+      // This executor does not pause tasks: resume it now rather than leave it frozen.
+      if (!this.config.OWNER_BUSY_PAUSE_TASKS) await this.set(taskId, t, false);
     }
   }
 

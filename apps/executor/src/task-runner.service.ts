@@ -209,6 +209,7 @@ export class TaskRunnerService {
         receivedAt: job.receivedAt,
         startedAt: startedAt.getTime(),
         finishedAt: record.finishedAt.getTime(),
+        cpt: record.cpt ? { total: record.cpt.total, ...record.cpt.inputs, pausedSeconds: live.frozenMs / 1000 } : undefined,
       };
     } finally {
       // A second run of the same task (a redelivered job) keeps its own entry.
