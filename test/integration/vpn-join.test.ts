@@ -4,7 +4,6 @@ import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AddressInfo } from 'node:net';
-import { makeTestPki, TestPki } from '../support/certs';
 import { ROOT } from '../support/stack';
 
 const CLI = path.join(ROOT, 'dist/apps/gateway/src/vpn-join.js');
@@ -22,15 +21,19 @@ function run(args: string[], env: Record<string, string> = {}): Promise<{ code: 
 /** npm run vpn-join against a local HTTPS master with a self-signed certificate. */
 describe('vpn-join', () => {
   let dir: string;
-  let pki: TestPki;
+  /** A self-signed certificate for localhost, as a master without a public CA would have. */
+  const cert = { cert: '', key: '' };
   let server: https.Server;
   let url: string;
   const requests: { method?: string; url?: string; type?: string; body: string }[] = [];
 
   beforeAll(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hm-vpn-'));
-    pki = await makeTestPki(path.join(dir, 'pki'));
-    server = https.createServer({ cert: await fs.readFile(pki.server.cert), key: await fs.readFile(pki.server.key) }, (req, res) => {
+    cert.cert = path.join(dir, 'master.pem');
+    cert.key = path.join(dir, 'master.key');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', cert.key, '-out', cert.cert,
+      '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'pipe' });
+    server = https.createServer({ cert: await fs.readFile(cert.cert), key: await fs.readFile(cert.key) }, (req, res) => {
       let body = '';
       req.on('data', (c) => (body += c));
       req.on('end', () => {
@@ -58,7 +61,7 @@ describe('vpn-join', () => {
     await fs.mkdir(path.dirname(out), { recursive: true });
     await fs.writeFile(out, 'old', { mode: 0o644 });
     requests.length = 0;
-    const r = await run([url, '--ca', pki.ca.cert, '--node-id', 'alice', '--out', out, '--no-up']);
+    const r = await run([url, '--ca', cert.cert, '--node-id', 'alice', '--out', out, '--no-up']);
     expect(r).toMatchObject({ code: 0, stderr: '' });
     expect(requests).toEqual([{ method: 'POST', url: '/api/vpn/join', type: 'application/json', body: '{"client_name":"alice"}' }]);
     expect((await fs.stat(out)).mode & 0o777).toBe(0o600);
@@ -72,7 +75,7 @@ describe('vpn-join', () => {
 
   it('takes the node id from NODE_ID and the URL from --vpn-join', async () => {
     requests.length = 0;
-    const r = await run(['--vpn-join', `${url}/`, '--ca', pki.ca.cert, '--out', path.join(dir, 'b', 'wg0.conf'), '--no-up'], { NODE_ID: 'bob' });
+    const r = await run(['--vpn-join', `${url}/`, '--ca', cert.cert, '--out', path.join(dir, 'b', 'wg0.conf'), '--no-up'], { NODE_ID: 'bob' });
     expect(r.code).toBe(0);
     expect(requests.map((q) => q.body)).toEqual(['{"client_name":"bob"}']);
   });
@@ -80,11 +83,11 @@ describe('vpn-join', () => {
   it('says why a join failed and writes nothing', async () => {
     const out = path.join(dir, 'c', 'wg0.conf');
     const cases: [string[], RegExp][] = [
-      [['--node-id', 'taken', '--ca', pki.ca.cert], /^vpn join failed: the master refused the join \(HTTP 409\): client name taken\n$/],
-      [['--node-id', 'garbled', '--ca', pki.ca.cert], /answered HTTP 200 with something that is not JSON: "<html>oops<\/html>"/],
+      [['--node-id', 'taken', '--ca', cert.cert], /^vpn join failed: the master refused the join \(HTTP 409\): client name taken\n$/],
+      [['--node-id', 'garbled', '--ca', cert.cert], /answered HTTP 200 with something that is not JSON: "<html>oops<\/html>"/],
       // The master's certificate is self-signed: not trusted without --ca.
       [['--node-id', 'alice'], /^vpn join failed: could not reach https:\/\/localhost:\d+\/api\/vpn\/join: .*certificate/],
-      [['--ca', pki.ca.cert], /no node id: pass --node-id or set NODE_ID/],
+      [['--ca', cert.cert], /no node id: pass --node-id or set NODE_ID/],
     ];
     for (const [args, msg] of cases) {
       const r = await run([url, ...args, '--out', out, '--no-up']);
