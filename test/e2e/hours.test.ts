@@ -1,3 +1,5 @@
+import IORedis from 'ioredis';
+import { OwnerState } from '@hivemind/shared/owner/owner-state';
 import { WorkerNodeServiceClient } from '@hivemind/shared/proto/generated/nodepool';
 import { insecure, messageSizeOptions, unary } from '@hivemind/shared/proto/grpc';
 import { executeRequest } from '../support/pool';
@@ -35,6 +37,17 @@ describe('working hours and CPU-only mode', () => {
     expect(res.success).toBe(false);
     expect(res.message).toMatch(new RegExp(`^the node takes tasks only during its working hours \\(WORK_SCHEDULE "${schedule}"\\); it opens ${day} 03:00 \\(\\d{4}-`));
     await waitFor('the gateway to report Closed (working hours)', async () => stack.services.find((s) => s.name === 'gateway')!.output().includes('"status":"Closed (working hours)"'), 15_000);
+    // The owner state the dashboard shows says so too.
+    const redis = new IORedis(stack.env.REDIS_URL);
+    try {
+      const state = await waitFor('the owner state', async () => {
+        const raw = await redis.get(`${stack.env.REDIS_PREFIX}:owner:state`);
+        return raw ? (JSON.parse(raw) as OwnerState) : null;
+      }, 15_000);
+      expect(state).toEqual({ busy: false, ownerCpuPercent: expect.any(Number), since: null, reason: expect.stringMatching(/off/), frozenTasks: [], scheduleOpen: false });
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('refuses a GPU task in CPU-only mode, before the passing reasons', async () => {
