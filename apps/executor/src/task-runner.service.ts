@@ -328,10 +328,10 @@ export class TaskRunnerService {
       return await handle.done;
     } finally {
       finished = true;
-      live.frozenMs = await this.freeze.untrack(job.taskId);
-      live.ranMs = Math.max(0, Date.now() - startedAt - live.frozenMs);
       clearInterval(usageTimer);
       clearTimeout(timeout);
+      live.frozenMs = await this.freeze.untrack(job.taskId);
+      live.ranMs = Math.max(0, Date.now() - startedAt - live.frozenMs);
       await this.redis.hdel(this.keys.running, job.taskId);
     }
   }
