@@ -33,7 +33,7 @@ describe('owner first: a busy owner', () => {
 
   beforeAll(async () => {
     stack = await Stack.create('owner', {
-      OWNER_BUSY_CPU_PERCENT: '75',
+      OWNER_BUSY_CPU_PERCENT: '85',
       OWNER_BUSY_AFTER: '2',
       OWNER_IDLE_AFTER: '3',
       OWNER_BUSY_PAUSE_TASKS: 'true',
@@ -59,14 +59,15 @@ describe('owner first: a busy owner', () => {
     const raw = await redis.get(`${stack.env.REDIS_PREFIX}:owner:state`);
     return raw ? (JSON.parse(raw) as OwnerState) : null;
   };
+  // Other work on a shared machine can hold the load up for a while: generous waits.
   const idle = () => waitFor('the owner to be idle', async () => {
     const s = await ownerState();
     return s && !s.busy ? s : null;
-  }, 60_000);
+  }, 120_000);
   const busy = () => waitFor('the owner to be busy', async () => {
     const s = await ownerState();
     return s?.busy ? s : null;
-  }, 60_000);
+  }, 120_000);
 
   afterEach(() => stopHog(hog));
 
@@ -74,9 +75,9 @@ describe('owner first: a busy owner', () => {
     await idle();
     hog = startHog();
     const state = await busy();
-    expect(state.ownerCpuPercent).toBeGreaterThan(75);
+    expect(state.ownerCpuPercent).toBeGreaterThan(85);
     expect(state.since).toEqual(expect.any(Number));
-    expect(state.reason).toMatch(/owner's own CPU use \(\d+ %\) stayed above 75 % for \d+ s/);
+    expect(state.reason).toMatch(/owner's own CPU use \(\d+ %\) stayed above 85 % for \d+ s/);
     expect(state.scheduleOpen).toBe(true);
     const zip = await makeZip([{ name: 'run.py', content: 'print("hi")' }]);
     const refused = await unary(worker, worker.executeTask, executeRequest({ task_id: 'owner-refused', task_zip: zip }));
@@ -89,7 +90,7 @@ describe('owner first: a busy owner', () => {
     await idle();
     const accepted = await unary(worker, worker.executeTask, executeRequest({ task_id: 'owner-ok', task_zip: zip }));
     expect(accepted).toEqual({ success: true, message: expect.stringMatching(/^task owner-ok accepted/) });
-  });
+  }, 400_000);
 
   it('pauses a running task while the owner is busy and leaves the paused time out of its timeout', async () => {
     await idle();
@@ -102,7 +103,7 @@ describe('owner first: a busy owner', () => {
     const state = await waitFor('the task to be paused', async () => {
       const s = await ownerState();
       return s?.frozenTasks.includes('owner-paused') ? s : null;
-    }, 60_000);
+    }, 120_000);
     expect(state.busy).toBe(true);
     const inspect = JSON.parse(execFileSync('docker', ['inspect', 'hivemind-task-owner-paused']).toString())[0];
     expect(inspect.State.Paused).toBe(true);
@@ -120,5 +121,5 @@ describe('owner first: a busy owner', () => {
     expect(paused).toBeGreaterThan(5);
     expect(files.get('task_logs.txt')!.data.toString()).toContain('done');
     expect((await ownerState())?.frozenTasks).toEqual([]);
-  });
+  }, 400_000);
 });
