@@ -89,7 +89,7 @@ export class DevpoolServer implements OnApplicationBootstrap, OnApplicationShutd
     server.addService(NodeManagerServiceService, {
       registerWorkerNode: this.authed('RegisterWorkerNode', (req: Parameters<PoolState['registerNode']>[0]) => {
         const res = s.registerNode(req);
-        this.logger.debug({ node: req.node_id, host: `${req.hostname}:${req.port}`, docker: req.docker_status }, 'node registered');
+        this.logger.debug({ node: req.node_id, host: `${req.hostname}:${req.port}`, docker: req.docker_status, cpuScore: req.cpu_score, cores: req.cpu_cores, memoryGb: req.memory_gb }, 'node registered');
         return res;
       }),
       reportStatus: this.authed(

@@ -5,6 +5,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { estimateCpt } from '@hivemind/shared/earnings/cpt-estimate';
+import { TaskUsageAverage } from '@hivemind/shared/earnings/task-usage';
 import { LOGGER } from '@hivemind/shared/logging/logger';
 import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { ResultJob, TaskJob } from '@hivemind/shared/queue/queues';
@@ -17,6 +19,7 @@ import { extractZip } from '@hivemind/shared/task-format/zip-extract';
 import { TASK_STORE, TaskStore, TaskStoreError } from '@hivemind/shared/task-store/task-store';
 import { sleep } from '@hivemind/shared/util/ticker';
 import { OutputSink } from './output-sink';
+import { OwnerFreezeService } from './owner-freeze.service';
 import { RuntimeService, taskUser } from './runtime/runtime.service';
 import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE, LABEL_TASK } from './runtime/docker.runtime';
 import { RunExit, RunningTaskHandle, TaskRuntime } from './runtime/task-runtime.port';
@@ -25,6 +28,12 @@ interface Live {
   handle: RunningTaskHandle | null;
   /** Why the task is being stopped, once it is. */
   stopReason: string | null;
+  /** Measured usage while the task ran (for its CPT estimate); null until it starts. */
+  usage: TaskUsageAverage | null;
+  /** How long the task's process ran, in ms, once it ended (time paused for the owner left out). */
+  ranMs: number;
+  /** How long it was paused for the owner, in ms. */
+  frozenMs: number;
 }
 
 export const OWNER_STOP = 'stopped at the request of the task owner';
@@ -88,6 +97,7 @@ export class TaskRunnerService {
     private readonly keys: RedisKeys,
     private readonly runtimes: RuntimeService,
     @Inject(TASK_STORE) private readonly store: TaskStore,
+    private readonly freeze: OwnerFreezeService,
   ) {}
 
   get runningCount(): number {
@@ -110,7 +120,8 @@ export class TaskRunnerService {
     const l = this.live.get(taskId);
     if (!l) return false;
     l.stopReason ??= reason;
-    void l.handle?.stop(this.config.STOP_GRACE_PERIOD);
+    // A task paused for the owner is resumed first, or it could not act on the signal.
+    void this.freeze.thaw(taskId).finally(() => l.handle?.stop(this.config.STOP_GRACE_PERIOD));
     return true;
   }
 
@@ -129,7 +140,7 @@ export class TaskRunnerService {
     const log = this.logger.child({ taskId: job.taskId });
     const { workspace, logFile, resultFile } = this.paths(job.taskId);
     const startedAt = new Date();
-    const live: Live = { handle: null, stopReason: this.stopping };
+    const live: Live = { handle: null, stopReason: this.stopping, usage: null, ranMs: 0, frozenMs: 0 };
     this.live.set(job.taskId, live);
     let sink: OutputSink | null = null;
     let exit: RunExit = { exitCode: null, oomKilled: false };
@@ -191,6 +202,8 @@ export class TaskRunnerService {
         nodeId: this.config.NODE_ID || 'unknown',
         entryPoint: job.entry.file,
         runtime: runtime.name,
+        cpt: live.usage ? estimateCpt(live.usage.inputs(live.ranMs / 1000)) : undefined,
+        frozenSeconds: live.frozenMs / 1000,
       };
       await this.packResult(workspace, record, logFile, resultFile);
       await this.publishResult(job.taskId, resultFile);
@@ -204,6 +217,7 @@ export class TaskRunnerService {
         receivedAt: job.receivedAt,
         startedAt: startedAt.getTime(),
         finishedAt: record.finishedAt.getTime(),
+        cpt: record.cpt ? { total: record.cpt.total, ...record.cpt.inputs, pausedSeconds: live.frozenMs / 1000 } : undefined,
       };
     } finally {
       // A second run of the same task (a redelivered job) keeps its own entry.
@@ -300,27 +314,47 @@ export class TaskRunnerService {
     }
     const startedAt = handle.startedAt;
     const running: RunningTask = { executorId, startedAt, cpuPercent: 0, memoryPercent: 0, memoryBytes: 0, usageAt: startedAt };
+    const usage = (live.usage = new TaskUsageAverage(job.limits.nanoCpus / 1e9));
     await this.redis.hset(this.keys.running, job.taskId, JSON.stringify(running));
+    await this.freeze.track(job.taskId, runtime.name);
     let finished = false;
+    let primed = false;
     const usageTimer = setInterval(() => {
       handle
         .usage()
         // A sample that arrives after the end must not bring the task back into `running`.
-        .then((u) => (u && !finished ? this.redis.hset(this.keys.running, job.taskId, JSON.stringify({ ...running, ...u, usageAt: Date.now() })) : null))
+        .then((u) => {
+          if (!u || finished) return null;
+          // The first CPU reading has nothing to compare with and says 0: not a measurement.
+          if (primed && !this.freeze.isFrozen(job.taskId)) usage.add(u.cpuPercent, u.memoryPercent);
+          primed = true;
+          return this.redis.hset(this.keys.running, job.taskId, JSON.stringify({ ...running, ...u, usageAt: Date.now() }));
+        })
         .catch(() => undefined);
     }, this.config.TASK_USAGE_INTERVAL * 1000);
-    // Counted from the task's own start, which for an adopted task was before this executor.
-    const timeout = setTimeout(() => {
+    // Counted from the task's own start, which for an adopted task was before this
+    // executor, leaving out the time it was paused for the owner: when the timer fires
+    // early because of a pause, it is set again for what is left.
+    const limitMs = this.config.TASK_TIMEOUT * 1000;
+    const left = () => limitMs - (Date.now() - startedAt - this.freeze.frozenMs(job.taskId));
+    const expire = () => {
+      if (left() > 0) {
+        timeout = setTimeout(expire, left());
+        return;
+      }
       onTimeout();
       sink.note(`timed out after ${this.config.TASK_TIMEOUT} s; stopping`);
-      void handle.stop(this.config.STOP_GRACE_PERIOD);
-    }, Math.max(0, this.config.TASK_TIMEOUT * 1000 - (Date.now() - startedAt)));
+      void this.freeze.thaw(job.taskId).finally(() => handle.stop(this.config.STOP_GRACE_PERIOD));
+    };
+    let timeout = setTimeout(expire, Math.max(0, left()));
     try {
       return await handle.done;
     } finally {
       finished = true;
       clearInterval(usageTimer);
       clearTimeout(timeout);
+      live.frozenMs = await this.freeze.untrack(job.taskId);
+      live.ranMs = Math.max(0, Date.now() - startedAt - live.frozenMs);
       await this.redis.hdel(this.keys.running, job.taskId);
     }
   }

@@ -1,8 +1,20 @@
 import 'reflect-metadata';
+import * as path from 'node:path';
+import { resolveCpuScore } from '@hivemind/shared/capacity/cpu-benchmark';
 import { bootWorkerService } from '@hivemind/shared/nest/bootstrap';
 import { GatewayModule } from './gateway.module';
 
 void bootWorkerService('gateway', (config, logger, credentials) => GatewayModule.forRoot(config, logger, credentials!), {
   needsCredentials: true,
-  started: (c) => ({ nodeId: c.NODE_ID, pool: c.NODE_POOL_ADDRESS, port: c.GRPC_PORT }),
+  // The registered cpu_score: CPU_SCORE, else a short benchmark cached per hardware.
+  prepare: async (config, logger) => {
+    try {
+      const r = await resolveCpuScore({ override: config.CPU_SCORE, cores: config.cpuCores, cacheFile: path.join(config.workDir, 'cpu-benchmark.json') });
+      config.cpuScore = r.cpuScore;
+      logger.info({ cpuScore: r.cpuScore, source: r.source, machineScore: r.machineScore, cores: config.cpuCores }, 'cpu score');
+    } catch (err) {
+      logger.warn({ err: (err as Error).message, cpuScore: config.cpuScore }, 'cpu benchmark failed; registering 100 per core');
+    }
+  },
+  started: (c) => ({ nodeId: c.NODE_ID, pool: c.NODE_POOL_ADDRESS, port: c.GRPC_PORT, cpuScore: c.cpuScore }),
 });

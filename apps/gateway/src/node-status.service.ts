@@ -2,6 +2,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { readOwnerState } from '@hivemind/shared/owner/owner-state';
+import { describeWhen, scheduleStatus } from '@hivemind/shared/owner/work-schedule';
 import { ExecutorBeat, RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { containerLimits, reservationFor } from '@hivemind/shared/resources/limits';
@@ -35,12 +37,37 @@ export class NodeStatusService {
     const totals = await this.ledger.totals();
     if (this.draining) return { status: 'Draining', held: totals.tasks };
     if (await this.paused()) return { status: 'Paused', held: totals.tasks };
+    const owner = await this.ownerFirst();
+    if (owner) return { status: owner.status, held: totals.tasks };
     if (!(await this.hasExecutor())) return { status: 'Unavailable', held: totals.tasks };
     const node = await this.settings.capacity();
     const defaults = { cpuScore: 0, gpuScore: 0, memoryGb: 0, gpuMemoryGb: 0 };
     const smallest = reservationFor(defaults, containerLimits(defaults, node, this.limitDefaults()), node);
     const room = this.ledger.hasRoom(totals, node, smallest);
     return { status: room ? 'Idle' : `Running ${totals.tasks} tasks`, held: totals.tasks };
+  }
+
+  /**
+   * Whether the owner comes first now: busy with their own work (the monitor's owner
+   * state), or outside the working hours (WORK_SCHEDULE). Null when the node may take work.
+   */
+  async ownerFirst(now = new Date()): Promise<{ status: string; message: string } | null> {
+    const owner = await readOwnerState(this.redis, this.keys);
+    if (owner?.busy) {
+      const idle = this.config.OWNER_IDLE_AFTER;
+      return {
+        status: 'Busy (owner)',
+        message: `the machine's owner is using it (${owner.reason}); the node takes no new tasks until the owner has been idle for ${idle} s`,
+      };
+    }
+    const hours = scheduleStatus(this.config.workSchedule, now);
+    if (!hours.open) {
+      return {
+        status: 'Closed (working hours)',
+        message: `the node takes tasks only during its working hours (WORK_SCHEDULE "${this.config.workSchedule!.text}"); it opens ${describeWhen(hours.opensAt!)} (${hours.opensAt!.toISOString()})`,
+      };
+    }
+    return null;
   }
 
   /** The owner's pause: like a drain, but the node stays up and resumes when the flag goes. */

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { WorkerCoreModule } from '@hivemind/shared/nest/worker-core.module';
 import { HostProbe } from './host-probe.adapter';
+import { OwnerWatchService } from './owner-watch.service';
 import { SamplerService } from './sampler.service';
 
 @Module({})
@@ -11,7 +12,7 @@ export class MonitorModule {
     return {
       module: MonitorModule,
       imports: [WorkerCoreModule.forRoot(config, logger, 'monitor')],
-      providers: [{ provide: HostProbe, useValue: new HostProbe() }, SamplerService],
+      providers: [{ provide: HostProbe, useValue: new HostProbe() }, SamplerService, OwnerWatchService],
     };
   }
 }

@@ -58,6 +58,12 @@ export class AdmissionService {
     if (await this.nodeStatus.paused()) return refuse('the node is paused by its owner and takes no new tasks');
     const idError = checkTaskId(req.task_id);
     if (idError) return refuse(idError);
+    // A lasting refusal before the passing ones (owner busy, outside working hours).
+    if (this.config.CPU_ONLY && ((Number(req.gpu_usage) || 0) > 0 || (Number(req.gpu_memory_gb) || 0) > 0)) {
+      return refuse('the task asks for a GPU; this node runs in CPU-only mode (CPU_ONLY) and gives tasks no GPU');
+    }
+    const owner = await this.nodeStatus.ownerFirst();
+    if (owner) return refuse(owner.message);
     const taskId = req.task_id;
 
     const request = { cpuScore: req.cpu_usage, gpuScore: req.gpu_usage, memoryGb: req.memory_gb, gpuMemoryGb: req.gpu_memory_gb };

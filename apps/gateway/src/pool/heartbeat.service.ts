@@ -116,7 +116,8 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
     if (this.registered && capacityKey(effectiveCapacity(this.settings.machine, this.settings.lastKnown())) !== this.registered) {
       this.registerTicker.kick();
     }
-    const gpu = sample?.gpus[0];
+    // In CPU-only mode the node has no GPU as far as the pool is concerned.
+    const gpu = this.config.CPU_ONLY ? undefined : sample?.gpus[0];
     const res = await this.pool.call('ReportStatus', this.pool.client.nodes, this.pool.client.nodes.reportStatus, () => ({
       node_id: this.pool.nodeId,
       status,
@@ -136,7 +137,7 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
   async nodeUsage(): Promise<void> {
     const sample = await readLatestSample(this.redis, this.keys);
     if (!sample) return;
-    const gpu = sample.gpus[0];
+    const gpu = this.config.CPU_ONLY ? undefined : sample.gpus[0];
     // task_id "0" with the node id in `token`: the deployed pool records node-wide usage.
     await this.pool.call('TaskUsage', this.pool.client.workers, this.pool.client.workers.taskUsage, () => ({
       task_id: '0',

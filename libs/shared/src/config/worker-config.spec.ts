@@ -20,6 +20,19 @@ describe('worker configuration', () => {
     expect(c.executorConcurrency).toBe(2);
   });
 
+  it('reads the owner-first settings, and names WORK_SCHEDULE and the rule at fault', () => {
+    const c = loadWorkerConfig({ WORK_SCHEDULE: 'Mon-Fri 18:00-08:00; Sat,Sun 00:00-24:00', CPU_ONLY: 'true', OWNER_BUSY_PAUSE_TASKS: 'yes' });
+    expect(c.workSchedule?.intervals).toHaveLength(7);
+    expect(c.CPU_ONLY).toBe(true);
+    expect(c.OWNER_BUSY_PAUSE_TASKS).toBe(true);
+    const d = loadWorkerConfig({});
+    expect([d.workSchedule, d.CPU_ONLY, d.OWNER_BUSY_CPU_PERCENT, d.OWNER_BUSY_AFTER, d.OWNER_IDLE_AFTER]).toEqual([null, false, 70, 30, 60]);
+    expect(() => loadWorkerConfig({ WORK_SCHEDULE: 'Mon-Fri 9:00-17:70' })).toThrow(
+      'WORK_SCHEDULE: bad time "17:70" (00:00 to 24:00) in rule "Mon-Fri 9:00-17:70"',
+    );
+    expect(() => loadWorkerConfig({ OWNER_BUSY_CPU_PERCENT: '150' })).toThrow('OWNER_BUSY_CPU_PERCENT: expected a number between 0 and 100, got "150"');
+  });
+
   it('caps cores and memory at the machine', () => {
     const c = loadWorkerConfig({ MAX_CPU_CORES: '1000', MAX_MEMORY_GB: '100000' });
     expect(c.cpuCores).toBe(os.cpus().length);

@@ -1,6 +1,8 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
+import { parseWorkSchedule, WorkSchedule } from '../owner/work-schedule';
+import { wireguardAddress } from '../vpn/wireguard';
 import { bool, ConfigError, hostPort, num, oneOf, optNum, optStr, parseEnv, str } from './env-parsers';
 
 /**
@@ -12,7 +14,7 @@ export const workerEnvSchema = z.object({
   NODE_ID: str(''),
   NODE_PASSWORD: optStr(),
   NODE_POOL_ADDRESS: hostPort('localhost:50051'),
-  ADVERTISE_HOST: str('localhost'),
+  ADVERTISE_HOST: optStr(),
   ADVERTISE_PORT: optNum({ int: true, min: 1, max: 65535 }),
   GRPC_BIND: str('0.0.0.0'),
   GRPC_PORT: num(50053, { int: true, min: 1, max: 65535 }),
@@ -49,6 +51,20 @@ export const workerEnvSchema = z.object({
   OWNER_RESERVED_MEMORY_GB: num(0, { int: true, min: 0 }),
   MAX_DISK_GB: num(20, { min: 0.001 }),
   CPU_SCORE: optNum({ int: true, min: 1 }),
+  CPU_ONLY: bool(false),
+
+  OWNER_BUSY_CPU_PERCENT: num(70, { min: 0, max: 100 }),
+  OWNER_BUSY_AFTER: num(30, { min: 0, max: 86_400 }),
+  OWNER_IDLE_AFTER: num(60, { min: 0, max: 86_400 }),
+  OWNER_BUSY_PAUSE_TASKS: bool(false),
+  WORK_SCHEDULE: optStr().superRefine((v, ctx) => {
+    if (v === undefined) return;
+    try {
+      parseWorkSchedule(v, 'WORK_SCHEDULE');
+    } catch (err) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message.replace(/^WORK_SCHEDULE: /, '') });
+    }
+  }),
 
   HEARTBEAT_INTERVAL: num(10, { min: 0.5 }),
   REGISTER_INTERVAL: num(30, { min: 1 }),
@@ -86,7 +102,6 @@ export const workerEnvSchema = z.object({
   LOG_DIR: optStr(),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const, 'info'),
 
-  CPU_ONLY: bool(false),
   MONITOR_INTERVAL: num(5, { min: 0.5 }),
   MONITOR_HISTORY: num(720, { int: true, min: 1 }),
 });
@@ -95,6 +110,8 @@ export type WorkerEnv = z.output<typeof workerEnvSchema>;
 
 /** Settings after parsing, with machine-derived values filled in. */
 export interface WorkerConfig extends WorkerEnv {
+  /** ADVERTISE_HOST, else the WireGuard interface's address (wg0 first), else localhost. */
+  ADVERTISE_HOST: string;
   /** Cores the node offers (MAX_CPU_CORES, else the machine's). */
   cpuCores: number;
   /** Memory the node offers in whole GB (MAX_MEMORY_GB, else the machine's). */
@@ -105,6 +122,8 @@ export interface WorkerConfig extends WorkerEnv {
   executorConcurrency: number;
   workDir: string;
   maxMessageBytes: number;
+  /** When the node takes work (WORK_SCHEDULE); null: always. */
+  workSchedule: WorkSchedule | null;
 }
 
 export const WORKER_CONFIG = Symbol('WORKER_CONFIG');
@@ -123,6 +142,7 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
   }
   return {
     ...e,
+    ADVERTISE_HOST: e.ADVERTISE_HOST ?? wireguardAddress() ?? 'localhost',
     cpuCores,
     memoryGb,
     cpuScore: e.CPU_SCORE ?? Math.max(1, Math.round(cpuCores * 100)),
@@ -130,5 +150,6 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     executorConcurrency: e.EXECUTOR_CONCURRENCY ?? e.MAX_CONCURRENT_TASKS,
     workDir: path.resolve(e.WORK_DIR),
     maxMessageBytes: e.MAX_MESSAGE_MB * 1024 * 1024,
+    workSchedule: e.WORK_SCHEDULE ? parseWorkSchedule(e.WORK_SCHEDULE) : null,
   };
 }

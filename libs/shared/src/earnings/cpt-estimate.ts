@@ -5,9 +5,9 @@
 export interface CptInputs {
   /** Wall-clock run time of the task in seconds. */
   durationSeconds: number;
-  /** Average CPU use of the task, in percent of the node. */
+  /** Average CPU use of the task, in percent of the CPUs it was given (see TaskUsageAverage). */
   avgCpuPercent: number;
-  /** Average memory use of the task, in percent of the node. */
+  /** Average memory use of the task, in percent of its memory limit. */
   avgMemoryPercent: number;
   /** Average GPU use, in percent (0 without a GPU). */
   avgGpuPercent: number;

@@ -43,7 +43,12 @@ export function failBoot(err: unknown): never {
 export async function bootWorkerService(
   service: string,
   makeModule: (config: WorkerConfig, logger: Logger, credentials: PoolCredentials | null) => DynamicModule,
-  opts: { needsCredentials?: boolean; started?: (config: WorkerConfig) => Record<string, unknown> } = {},
+  opts: {
+    needsCredentials?: boolean;
+    started?: (config: WorkerConfig) => Record<string, unknown>;
+    /** Async work before the services are built (e.g. measuring the CPU score); may fill in config. */
+    prepare?: (config: WorkerConfig, logger: Logger) => Promise<void>;
+  } = {},
 ): Promise<INestApplicationContext> {
   let config: WorkerConfig;
   let credentials: PoolCredentials | null = null;
@@ -57,6 +62,7 @@ export async function bootWorkerService(
     failBoot(err);
   }
   const logger = createLogger(service, { level: config.LOG_LEVEL, logDir: config.LOG_DIR });
+  await opts.prepare?.(config, logger);
   const app = await NestFactory.createApplicationContext(makeModule(config, logger, credentials), { logger: new PinoNestLogger(logger) });
   handleSignals(app, logger);
   logger.info(opts.started?.(config) ?? {}, `${service} started`);

@@ -21,7 +21,11 @@ class RedisCloser implements OnApplicationShutdown {
   }
 }
 
-/** What the machine offers with nothing reserved for its owner, from config and the hardware. */
+/**
+ * What the machine offers with nothing reserved for its owner, from config and the
+ * hardware. No GPU is registered: the executor gives tasks none (and with CPU_ONLY
+ * the node must never offer one).
+ */
 export function machineCapacity(c: WorkerConfig): MachineCapacity {
   return { cpuCores: c.cpuCores, cpuScore: c.cpuScore, memoryGb: c.memoryGb, gpuScore: 0, gpuMemoryGb: 0 };
 }

@@ -54,6 +54,17 @@ export const resultJobSchema = z.object({
   /** When the executor picked the task up. */
   startedAt: z.number().int(),
   finishedAt: z.number().int(),
+  /** The node's CPT estimate and its measured inputs, as in execution_log.txt (absent when the task never ran). */
+  cpt: z
+    .object({
+      total: z.number(),
+      durationSeconds: z.number(),
+      avgCpuPercent: z.number(),
+      avgMemoryPercent: z.number(),
+      avgGpuPercent: z.number(),
+      pausedSeconds: z.number(),
+    })
+    .optional(),
 });
 export type ResultJob = z.infer<typeof resultJobSchema>;
 

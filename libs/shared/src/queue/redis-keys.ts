@@ -48,6 +48,18 @@ export class RedisKeys {
   get settings(): string {
     return `${this.prefix}:settings`;
   }
+  /**
+   * JSON OwnerState: whether the machine's owner is busy, the working hours, which
+   * tasks are paused for the owner (written by the monitor, read by the gateway and
+   * the dashboard). Expires when the monitor stops writing it.
+   */
+  get ownerState(): string {
+    return `${this.prefix}:owner:state`;
+  }
+  /** hash taskId -> ms since epoch: tasks an executor paused for the owner, and since when. */
+  get ownerFrozen(): string {
+    return `${this.prefix}:owner:frozen`;
+  }
   /** set when the pool asked to stop a task that may not have started yet. */
   stop(taskId: string): string {
     return `${this.prefix}:stop:${taskId}`;

@@ -2,7 +2,8 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { unzip } from '../../../../test/support/unzip';
-import { ExecutionRecord, writeResultZip } from './result-zip';
+import { estimateCpt } from '../earnings/cpt-estimate';
+import { ExecutionRecord, formatExecutionLog, writeResultZip } from './result-zip';
 
 describe('writeResultZip', () => {
   let dir: string;
@@ -72,5 +73,16 @@ describe('writeResultZip', () => {
     await writeResultZip({ workspace: ws, record: record('Success'), logFile: path.join(dir, 'missing.log'), outFile: out });
     const entries = await unzip(await fs.readFile(out));
     expect(entries.get('task_logs.txt')!.data.length).toBe(0);
+  });
+
+  it('writes the CPT estimate with its breakdown, and the time paused for the owner', () => {
+    const cpt = estimateCpt({ durationSeconds: 5400, avgCpuPercent: 90, avgMemoryPercent: 60, avgGpuPercent: 0 });
+    const text = formatExecutionLog({ ...record('Success'), cpt, frozenSeconds: 12.34 });
+    expect(text).toContain('Paused for the owner: 12.3 s (not counted toward the timeout)');
+    expect(text).toContain('estimated CPT: 18 (the Node Pool decides the real credit)');
+    expect(text).toContain('inputs: duration 5400 s, cpu 90 %, memory 60 %, gpu 0 %');
+    expect(text).toContain('usage (cpu+memory)/2 = 75 % -> multiplier 1.2');
+    expect(text).toContain('total max(1, int(10 x 1.2 x 1.5 + 0)) = 18');
+    expect(formatExecutionLog(record('Success'))).not.toContain('estimated CPT');
   });
 });

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ZipFile } from 'yazl';
+import { CptEstimate, describeCpt } from '../earnings/cpt-estimate';
 
 export type TaskOutcome = 'Success' | 'Failed' | 'Stopped';
 
@@ -16,6 +17,10 @@ export interface ExecutionRecord {
   nodeId: string;
   entryPoint: string;
   runtime: string;
+  /** The node's CPT estimate from the task's measured usage (absent when the task never ran). */
+  cpt?: CptEstimate;
+  /** Seconds the task spent paused for the machine's owner (not counted toward its timeout). */
+  frozenSeconds?: number;
 }
 
 /** Names the worker writes at the top of every result zip; task files of the same name give way. */
@@ -39,7 +44,9 @@ export function formatExecutionLog(r: ExecutionRecord, notPacked: string[] = [])
     `Node: ${r.nodeId}`,
     `Entry point: ${r.entryPoint}`,
     `Runtime: ${r.runtime}`,
+    ...(r.frozenSeconds ? [`Paused for the owner: ${r.frozenSeconds.toFixed(1)} s (not counted toward the timeout)`] : []),
     ...skipped,
+    ...(r.cpt ? [describeCpt(r.cpt)] : []),
     '',
   ].join('\n');
 }

@@ -1,0 +1,142 @@
+import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { LOGGER } from '@hivemind/shared/logging/logger';
+import { REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { readOwnerState } from '@hivemind/shared/owner/owner-state';
+import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { Ticker } from '@hivemind/shared/util/ticker';
+import { DockerRuntime } from './runtime/docker.runtime';
+import { RuntimeService } from './runtime/runtime.service';
+
+interface Tracked {
+  /** Pausable: Docker tasks only (a plain process task keeps running). */
+  docker: boolean;
+  frozenSince: number | null;
+  frozenMs: number;
+  /** Being stopped: thawed for good, so the stop signal reaches it. */
+  exempt: boolean;
+  busy: Promise<void>;
+}
+
+/**
+ * With OWNER_BUSY_PAUSE_TASKS, pauses this executor's running task containers
+ * (`docker pause`: the cgroup freezer) while the owner is busy, and resumes them once
+ * the owner state says idle. Keeps each task's paused time, which the runner leaves
+ * out of the task's timeout, and lists paused tasks in Redis for the owner state.
+ */
+@Injectable()
+export class OwnerFreezeService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly tasks = new Map<string, Tracked>();
+  private readonly ticker: Ticker;
+
+  constructor(
+    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly runtimes: RuntimeService,
+  ) {
+    this.ticker = new Ticker('owner-freeze', 1000, () => this.tick(), (_n, err) => this.logger.warn({ err: (err as Error).message }, 'owner freeze check failed'));
+  }
+
+  onApplicationBootstrap(): void {
+    if (this.config.OWNER_BUSY_PAUSE_TASKS) this.ticker.start();
+  }
+
+  onApplicationShutdown(): void {
+    this.ticker.stop();
+  }
+
+  private container(taskId: string) {
+    return this.runtimes.engine.getContainer(DockerRuntime.containerName(taskId));
+  }
+
+  /** A task's container started (or was adopted, perhaps paused by the executor before). */
+  async track(taskId: string, runtime: string): Promise<void> {
+    const t: Tracked = { docker: runtime === 'docker', frozenSince: null, frozenMs: 0, exempt: false, busy: Promise.resolve() };
+    this.tasks.set(taskId, t);
+    if (!t.docker) return;
+    // An adopted container may have been paused by the executor that crashed.
+    const info = await this.container(taskId).inspect().catch(() => null);
+    if (info?.State?.Paused) {
+      t.frozenSince = Date.now();
+      await this.redis.hset(this.keys.ownerFrozen, taskId, String(t.frozenSince)).catch(() => undefined);
+      // This executor does not pause tasks: resume it now rather than leave it frozen.
+      if (!this.config.OWNER_BUSY_PAUSE_TASKS) await this.set(taskId, t, false);
+    }
+  }
+
+  /** The task ended: its paused time is final. */
+  async untrack(taskId: string): Promise<number> {
+    const t = this.tasks.get(taskId);
+    if (!t) return 0;
+    await t.busy;
+    const ms = this.frozenMs(taskId);
+    this.tasks.delete(taskId);
+    await this.redis.hdel(this.keys.ownerFrozen, taskId).catch(() => undefined);
+    return ms;
+  }
+
+  /** How long the task has been paused for the owner, in ms, counting a pause in progress. */
+  frozenMs(taskId: string, now = Date.now()): number {
+    const t = this.tasks.get(taskId);
+    if (!t) return 0;
+    return t.frozenMs + (t.frozenSince !== null ? now - t.frozenSince : 0);
+  }
+
+  isFrozen(taskId: string): boolean {
+    return this.tasks.get(taskId)?.frozenSince != null;
+  }
+
+  /** Resumes a task for good, before it is stopped (a frozen task cannot act on SIGTERM). */
+  async thaw(taskId: string): Promise<void> {
+    const t = this.tasks.get(taskId);
+    if (!t) return;
+    t.exempt = true;
+    await this.set(taskId, t, false);
+  }
+
+  private set(taskId: string, t: Tracked, freeze: boolean): Promise<void> {
+    t.busy = t.busy.then(async () => {
+      if (freeze === (t.frozenSince !== null)) return;
+      const c = this.container(taskId);
+      try {
+        if (freeze) {
+          await c.pause();
+          t.frozenSince = Date.now();
+          await this.redis.hset(this.keys.ownerFrozen, taskId, String(t.frozenSince));
+          this.logger.info({ taskId }, 'task paused: the owner is busy');
+        } else {
+          await c.unpause();
+          t.frozenMs += Date.now() - (t.frozenSince ?? Date.now());
+          t.frozenSince = null;
+          await this.redis.hdel(this.keys.ownerFrozen, taskId);
+          this.logger.info({ taskId, pausedS: Math.round(t.frozenMs / 1000) }, 'task resumed');
+        }
+      } catch (err) {
+        const msg = (err as Error).message;
+        // Already in the wanted state (e.g. it ended meanwhile, or paused before a crash).
+        if (/is not paused/.test(msg) && !freeze) {
+          t.frozenMs += Date.now() - (t.frozenSince ?? Date.now());
+          t.frozenSince = null;
+          await this.redis.hdel(this.keys.ownerFrozen, taskId).catch(() => undefined);
+        } else if (!/is not running|No such container/.test(msg)) {
+          this.logger.warn({ taskId, err: msg }, freeze ? 'could not pause the task' : 'could not resume the task');
+        }
+      }
+    });
+    return t.busy;
+  }
+
+  /** Freezes or thaws every tracked Docker task to match the owner state. */
+  async tick(): Promise<void> {
+    if (this.tasks.size === 0) return;
+    const owner = await readOwnerState(this.redis, this.keys);
+    const freeze = Boolean(owner?.busy);
+    await Promise.all(
+      [...this.tasks].filter(([, t]) => t.docker).map(([id, t]) => this.set(id, t, freeze && !t.exempt)),
+    );
+  }
+}

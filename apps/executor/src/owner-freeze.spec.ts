@@ -1,0 +1,89 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { OwnerFreezeService } from './owner-freeze.service';
+import { RuntimeService } from './runtime/runtime.service';
+
+/** A Docker engine and a Redis that keep just what the freeze logic touches. */
+function setup(pauseTasks = true, pausedAtStart = false) {
+  const store = new Map<string, string>();
+  const frozen = new Map<string, string>();
+  const calls: string[] = [];
+  let paused = pausedAtStart;
+  const redis = {
+    get: async (k: string) => store.get(k) ?? null,
+    hset: async (_k: string, f: string, v: string) => frozen.set(f, v),
+    hdel: async (_k: string, f: string) => frozen.delete(f),
+  } as unknown as Redis;
+  const engine = {
+    getContainer: (name: string) => ({
+      inspect: async () => ({ State: { Paused: paused } }),
+      pause: async () => {
+        calls.push(`pause ${name}`);
+        paused = true;
+      },
+      unpause: async () => {
+        calls.push(`unpause ${name}`);
+        if (!paused) throw new Error('Container is not paused');
+        paused = false;
+      },
+    }),
+  };
+  const keys = new RedisKeys('t');
+  const logger = { info: () => undefined, warn: () => undefined } as unknown as Logger;
+  const svc = new OwnerFreezeService({ OWNER_BUSY_PAUSE_TASKS: pauseTasks } as WorkerConfig, logger, redis, keys, { engine } as unknown as RuntimeService);
+  const setBusy = (busy: boolean) => store.set(keys.ownerState, JSON.stringify({ busy, ownerCpuPercent: 0, since: null, reason: '', frozenTasks: [], scheduleOpen: true }));
+  return { svc, calls, frozen, setBusy };
+}
+
+describe('OwnerFreezeService', () => {
+  afterEach(() => jest.useRealTimers());
+
+  it('pauses tracked Docker tasks while the owner is busy, resumes them after, and adds up the paused time', async () => {
+    jest.useFakeTimers({ now: 1_000_000, doNotFake: ['nextTick', 'setImmediate'] });
+    const { svc, calls, frozen, setBusy } = setup();
+    await svc.track('a', 'docker');
+    await svc.track('p', 'process');
+    setBusy(true);
+    await svc.tick();
+    expect(calls).toEqual(['pause hivemind-task-a']);
+    expect(svc.isFrozen('a')).toBe(true);
+    expect([...frozen.keys()]).toEqual(['a']);
+    jest.setSystemTime(1_004_000);
+    expect(svc.frozenMs('a')).toBe(4000);
+    await svc.tick(); // still busy: nothing more
+    expect(calls).toHaveLength(1);
+    setBusy(false);
+    jest.setSystemTime(1_005_000);
+    await svc.tick();
+    expect(calls).toEqual(['pause hivemind-task-a', 'unpause hivemind-task-a']);
+    expect(frozen.size).toBe(0);
+    jest.setSystemTime(1_009_000);
+    expect(svc.frozenMs('a')).toBe(5000);
+    setBusy(true);
+    await svc.tick();
+    jest.setSystemTime(1_010_000);
+    expect(await svc.untrack('a')).toBe(6000);
+    expect(svc.frozenMs('p')).toBe(0);
+  });
+
+  it('thaws a task that is being stopped and never pauses it again', async () => {
+    const { svc, calls, setBusy } = setup();
+    await svc.track('a', 'docker');
+    setBusy(true);
+    await svc.tick();
+    await svc.thaw('a');
+    await svc.tick();
+    expect(calls).toEqual(['pause hivemind-task-a', 'unpause hivemind-task-a']);
+    expect(svc.isFrozen('a')).toBe(false);
+  });
+
+  it('resumes an adopted container left paused when this executor does not pause tasks', async () => {
+    const { svc, calls, frozen } = setup(false, true);
+    await svc.track('a', 'docker');
+    expect(calls).toEqual(['unpause hivemind-task-a']);
+    expect(svc.isFrozen('a')).toBe(false);
+    expect(frozen.size).toBe(0);
+  });
+});

@@ -1,0 +1,65 @@
+import * as os from 'node:os';
+import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { LOGGER } from '@hivemind/shared/logging/logger';
+import { readLatestSample } from '@hivemind/shared/monitor/host-sample';
+import { REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { OwnerBusyDetector } from '@hivemind/shared/owner/owner-busy';
+import { OwnerState, tasksCpuPercent, writeOwnerState } from '@hivemind/shared/owner/owner-state';
+import { scheduleStatus } from '@hivemind/shared/owner/work-schedule';
+import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { Ticker } from '@hivemind/shared/util/ticker';
+
+/**
+ * Watches the owner: feeds each new host sample, minus what the node's tasks use, to
+ * the busy-owner state machine, and publishes the owner state (busy, working hours,
+ * tasks paused for the owner) to Redis every second, with an expiry so that a stopped
+ * monitor never leaves the node marked busy.
+ */
+@Injectable()
+export class OwnerWatchService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly ticker: Ticker;
+  private readonly detector: OwnerBusyDetector;
+  private lastSampleAt = 0;
+  private lastBusy = false;
+  private readonly cores = os.cpus().length || 1;
+
+  constructor(
+    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {
+    this.detector = new OwnerBusyDetector({
+      thresholdPercent: config.OWNER_BUSY_CPU_PERCENT,
+      busyAfterMs: config.OWNER_BUSY_AFTER * 1000,
+      idleAfterMs: config.OWNER_IDLE_AFTER * 1000,
+    });
+    this.ticker = new Ticker('owner-watch', 1000, async () => void (await this.tick()), (_n, err) => this.logger.warn({ err: (err as Error).message }, 'owner watch failed'));
+  }
+
+  onApplicationBootstrap(): void {
+    this.ticker.start();
+  }
+
+  onApplicationShutdown(): void {
+    this.ticker.stop();
+  }
+
+  async tick(): Promise<OwnerState> {
+    const sample = await readLatestSample(this.redis, this.keys, Math.max(15_000, 3 * this.config.MONITOR_INTERVAL * 1000));
+    if (sample && sample.at > this.lastSampleAt) {
+      this.lastSampleAt = sample.at;
+      const running = await this.redis.hgetall(this.keys.running);
+      const s = this.detector.feed({ at: sample.at, hostCpuPercent: sample.cpuPercent, tasksCpuPercent: tasksCpuPercent(running, this.cores, sample.at) });
+      if (s.busy !== this.lastBusy) this.logger.info({ busy: s.busy, ownerCpuPercent: s.ownerCpuPercent, reason: s.reason }, s.busy ? 'owner busy: taking no new tasks' : 'owner idle again');
+      this.lastBusy = s.busy;
+    }
+    const frozen = Object.keys(await this.redis.hgetall(this.keys.ownerFrozen)).sort();
+    const state: OwnerState = { ...this.detector.state, frozenTasks: frozen, scheduleOpen: scheduleStatus(this.config.workSchedule, new Date()).open };
+    await writeOwnerState(this.redis, this.keys, state, Math.max(10_000, 3 * this.config.MONITOR_INTERVAL * 1000));
+    return state;
+  }
+}
