@@ -17,6 +17,7 @@ import { checkTaskId } from '@hivemind/shared/task-format/task-id';
 import { TaskFormatError } from '@hivemind/shared/task-format/task-format.error';
 import { inspectZip } from '@hivemind/shared/task-format/zip-inspect';
 import { NodeStatusService } from '../node-status.service';
+import { GatewayMetrics, RefusalKind } from '../metrics/gateway-metrics.service';
 import { HeartbeatService } from '../pool/heartbeat.service';
 import { TASKS_QUEUE } from '../queues.provider';
 
@@ -36,6 +37,7 @@ export class AdmissionService {
     private readonly ledger: ResourceLedger,
     private readonly nodeStatus: NodeStatusService,
     private readonly heartbeat: HeartbeatService,
+    private readonly metrics: GatewayMetrics,
   ) {}
 
   zipPath(taskId: string): string {
@@ -48,22 +50,23 @@ export class AdmissionService {
    */
   async admit(req: ExecuteTaskRequest, peer: string, cancelled: () => boolean = () => false): Promise<ExecuteTaskResponse> {
     const receivedAt = Date.now();
-    const refuse = (message: string): ExecuteTaskResponse => {
+    const refuse = (kind: RefusalKind, message: string): ExecuteTaskResponse => {
+      this.metrics.refused.inc({ reason: kind });
       this.logger.info({ taskId: String(req.task_id).slice(0, 80), peer, reason: message }, 'task refused');
       return { success: false, message };
     };
-    if (this.nodeStatus.draining) return refuse('the node is shutting down and takes no new tasks');
-    if (await this.nodeStatus.paused()) return refuse('the node is paused by its owner and takes no new tasks');
+    if (this.nodeStatus.draining) return refuse('draining', 'the node is shutting down and takes no new tasks');
+    if (await this.nodeStatus.paused()) return refuse('paused', 'the node is paused by its owner and takes no new tasks');
     const idError = checkTaskId(req.task_id);
-    if (idError) return refuse(idError);
+    if (idError) return refuse('invalid_task_id', idError);
     const taskId = req.task_id;
 
     const request = { cpuScore: req.cpu_usage, gpuScore: req.gpu_usage, memoryGb: req.memory_gb, gpuMemoryGb: req.gpu_memory_gb };
     const node = await this.settings.capacity();
     const fitError = checkRequest(request, node);
-    if (fitError) return refuse(fitError);
+    if (fitError) return refuse('does_not_fit', fitError);
 
-    if (await this.ledger.holds(taskId)) return refuse(`task ${taskId} is already in flight on this node`);
+    if (await this.ledger.holds(taskId)) return refuse('duplicate', `task ${taskId} is already in flight on this node`);
 
     // Faults that never go away (the zip, its size) are reported before passing ones
     // (busy, no executor): the pool offers a refused task again and again, so it should
@@ -75,20 +78,20 @@ export class AdmissionService {
         maxUncompressedBytes: this.config.ZIP_MAX_UNCOMPRESSED_MB * 1024 * 1024,
       });
     } catch (err) {
-      if (err instanceof TaskFormatError) return refuse(err.message);
+      if (err instanceof TaskFormatError) return refuse('invalid_zip', err.message);
       throw err;
     }
 
     const diskError = await this.checkDisk(summary.uncompressedBytes + req.task_zip.length);
-    if (diskError) return refuse(diskError);
+    if (diskError) return refuse('disk', diskError);
 
-    if (!(await this.nodeStatus.hasExecutor())) return refuse('no executor is running on this node; try again later');
+    if (!(await this.nodeStatus.hasExecutor())) return refuse('no_executor', 'no executor is running on this node; try again later');
     const limits = containerLimits(request, node, this.nodeStatus.limitDefaults());
     const reservation = reservationFor(request, limits, node);
 
-    if (cancelled()) return refuse('the caller gave up before the task was admitted');
+    if (cancelled()) return refuse('caller_gave_up', 'the caller gave up before the task was admitted');
     const reserved = await this.ledger.reserve(taskId, reservation, node);
-    if (!reserved.ok) return refuse(reserved.message);
+    if (!reserved.ok) return refuse('busy', reserved.message);
 
     const zipFile = this.zipPath(taskId);
     const rollBack = async () => {
@@ -101,7 +104,7 @@ export class AdmissionService {
       await fs.rename(`${zipFile}.partial`, zipFile);
       if (cancelled()) {
         await rollBack();
-        return refuse('the caller gave up while the task was being stored');
+        return refuse('caller_gave_up', 'the caller gave up while the task was being stored');
       }
       const acceptedAt = Date.now();
       await this.redis.hset(this.keys.task(taskId), { acceptedAt, peer });
@@ -110,12 +113,13 @@ export class AdmissionService {
     } catch (err) {
       await rollBack().catch(() => undefined);
       this.logger.error({ taskId, err }, 'could not store or queue an admitted task');
-      return refuse(`the node could not store the task: ${(err as Error).message}`);
+      return refuse('store_failed', `the node could not store the task: ${(err as Error).message}`);
     }
     this.logger.info(
       { taskId, peer, entry: summary.entry.file, files: summary.files, bytes: summary.uncompressedBytes, limits },
       'task accepted',
     );
+    this.metrics.accepted.inc();
     this.heartbeat.statusChanged();
     const cpus = (limits.nanoCpus / 1e9).toFixed(2);
     const mb = Math.round(limits.memoryBytes / 1024 / 1024);
