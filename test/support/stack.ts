@@ -34,7 +34,7 @@ export type Service = 'devpool' | 'gateway' | 'executor' | 'monitor';
 
 const READY: Record<Service, RegExp> = {
   devpool: /devpool listening/,
-  gateway: /worker gRPC server listening/,
+  gateway: /gateway started/,
   executor: /executor ready; consuming tasks/,
   monitor: /monitor started/,
 };
