@@ -107,11 +107,14 @@ describe('dashboard, API, health and metrics', () => {
     expect(gateway.output().split(token).length - 1).toBe(1);
     expect(gateway.output()).toContain(`HiveMind dashboard: http://127.0.0.1:${gateway.httpPort}/`);
 
-    for (const p of ['/api/status', '/api/tasks', '/api/settings', '/queues/api/queues']) {
+    for (const p of ['/api/status', '/api/tasks', '/api/settings', '/queues/api/queues', '/api/openapi.json', '/api/docs']) {
       expect((await get(p, {})).status).toBe(401);
       expect((await get(p, { Authorization: 'Bearer not-the-token' })).status).toBe(401);
       expect((await get(p)).status).toBe(200);
     }
+    const openapi = await json(await get('/api/openapi.json'));
+    expect(Object.keys(openapi.paths)).toEqual(expect.arrayContaining(['/api/status', '/api/tasks', '/api/settings', '/api/pause', '/api/output', '/health/ready']));
+    expect(openapi.paths['/api/settings'].patch.requestBody.content['application/json'].schema.properties).toHaveProperty('maxConcurrentTasks');
     const page = await get('/', { Accept: 'text/html' });
     expect(page.status).toBe(303);
     expect(page.headers.get('location')).toBe('/login');

@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Body, Controller, Get, HttpCode, Inject, NotFoundException, Param, Patch, Post, Query, Res } from '@nestjs/common';
+import { ApiBadRequestResponse, ApiBearerAuth, ApiBody, ApiCookieAuth, ApiOperation, ApiProduces, ApiQuery, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
 import type { Response } from 'express';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -53,6 +54,11 @@ async function fileTail(file: string, max: number): Promise<string | null> {
  * logs, the monitor's history, live settings, pause and resume. Bad input gets a 400
  * naming the field.
  */
+@ApiTags('dashboard')
+@ApiBearerAuth()
+@ApiCookieAuth('hivemind_dashboard')
+@ApiUnauthorizedResponse({ description: 'the dashboard token is missing or wrong' })
+@ApiBadRequestResponse({ description: '{ statusCode: 400, field, message }: the field that was wrong' })
 @Controller('api')
 export class ApiController {
   constructor(
@@ -69,6 +75,7 @@ export class ApiController {
   ) {}
 
   /** Node identity, pool link, status, capacity, executors, CPT, owner state, problems. */
+  @ApiOperation({ summary: 'Node identity, pool link, status, capacity, executors, CPT balance and estimates, owner state, problems' })
   @Get('status')
   async status() {
     const [{ status, held }, paused, settings, capacity, executors, estimates, ownerRaw, latestRaw, totals] = await Promise.all([
@@ -124,6 +131,8 @@ export class ApiController {
   }
 
   /** Running tasks (with live usage) and the last finished ones. */
+  @ApiOperation({ summary: 'Running tasks and the last finished ones' })
+  @ApiQuery({ name: 'limit', required: false, type: Number, description: '1 to TASK_HISTORY_SIZE' })
   @Get('tasks')
   async tasks(@Query() query: unknown) {
     const { limit } = parseOr400(historyQuerySchema(this.config.TASK_HISTORY_SIZE), query, 'query');
@@ -139,6 +148,7 @@ export class ApiController {
   }
 
   /** One finished task's history entry (with its logs' tail). */
+  @ApiOperation({ summary: 'One finished task: status, reason, duration, result size, CPT estimate, logs tail' })
   @Get('tasks/:taskId')
   async task(@Param('taskId') taskId: string) {
     const id = parseOr400(taskIdSchema, taskId, 'taskId');
@@ -148,6 +158,8 @@ export class ApiController {
   }
 
   /** A task's logs: the live log of a running task, else the tail kept in the history. */
+  @ApiOperation({ summary: "A task's logs: live while it runs, else the kept tail" })
+  @ApiProduces('text/plain')
   @Get('tasks/:taskId/logs')
   async logs(@Param('taskId') taskId: string, @Res() res: Response): Promise<void> {
     const id = parseOr400(taskIdSchema, taskId, 'taskId');
@@ -158,6 +170,8 @@ export class ApiController {
   }
 
   /** The monitor's host samples over the last `minutes` (default 60), oldest first. */
+  @ApiOperation({ summary: "The monitor's host samples over the last minutes, oldest first" })
+  @ApiQuery({ name: 'minutes', required: false, type: Number, description: '1 to 1440; default 60' })
   @Get('monitor/history')
   async monitorHistory(@Query() query: unknown) {
     const { minutes } = parseOr400(monitorQuerySchema, query, 'query');
@@ -167,12 +181,25 @@ export class ApiController {
     return { intervalSeconds: this.config.MONITOR_INTERVAL, samples: samples.reverse() };
   }
 
+  @ApiOperation({ summary: 'Live settings, their defaults, the machine, the pause flag' })
   @Get('settings')
   async getSettings() {
     return { settings: await this.settings.get(), defaults: this.settings.defaults, machine: this.settings.machine, paused: await this.nodeStatus.paused() };
   }
 
   /** Changes live settings (maxConcurrentTasks, ownerReservedCores, ownerReservedMemoryGb). */
+  @ApiOperation({ summary: 'Change live settings; applied at once' })
+  @ApiBody({
+    schema: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maxConcurrentTasks: { type: 'integer', minimum: 1, maximum: 256 },
+        ownerReservedCores: { type: 'number', minimum: 0 },
+        ownerReservedMemoryGb: { type: 'integer', minimum: 0 },
+      },
+    },
+  })
   @Patch('settings')
   async patchSettings(@Body() body: unknown) {
     if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badRequest('body', 'expected a JSON object of settings');
@@ -188,6 +215,7 @@ export class ApiController {
   }
 
   /** Drops every override: back to the config's values. */
+  @ApiOperation({ summary: "Back to the config's settings" })
   @Post('settings/reset')
   @HttpCode(200)
   async resetSettings() {
@@ -197,6 +225,7 @@ export class ApiController {
   }
 
   /** Stops accepting tasks (status Paused); tasks already held run to the end. */
+  @ApiOperation({ summary: 'Stop accepting tasks (status Paused)' })
   @Post('pause')
   @HttpCode(200)
   async pause() {
@@ -206,6 +235,7 @@ export class ApiController {
     return { paused: true };
   }
 
+  @ApiOperation({ summary: 'Accept tasks again' })
   @Post('resume')
   @HttpCode(200)
   async resume() {

@@ -1,12 +1,14 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Body, Controller, Get, HttpCode, Inject, Post, Res } from '@nestjs/common';
+import { ApiExcludeController } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { DashboardToken, tokenMatches } from '@hivemind/shared/http/dashboard-token';
 import { clearLoginCookie, DASHBOARD_TOKEN, publicDir, setLoginCookie } from './dashboard-auth';
 import { loginBodySchema, parseOr400 } from './validation';
 
 /** The login form: the token once, then a cookie. */
+@ApiExcludeController()
 @Controller()
 export class AuthController {
   constructor(@Inject(DASHBOARD_TOKEN) private readonly dashboard: DashboardToken) {}

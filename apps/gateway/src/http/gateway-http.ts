@@ -4,12 +4,13 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Queue } from 'bullmq';
 import cookieParser from 'cookie-parser';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
-import { DashboardToken, loadDashboardToken } from '@hivemind/shared/http/dashboard-token';
+import { DASHBOARD_COOKIE, DashboardToken, loadDashboardToken } from '@hivemind/shared/http/dashboard-token';
 import { READINESS_CHECKS, ReadinessCheck, redisCheck } from '@hivemind/shared/http/health';
 import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { PoolLinkService } from '../pool/pool-link.service';
@@ -69,6 +70,18 @@ export function setupGatewayHttp(app: NestExpressApplication, config: WorkerConf
     options: { uiConfig: { boardTitle: 'HiveMind worker queues' } },
   });
   app.use('/queues', board.getRouter());
+
+  // OpenAPI: the UI at /api/docs and the document at /api/openapi.json (served from node_modules).
+  const doc = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('HiveMind worker')
+      .setDescription('The gateway\'s dashboard API. Send the dashboard token as a Bearer header or the login cookie.')
+      .addBearerAuth()
+      .addCookieAuth(DASHBOARD_COOKIE)
+      .build(),
+  );
+  SwaggerModule.setup('api/docs', app, doc, { jsonDocumentUrl: 'api/openapi.json', yamlDocumentUrl: 'api/openapi.yaml' });
 }
 
 /** Prints the dashboard's address, and the token the one time it is made. */

@@ -1,4 +1,5 @@
 import { Controller, Get, Inject, OnApplicationShutdown, Query, Req, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -26,6 +27,11 @@ export class OutputStreamController implements OnApplicationShutdown {
     private readonly keys: RedisKeys,
   ) {}
 
+  @ApiTags('dashboard')
+  @ApiBearerAuth()
+  @ApiOperation({ summary: 'Live task output as Server-Sent Events (event: output, data {taskId, text})' })
+  @ApiQuery({ name: 'task', required: false, description: 'only this task' })
+  @ApiProduces('text/event-stream')
   @Get('output')
   async stream(@Query() query: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
     const { task } = parseOr400(outputQuerySchema, query, 'query');
