@@ -65,7 +65,7 @@ export function setupGatewayHttp(app: NestExpressApplication, config: WorkerConf
   const board = new ExpressAdapter();
   board.setBasePath('/queues');
   createBullBoard({
-    queues: [app.get<Queue>(TASKS_QUEUE), app.get<Queue>(RESULTS_QUEUE)].map((q) => new BullMQAdapter(q, { readOnlyMode: false })),
+    queues: [app.get<Queue>(TASKS_QUEUE), app.get<Queue>(RESULTS_QUEUE)].map((q) => new BullMQAdapter(q, { readOnlyMode: true })),
     serverAdapter: board,
     options: { uiConfig: { boardTitle: 'HiveMind worker queues' } },
   });
