@@ -90,8 +90,6 @@ export function createLogger(service: string, opts: LoggerOptions): Logger {
         size: `${opts.fileSizeMb ?? 10}m`,
         frequency: 'daily',
         mkdir: true,
-        // Written synchronously in the worker thread, so the last lines reach the file at exit.
-        sync: true,
         limit: { count: opts.fileCount ?? 5, removeOtherLogFiles: true },
       },
     }) as pino.DestinationStream;
