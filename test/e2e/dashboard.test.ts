@@ -288,6 +288,17 @@ describe('dashboard, API, health and metrics', () => {
       const first = Number((await page.textContent('#live-output'))!.match(/browser-1 tick (\d+)/g)!.pop()!.split(' ').pop());
       await page.waitForFunction(`/browser-1 tick ${first + 3}\\b/.test(document.getElementById('live-output').textContent)`, null, { timeout: 30_000 });
 
+      // Settings: a change takes effect at once; a bad one is refused with the field named.
+      await page.fill('#settings-form input[name=maxConcurrentTasks]', '3');
+      await page.click('#settings-form button[type=submit]');
+      await page.waitForSelector('#settings-msg.ok', { timeout: 10_000 });
+      expect((await json(await get('/api/settings'))).settings.maxConcurrentTasks).toBe(3);
+      await page.fill('#settings-form input[name=ownerReservedCores]', '4096');
+      await page.click('#settings-form button[type=submit]');
+      await page.waitForSelector('#settings-msg.error', { timeout: 10_000 });
+      expect(await page.textContent('#settings-msg')).toMatch(/^ownerReservedCores: must leave some of the/);
+      expect((await json(await get('/api/settings'))).settings.ownerReservedCores).toBe(0);
+
       await page.click('#pause-btn');
       await page.waitForSelector('#node-status:text("Paused")', { timeout: 10_000 });
       expect(await page.textContent('#accepting')).toBe('no (paused)');
