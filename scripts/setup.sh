@@ -13,6 +13,8 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
 command -v openssl >/dev/null || need+=(openssl)
 command -v wg >/dev/null || need+=(wireguard-tools)
+# The dashboard's browser test drives Debian's Chromium through playwright-core.
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   as_root apt-get update -qq

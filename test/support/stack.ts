@@ -34,7 +34,7 @@ export type Service = 'devpool' | 'gateway' | 'executor' | 'monitor';
 
 const READY: Record<Service, RegExp> = {
   devpool: /devpool listening/,
-  gateway: /worker gRPC server listening/,
+  gateway: /gateway started/,
   executor: /executor ready; consuming tasks/,
   monitor: /monitor started/,
 };
@@ -44,7 +44,12 @@ export interface RunningService {
   proc: ChildProcess;
   logFile: string;
   output: () => string;
+  /** Its HTTP port (/health, /metrics; the dashboard on the gateway), or 0 for none. */
+  httpPort: number;
 }
+
+/** The env variable naming each service's HTTP port. */
+const HTTP_PORT_VAR: Partial<Record<Service, string>> = { gateway: 'HTTP_PORT', monitor: 'MONITOR_HTTP_PORT', executor: 'EXECUTOR_HEALTH_PORT' };
 
 /**
  * Starts services from dist/ as separate processes (as they run for real) and waits
@@ -65,6 +70,9 @@ export class Stack {
     const devpoolPort = await freePort();
     const grpcPort = await freePort();
     const env: Record<string, string> = {
+      HTTP_PORT: String(await freePort()),
+      MONITOR_HTTP_PORT: String(await freePort()),
+      DASHBOARD_TOKEN_FILE: path.join(dir, 'dashboard-token'),
       REDIS_URL: redisUrl(),
       REDIS_PREFIX: uniquePrefix(name),
       WORK_DIR: path.join(dir, 'work'),
@@ -92,15 +100,21 @@ export class Stack {
     return `localhost:${this.env.GRPC_PORT}`;
   }
 
+  /** The gateway's HTTP base URL (dashboard, API, /health, /metrics). */
+  get gatewayHttp(): string {
+    return `http://127.0.0.1:${this.env.HTTP_PORT}`;
+  }
+
   async start(name: Service, extraEnv: Record<string, string> = {}): Promise<RunningService> {
     const logFile = path.join(this.dir, `${name}.log`);
     const log = createWriteStream(logFile);
     let text = '';
-    const proc = spawn(process.execPath, [path.join(ROOT, 'dist/apps', name, 'src/main.js')], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...this.env, ...extraEnv },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const svc: RunningService = { name, proc, logFile, output: () => text };
+    // Each executor gets its own health port: several may run at once.
+    const portEnv: Record<string, string> = name === 'executor' ? { EXECUTOR_HEALTH_PORT: String(await freePort()) } : {};
+    const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...this.env, ...portEnv, ...extraEnv };
+    const portVar = HTTP_PORT_VAR[name];
+    const proc = spawn(process.execPath, [path.join(ROOT, 'dist/apps', name, 'src/main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const svc: RunningService = { name, proc, logFile, output: () => text, httpPort: portVar ? Number(env[portVar] ?? 0) : 0 };
     const onData = (c: Buffer) => {
       log.write(c);
       if (text.length < 4_000_000) text += c.toString();

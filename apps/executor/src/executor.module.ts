@@ -1,7 +1,9 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { healthHttpParts } from '@hivemind/shared/http/health';
 import { WorkerCoreModule } from '@hivemind/shared/nest/worker-core.module';
+import { executorReadinessProvider } from './executor-health';
 import { ExecutorBeatService } from './executor-beat.service';
 import { OwnerFreezeService } from './owner-freeze.service';
 import { ReconcilerService } from './reconciler.service';
@@ -12,10 +14,12 @@ import { TaskRunnerService } from './task-runner.service';
 @Module({})
 export class ExecutorModule {
   static forRoot(config: WorkerConfig, logger: Logger): DynamicModule {
+    const http = healthHttpParts(executorReadinessProvider);
     return {
       module: ExecutorModule,
-      imports: [WorkerCoreModule.forRoot(config, logger, 'executor')],
-      providers: [RuntimeService, OwnerFreezeService, TaskRunnerService, ReconcilerService, TaskProcessor, ExecutorBeatService],
+      imports: [WorkerCoreModule.forRoot(config, logger, 'executor'), ...http.imports],
+      controllers: http.controllers,
+      providers: [RuntimeService, OwnerFreezeService, TaskRunnerService, ReconcilerService, TaskProcessor, ExecutorBeatService, ...http.providers],
     };
   }
 }

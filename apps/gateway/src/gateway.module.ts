@@ -1,6 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { healthHttpParts } from '@hivemind/shared/http/health';
 import { WorkerCoreModule } from '@hivemind/shared/nest/worker-core.module';
 import { PoolCredentials } from '@hivemind/shared/proto/pool-client';
 import { CallerGuardService } from './grpc/caller-guard.service';
@@ -11,19 +12,33 @@ import { WorkerNodeServer } from './grpc/worker-node.server';
 import { NodeStatusService } from './node-status.service';
 import { HeartbeatService } from './pool/heartbeat.service';
 import { PoolLinkService } from './pool/pool-link.service';
-import { tasksQueueProvider } from './queues.provider';
+import { ApiController } from './http/api.controller';
+import { AuthController } from './http/auth.controller';
+import { DashboardController } from './http/dashboard.controller';
+import { dashboardTokenProvider, gatewayReadinessProvider } from './http/gateway-http';
+import { OutputStreamController } from './http/output-stream.controller';
+import { GatewayMetrics } from './metrics/gateway-metrics.service';
+import { resultsQueueProvider, tasksQueueProvider } from './queues.provider';
 import { OutputRelayService } from './relay/output-relay.service';
 import { UsageRelayService } from './relay/usage-relay.service';
 import { ResultUploadProcessor } from './results/result-upload.processor';
 import { ResultUploadService } from './results/result-upload.service';
+import { TaskHistoryService } from './results/task-history.service';
 
 @Module({})
 export class GatewayModule {
   static forRoot(config: WorkerConfig, logger: Logger, credentials: PoolCredentials): DynamicModule {
+    const http = healthHttpParts(gatewayReadinessProvider);
     return {
       module: GatewayModule,
-      imports: [WorkerCoreModule.forRoot(config, logger, 'gateway')],
+      imports: [WorkerCoreModule.forRoot(config, logger, 'gateway'), ...http.imports],
+      controllers: [...http.controllers, AuthController, DashboardController, ApiController, OutputStreamController],
       providers: [
+        ...http.providers,
+        dashboardTokenProvider,
+        resultsQueueProvider,
+        GatewayMetrics,
+        TaskHistoryService,
         { provide: POOL_CREDENTIALS, useValue: credentials },
         CallerGuardService,
         tasksQueueProvider,

@@ -13,3 +13,12 @@ export const tasksQueueProvider: Provider = {
   inject: [REDIS, RedisKeys, LOGGER],
   useFactory: (redis: Redis, keys: RedisKeys, logger: Logger) => openQueue(QueueName.Tasks, redis, keys, logger),
 };
+
+export const RESULTS_QUEUE = Symbol('RESULTS_QUEUE');
+
+/** The results queue as a Queue (the upload worker consumes it): for its depth and Bull Board. */
+export const resultsQueueProvider: Provider = {
+  provide: RESULTS_QUEUE,
+  inject: [REDIS, RedisKeys, LOGGER],
+  useFactory: (redis: Redis, keys: RedisKeys, logger: Logger) => openQueue(QueueName.Results, redis, keys, logger),
+};

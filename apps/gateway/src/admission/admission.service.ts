@@ -18,6 +18,7 @@ import { TaskFormatError } from '@hivemind/shared/task-format/task-format.error'
 import { inspectZip } from '@hivemind/shared/task-format/zip-inspect';
 import { TASK_STORE, TaskStore } from '@hivemind/shared/task-store/task-store';
 import { NodeStatusService } from '../node-status.service';
+import { GatewayMetrics, RefusalKind } from '../metrics/gateway-metrics.service';
 import { HeartbeatService } from '../pool/heartbeat.service';
 import { TASKS_QUEUE } from '../queues.provider';
 
@@ -38,6 +39,7 @@ export class AdmissionService {
     private readonly nodeStatus: NodeStatusService,
     private readonly heartbeat: HeartbeatService,
     @Inject(TASK_STORE) private readonly store: TaskStore,
+    private readonly metrics: GatewayMetrics,
   ) {}
 
   zipPath(taskId: string): string {
@@ -50,28 +52,29 @@ export class AdmissionService {
    */
   async admit(req: ExecuteTaskRequest, peer: string, cancelled: () => boolean = () => false): Promise<ExecuteTaskResponse> {
     const receivedAt = Date.now();
-    const refuse = (message: string): ExecuteTaskResponse => {
+    const refuse = (kind: RefusalKind, message: string): ExecuteTaskResponse => {
+      this.metrics.refused.inc({ reason: kind });
       this.logger.info({ taskId: String(req.task_id).slice(0, 80), peer, reason: message }, 'task refused');
       return { success: false, message };
     };
-    if (this.nodeStatus.draining) return refuse('the node is shutting down and takes no new tasks');
-    if (await this.nodeStatus.paused()) return refuse('the node is paused by its owner and takes no new tasks');
+    if (this.nodeStatus.draining) return refuse('draining', 'the node is shutting down and takes no new tasks');
+    if (await this.nodeStatus.paused()) return refuse('paused', 'the node is paused by its owner and takes no new tasks');
     const idError = checkTaskId(req.task_id);
-    if (idError) return refuse(idError);
+    if (idError) return refuse('invalid_task_id', idError);
     // A lasting refusal before the passing ones (owner busy, outside working hours).
     if (this.config.CPU_ONLY && ((Number(req.gpu_usage) || 0) > 0 || (Number(req.gpu_memory_gb) || 0) > 0)) {
-      return refuse('the task asks for a GPU; this node runs in CPU-only mode (CPU_ONLY) and gives tasks no GPU');
+      return refuse('cpu_only', 'the task asks for a GPU; this node runs in CPU-only mode (CPU_ONLY) and gives tasks no GPU');
     }
     const owner = await this.nodeStatus.ownerFirst();
-    if (owner) return refuse(owner.message);
+    if (owner) return refuse('owner', owner.message);
     const taskId = req.task_id;
 
     const request = { cpuScore: req.cpu_usage, gpuScore: req.gpu_usage, memoryGb: req.memory_gb, gpuMemoryGb: req.gpu_memory_gb };
     const node = await this.settings.capacity();
     const fitError = checkRequest(request, node);
-    if (fitError) return refuse(fitError);
+    if (fitError) return refuse('does_not_fit', fitError);
 
-    if (await this.ledger.holds(taskId)) return refuse(`task ${taskId} is already in flight on this node`);
+    if (await this.ledger.holds(taskId)) return refuse('duplicate', `task ${taskId} is already in flight on this node`);
 
     // Faults that never go away (the zip, its size) are reported before passing ones
     // (busy, no executor): the pool offers a refused task again and again, so it should
@@ -83,22 +86,22 @@ export class AdmissionService {
         maxUncompressedBytes: this.config.ZIP_MAX_UNCOMPRESSED_MB * 1024 * 1024,
       });
     } catch (err) {
-      if (err instanceof TaskFormatError) return refuse(err.message);
+      if (err instanceof TaskFormatError) return refuse('invalid_zip', err.message);
       throw err;
     }
 
     const diskError = await this.checkDisk(summary.uncompressedBytes + req.task_zip.length);
-    if (diskError) return refuse(diskError);
+    if (diskError) return refuse('disk', diskError);
     const storeError = this.store.sizeError(req.task_zip.length, 'task zip');
-    if (storeError) return refuse(storeError);
+    if (storeError) return refuse('task_store', storeError);
 
-    if (!(await this.nodeStatus.hasExecutor())) return refuse('no executor is running on this node; try again later');
+    if (!(await this.nodeStatus.hasExecutor())) return refuse('no_executor', 'no executor is running on this node; try again later');
     const limits = containerLimits(request, node, this.nodeStatus.limitDefaults());
     const reservation = reservationFor(request, limits, node);
 
-    if (cancelled()) return refuse('the caller gave up before the task was admitted');
+    if (cancelled()) return refuse('caller_gave_up', 'the caller gave up before the task was admitted');
     const reserved = await this.ledger.reserve(taskId, reservation, node);
-    if (!reserved.ok) return refuse(reserved.message);
+    if (!reserved.ok) return refuse('busy', reserved.message);
 
     const zipFile = this.zipPath(taskId);
     const rollBack = async () => {
@@ -113,7 +116,7 @@ export class AdmissionService {
       await this.store.putTaskZip(taskId, zipFile);
       if (cancelled()) {
         await rollBack();
-        return refuse('the caller gave up while the task was being stored');
+        return refuse('caller_gave_up', 'the caller gave up while the task was being stored');
       }
       const acceptedAt = Date.now();
       await this.redis.hset(this.keys.task(taskId), { acceptedAt, peer });
@@ -122,12 +125,13 @@ export class AdmissionService {
     } catch (err) {
       await rollBack().catch(() => undefined);
       this.logger.error({ taskId, err }, 'could not store or queue an admitted task');
-      return refuse(`the node could not store the task: ${(err as Error).message}`);
+      return refuse('store_failed', `the node could not store the task: ${(err as Error).message}`);
     }
     this.logger.info(
       { taskId, peer, entry: summary.entry.file, files: summary.files, bytes: summary.uncompressedBytes, limits },
       'task accepted',
     );
+    this.metrics.accepted.inc();
     this.heartbeat.statusChanged();
     const cpus = (limits.nanoCpus / 1e9).toFixed(2);
     const mb = Math.round(limits.memoryBytes / 1024 / 1024);

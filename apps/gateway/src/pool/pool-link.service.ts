@@ -5,6 +5,7 @@ import { LOGGER } from '@hivemind/shared/logging/logger';
 import { grpcErrorText, UnaryFn } from '@hivemind/shared/proto/grpc';
 import { PoolClient, PoolCredentials } from '@hivemind/shared/proto/pool-client';
 import { poolChannelCredentials } from '@hivemind/shared/security/tls';
+import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 
 /** The volunteer's pool login, resolved once at boot (see security/secrets.ts). */
 export const POOL_CREDENTIALS = Symbol('POOL_CREDENTIALS');
@@ -16,12 +17,14 @@ export class PoolLinkService implements OnApplicationShutdown {
   readonly nodeId: string;
   lastHeartbeatOk: number | null = null;
   lastError: string | null = null;
+  lastErrorAt: number | null = null;
   balance: number | null = null;
 
   constructor(
     @Inject(WORKER_CONFIG) config: WorkerConfig,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(POOL_CREDENTIALS) credentials: PoolCredentials,
+    private readonly metrics: GatewayMetrics,
   ) {
     this.nodeId = credentials.username;
     this.client = new PoolClient(config.NODE_POOL_ADDRESS, credentials, {
@@ -39,6 +42,8 @@ export class PoolLinkService implements OnApplicationShutdown {
       return res;
     } catch (err) {
       this.lastError = `${method}: ${grpcErrorText(err)}`;
+      this.lastErrorAt = Date.now();
+      this.metrics.poolRpcErrors.inc({ method });
       this.logger.debug({ method, err: grpcErrorText(err) }, 'node pool call failed');
       throw err;
     }

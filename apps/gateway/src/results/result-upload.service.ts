@@ -11,7 +11,9 @@ import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { sleep } from '@hivemind/shared/util/ticker';
 import { TASK_STORE, TaskStore } from '@hivemind/shared/task-store/task-store';
+import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 import { PoolLinkService } from '../pool/pool-link.service';
+import { TaskHistoryService } from './task-history.service';
 
 /**
  * Uploads one finished task's result zip with TaskResultUpload, never sooner than
@@ -29,6 +31,8 @@ export class ResultUploadService {
     private readonly ledger: ResourceLedger,
     private readonly pool: PoolLinkService,
     @Inject(TASK_STORE) private readonly store: TaskStore,
+    private readonly history: TaskHistoryService,
+    private readonly metrics: GatewayMetrics,
   ) {}
 
   /** Milliseconds still to wait before this task's result may be uploaded. */
@@ -64,16 +68,29 @@ export class ResultUploadService {
       await this.finish(job);
       throw new UnrecoverableError(`the result file of ${job.taskId} is gone`);
     }
-    const res = await this.pool.call(
-      'TaskResultUpload',
-      this.pool.client.workers,
-      this.pool.client.workers.taskResultUpload,
-      (token) => ({ task_id: job.taskId, result_zip: zip, token }),
-      this.uploadDeadlineMs(zip.length),
-    );
-    if (!res.success) throw new Error(`the pool did not take the result: ${res.message || 'no reason given'}`);
+    this.metrics.uploadAttempts.inc();
+    let res;
+    try {
+      res = await this.pool.call(
+        'TaskResultUpload',
+        this.pool.client.workers,
+        this.pool.client.workers.taskResultUpload,
+        (token) => ({ task_id: job.taskId, result_zip: zip, token }),
+        this.uploadDeadlineMs(zip.length),
+      );
+    } catch (err) {
+      this.metrics.uploadFailures.inc();
+      throw err;
+    }
+    if (!res.success) {
+      this.metrics.uploadFailures.inc();
+      throw new Error(`the pool did not take the result: ${res.message || 'no reason given'}`);
+    }
     await this.redis.hset(this.keys.task(job.taskId), 'uploadedAt', Date.now());
     log.info({ status: job.status, bytes: zip.length }, 'result uploaded');
+    this.metrics.taskFinished(job);
+    // The dashboard's history must never hold up or fail a delivered result.
+    await this.history.record(job, zip).catch((err: Error) => log.warn({ err: err.message }, 'task history not recorded'));
     await this.finish(job);
   }
 

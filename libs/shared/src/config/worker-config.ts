@@ -102,8 +102,25 @@ export const workerEnvSchema = z.object({
   LOG_DIR: optStr(),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const, 'info'),
 
+  LOG_FILE_SIZE_MB: num(10, { min: 1 }),
+  LOG_FILE_COUNT: num(5, { int: true, min: 1, max: 1000 }),
+
   MONITOR_INTERVAL: num(5, { min: 0.5 }),
   MONITOR_HISTORY: num(720, { int: true, min: 1 }),
+
+  HTTP_HOST: str('127.0.0.1'),
+  HTTP_PORT: num(5001, { int: true, min: 1, max: 65535 }),
+  MONITOR_HTTP_PORT: num(5002, { int: true, min: 0, max: 65535 }),
+  EXECUTOR_HEALTH_PORT: num(5003, { int: true, min: 0, max: 65535 }),
+  DASHBOARD_TOKEN: optStr(),
+  DASHBOARD_TOKEN_FILE: optStr(),
+  METRICS_AUTH: bool(false),
+  HEALTH_TIMEOUT: num(3, { min: 0.1, max: 60 }),
+  HEALTH_HEARTBEAT_MAX_AGE: optNum({ min: 1 }),
+  HEALTH_MIN_FREE_DISK_MB: num(1024, { min: 0 }),
+  HEALTH_MIN_FREE_MEMORY_MB: num(256, { min: 0 }),
+  TASK_HISTORY_SIZE: num(100, { int: true, min: 1, max: 10_000 }),
+  TASK_HISTORY_LOG_KB: num(16, { int: true, min: 0, max: 1024 }),
 });
 
 export type WorkerEnv = z.output<typeof workerEnvSchema>;
@@ -124,6 +141,10 @@ export interface WorkerConfig extends WorkerEnv {
   maxMessageBytes: number;
   /** When the node takes work (WORK_SCHEDULE); null: always. */
   workSchedule: WorkSchedule | null;
+  /** Where the dashboard token lives: DASHBOARD_TOKEN_FILE, else beside CREDENTIALS_FILE. */
+  dashboardTokenFile: string;
+  /** Seconds without a heartbeat the pool took before the gateway is not ready. */
+  heartbeatMaxAge: number;
 }
 
 export const WORKER_CONFIG = Symbol('WORKER_CONFIG');
@@ -151,5 +172,7 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     workDir: path.resolve(e.WORK_DIR),
     maxMessageBytes: e.MAX_MESSAGE_MB * 1024 * 1024,
     workSchedule: e.WORK_SCHEDULE ? parseWorkSchedule(e.WORK_SCHEDULE) : null,
+    dashboardTokenFile: path.resolve(e.DASHBOARD_TOKEN_FILE ?? path.join(path.dirname(e.CREDENTIALS_FILE), 'dashboard-token')),
+    heartbeatMaxAge: e.HEALTH_HEARTBEAT_MAX_AGE ?? Math.max(30, 3 * e.HEARTBEAT_INTERVAL, 2 * e.REGISTER_INTERVAL),
   };
 }

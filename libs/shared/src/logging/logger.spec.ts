@@ -1,20 +1,66 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { REDACT_PATHS } from './logger';
+import { effectiveLevel, ProblemRing, REDACT_PATHS } from './logger';
+
+function capture() {
+  let out = '';
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      out += chunk.toString();
+      cb();
+    },
+  });
+  return { sink, text: () => out };
+}
 
 describe('log redaction', () => {
   it('never writes passwords, tokens or authorization headers', () => {
-    let out = '';
-    const sink = new Writable({
-      write(chunk, _enc, cb) {
-        out += chunk.toString();
-        cb();
-      },
-    });
+    const { sink, text } = capture();
     const log = pino({ redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
     log.info({ password: 'pw-123', token: 'eyJhbGciOi.tok', nested: { token: 'eyJ2', password: 'pw-456' }, metadata: { authorization: 'Bearer eyJ3' } }, 'login');
     log.info({ secret: 'shared-789' }, 'secret');
-    expect(out).not.toMatch(/pw-123|pw-456|eyJ|shared-789/);
-    expect(out.match(/\[redacted\]/g)).toHaveLength(6);
+    expect(text()).not.toMatch(/pw-123|pw-456|eyJ|shared-789/);
+    expect(text().match(/\[redacted\]/g)).toHaveLength(6);
+  });
+
+  it('blanks the dashboard token in request logs: Authorization header, cookie and Set-Cookie', () => {
+    const { sink, text } = capture();
+    const token = 'dash-TOKEN-abcdefghijklmnopqrstuvwxyz012345';
+    const log = pino({ redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
+    // The shape pino-http (nestjs-pino) logs a request and its response in.
+    log.info(
+      {
+        req: { method: 'GET', url: '/api/status', headers: { authorization: `Bearer ${token}`, cookie: `hivemind_dashboard=${token}`, accept: '*/*' } },
+        res: { statusCode: 303, headers: { 'set-cookie': `hivemind_dashboard=${token}; HttpOnly` } },
+      },
+      'request completed',
+    );
+    expect(text()).toContain('"url":"/api/status"');
+    expect(text()).toContain('"accept":"*/*"');
+    expect(text()).not.toContain(token);
+    expect(text().match(/\[redacted\]/g)).toHaveLength(3);
+  });
+});
+
+describe('log level', () => {
+  it('--debug on the command line wins over LOG_LEVEL', () => {
+    expect(effectiveLevel('info', ['node', 'main.js'])).toBe('info');
+    expect(effectiveLevel('warn', ['node', 'main.js', '--debug'])).toBe('debug');
+  });
+});
+
+describe('recent problems', () => {
+  it('keeps the newest warnings and errors, newest first, bounded', () => {
+    const ring = new ProblemRing(3);
+    const log = pino({ level: 'warn' }, ring as unknown as pino.DestinationStream);
+    log.warn({ taskId: 't1', err: 'disk slow' }, 'first');
+    log.error({ reason: 'pool down' }, 'second');
+    log.info('not kept');
+    log.warn('third');
+    log.fatal('fourth');
+    const items = ring.list();
+    expect(items.map((i) => i.msg)).toEqual(['fourth', 'third', 'second']);
+    expect(items[2]).toMatchObject({ level: 'error', detail: 'pool down' });
+    expect(items[0].level).toBe('fatal');
   });
 });

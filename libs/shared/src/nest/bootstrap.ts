@@ -1,9 +1,11 @@
-import { DynamicModule, INestApplicationContext } from '@nestjs/common';
+import { DynamicModule, INestApplication, INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { Logger as NestPinoLogger } from 'nestjs-pino';
 import type { Logger } from 'pino';
 import { loadWorkerConfig, WorkerConfig } from '../config/worker-config';
 import { resolveCredentials } from '../security/secrets';
-import { createLogger, PinoNestLogger } from '../logging/logger';
+import { createLogger, effectiveLevel } from '../logging/logger';
 import { PoolCredentials } from '../proto/pool-client';
 
 /**
@@ -35,20 +37,29 @@ export function failBoot(err: unknown): never {
   process.exit(2);
 }
 
+export interface WorkerBootOptions {
+  needsCredentials?: boolean;
+  started?: (config: WorkerConfig) => Record<string, unknown>;
+  /** Where the service serves HTTP (health, metrics, ...); null for none. */
+  http?: (config: WorkerConfig) => { host: string; port: number } | null;
+  /** Mounts what the service serves besides its controllers, before it listens. */
+  setupHttp?: (app: NestExpressApplication, config: WorkerConfig, logger: Logger) => Promise<void> | void;
+  /** Runs once the service listens (e.g. to print the dashboard's URL). */
+  listening?: (app: INestApplication, config: WorkerConfig, logger: Logger) => Promise<void> | void;
+  /** Async work before the services are built (e.g. measuring the CPU score); may fill in config. */
+  prepare?: (config: WorkerConfig, logger: Logger) => Promise<void>;
+}
+
 /**
- * Boots one worker service (gateway, executor or monitor) as an application
- * context: validated config (a bad one exits 2 naming the variable), the pino
- * logger, signal handling.
+ * Boots one worker service (gateway, executor or monitor): validated config (a bad
+ * one exits 2 naming the variable), the pino logger (through nestjs-pino), signal
+ * handling, and an HTTP server when the service has a port; otherwise an
+ * application context.
  */
 export async function bootWorkerService(
   service: string,
   makeModule: (config: WorkerConfig, logger: Logger, credentials: PoolCredentials | null) => DynamicModule,
-  opts: {
-    needsCredentials?: boolean;
-    started?: (config: WorkerConfig) => Record<string, unknown>;
-    /** Async work before the services are built (e.g. measuring the CPU score); may fill in config. */
-    prepare?: (config: WorkerConfig, logger: Logger) => Promise<void>;
-  } = {},
+  opts: WorkerBootOptions = {},
 ): Promise<INestApplicationContext> {
   let config: WorkerConfig;
   let credentials: PoolCredentials | null = null;
@@ -61,9 +72,34 @@ export async function bootWorkerService(
   } catch (err) {
     failBoot(err);
   }
-  const logger = createLogger(service, { level: config.LOG_LEVEL, logDir: config.LOG_DIR });
+  const logger = createLogger(service, {
+    level: effectiveLevel(config.LOG_LEVEL),
+    logDir: config.LOG_DIR,
+    fileSizeMb: config.LOG_FILE_SIZE_MB,
+    fileCount: config.LOG_FILE_COUNT,
+  });
   await opts.prepare?.(config, logger);
-  const app = await NestFactory.createApplicationContext(makeModule(config, logger, credentials), { logger: new PinoNestLogger(logger) });
+  const module = makeModule(config, logger, credentials);
+  const http = opts.http?.(config) ?? null;
+  let app: INestApplicationContext;
+  if (http) {
+    const web = await NestFactory.create<NestExpressApplication>(module, { bufferLogs: true, forceCloseConnections: true });
+    web.useLogger(web.get(NestPinoLogger));
+    web.disable('x-powered-by');
+    await opts.setupHttp?.(web, config, logger);
+    try {
+      await web.listen(http.port, http.host);
+    } catch (err) {
+      logger.fatal({ err: (err as Error).message, host: http.host, port: http.port }, `${service} cannot listen for HTTP`);
+      process.exit(1);
+    }
+    logger.info({ host: http.host, port: http.port }, `${service} HTTP listening`);
+    await opts.listening?.(web, config, logger);
+    app = web;
+  } else {
+    app = await NestFactory.createApplicationContext(module, { bufferLogs: true });
+    app.useLogger(app.get(NestPinoLogger));
+  }
   handleSignals(app, logger);
   logger.info(opts.started?.(config) ?? {}, `${service} started`);
   return app;

@@ -1,8 +1,11 @@
 import { DynamicModule, Global, Inject, Injectable, Module, OnApplicationShutdown } from '@nestjs/common';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Redis } from 'ioredis';
+import { LoggerModule } from 'nestjs-pino';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
 import { LOGGER } from '../logging/logger';
+import { createMetricsRegistry, METRICS_REGISTRY } from '../metrics/registry';
 import { createRedis } from '../queue/redis-connection';
 import { RedisKeys } from '../queue/redis-keys';
 import { ResourceLedger } from '../resources/ledger';
@@ -44,6 +47,21 @@ export function nodeCapacity(c: WorkerConfig): NodeCapacity {
   return effectiveCapacity(machineCapacity(c), defaultSettings(c));
 }
 
+/** Paths polled often (health checks, scrapes, static files, the live output): not logged per request. */
+const QUIET_PATHS = /^\/(health|metrics|static|api\/output)(\/|$|\?)/;
+
+/**
+ * nestjs-pino's request logging on the service's own pino logger (so the same
+ * redaction applies: authorization headers and cookies never reach a line).
+ */
+function httpLogOptions(logger: Logger) {
+  return {
+    logger,
+    autoLogging: { ignore: (req: IncomingMessage) => QUIET_PATHS.test(req.url ?? '') },
+    customLogLevel: (_req: IncomingMessage, res: ServerResponse, err?: Error) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug'),
+  } as const;
+}
+
 /**
  * What every worker service (gateway, executor, monitor) shares: validated config,
  * the logger, one Redis connection, the key names and the resource ledger.
@@ -54,7 +72,9 @@ export class WorkerCoreModule {
   static forRoot(config: WorkerConfig, logger: Logger, service: string): DynamicModule {
     return {
       module: WorkerCoreModule,
+      imports: [LoggerModule.forRoot({ pinoHttp: httpLogOptions(logger) })],
       providers: [
+        { provide: METRICS_REGISTRY, useFactory: () => createMetricsRegistry(service) },
         { provide: WORKER_CONFIG, useValue: config },
         { provide: LOGGER, useValue: logger },
         { provide: REDIS, useFactory: () => createRedis(config.REDIS_URL, service) },
@@ -73,7 +93,7 @@ export class WorkerCoreModule {
         { provide: TASK_STORE, inject: [REDIS], useFactory: (redis: Redis) => createTaskStore(config, redis) },
         RedisCloser,
       ],
-      exports: [WORKER_CONFIG, LOGGER, REDIS, RedisKeys, NODE_CAPACITY, NodeSettingsStore, ResourceLedger, TASK_STORE],
+      exports: [METRICS_REGISTRY, WORKER_CONFIG, LOGGER, REDIS, RedisKeys, NODE_CAPACITY, NodeSettingsStore, ResourceLedger, TASK_STORE],
     };
   }
 }

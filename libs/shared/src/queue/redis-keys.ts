@@ -60,6 +60,14 @@ export class RedisKeys {
   get ownerFrozen(): string {
     return `${this.prefix}:owner:frozen`;
   }
+  /** list of JSON TaskHistoryEntry, newest first, trimmed to TASK_HISTORY_SIZE. */
+  get history(): string {
+    return `${this.prefix}:history`;
+  }
+  /** hash of a running task's usage sums (samples, cpuSum, memSum, lastAt), for its averages. */
+  taskUsage(taskId: string): string {
+    return `${this.prefix}:usage:${taskId}`;
+  }
   /** set when the pool asked to stop a task that may not have started yet. */
   stop(taskId: string): string {
     return `${this.prefix}:stop:${taskId}`;

@@ -1,0 +1,38 @@
+import { Provider } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { READINESS_CHECKS, ReadinessCheck, redisCheck } from '@hivemind/shared/http/health';
+import { REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { RuntimeService } from './runtime/runtime.service';
+
+/** The executor is ready when Redis and Docker answer and it has a runtime to run tasks with. */
+export function executorReadiness(config: WorkerConfig, redis: Redis, runtimes: RuntimeService): ReadinessCheck[] {
+  return [
+    redisCheck(redis),
+    {
+      name: 'docker',
+      check: async () => {
+        if (!config.DOCKER_ENABLED) return { ok: runtimes.runtime !== null, details: { docker: 'disabled' }, reason: runtimes.problem ?? 'DOCKER_ENABLED=false' };
+        try {
+          await runtimes.engine.ping();
+          return { ok: true, details: { socket: config.DOCKER_SOCKET } };
+        } catch (err) {
+          // With the process runtime allowed, a missing Docker is a degraded but working executor.
+          const ok = runtimes.runtime?.name === 'process';
+          return { ok, details: { socket: config.DOCKER_SOCKET }, reason: `Docker does not answer at ${config.DOCKER_SOCKET}: ${(err as Error).message}` };
+        }
+      },
+    },
+    {
+      name: 'runtime',
+      check: async () =>
+        runtimes.runtime ? { ok: true, details: { runtime: runtimes.runtime.name } } : { ok: false, reason: runtimes.problem ?? 'no task runtime resolved yet' },
+    },
+  ];
+}
+
+export const executorReadinessProvider: Provider = {
+  provide: READINESS_CHECKS,
+  inject: [WORKER_CONFIG, REDIS, RuntimeService],
+  useFactory: executorReadiness,
+};
