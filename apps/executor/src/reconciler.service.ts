@@ -103,6 +103,7 @@ export class ReconcilerService implements OnApplicationShutdown {
       ['incoming', (n) => (n.endsWith('.zip') ? n.slice(0, -4) : null)],
       ['logs', (n) => (n.endsWith('.log') ? n.slice(0, -4) : null)],
       ['results', (n) => (n.endsWith('.zip') ? n.slice(0, -4) : null)],
+      ['volumes', (n) => (n.endsWith('.img') ? n.slice(0, -4) : null)],
     ];
     for (const [dir, taskOf] of leftovers) {
       for (const name of await fs.readdir(path.join(w, dir)).catch(() => [] as string[])) {
@@ -110,6 +111,8 @@ export class ReconcilerService implements OnApplicationShutdown {
         const owner = name.endsWith('.partial') ? name.slice(0, name.indexOf('.')) : taskOf(name);
         // Checked again now: a task admitted since the snapshot is held before its files exist.
         if (owner && (held.has(owner) || (await this.ledger.holds(owner)))) continue;
+        // A workspace may be a task's loop-mounted volume: unmount it before deleting.
+        if (dir === 'workspaces') await this.runtimes.quota?.unmount(path.join(w, dir, name)).catch(() => undefined);
         await fs.rm(path.join(w, dir, name), { recursive: true, force: true }).catch(() => undefined);
         report.filesRemoved.push(`${dir}/${name}`);
       }

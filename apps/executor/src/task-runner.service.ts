@@ -18,11 +18,14 @@ import { OutputSink } from './output-sink';
 import { RuntimeService, taskUser } from './runtime/runtime.service';
 import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE, LABEL_TASK } from './runtime/docker.runtime';
 import { RunExit, RunningTaskHandle, TaskRuntime } from './runtime/task-runtime.port';
+import { WorkspaceQuota } from './workspace/quota';
 
 interface Live {
   handle: RunningTaskHandle | null;
   /** Why the task is being stopped, once it is. */
   stopReason: string | null;
+  /** Why the worker killed the task for breaking a limit (e.g. its workspace quota). */
+  failReason: string | null;
 }
 
 export const OWNER_STOP = 'stopped at the request of the task owner';
@@ -58,9 +61,10 @@ async function removeTree(dir: string): Promise<void> {
 /** Decides the outcome a volunteer and the task's owner will read. */
 export function outcomeOf(
   exit: RunExit,
-  flags: { stopReason: string | null; timedOut: boolean; timeoutSec: number; memoryBytes: number },
+  flags: { stopReason: string | null; failReason?: string | null; timedOut: boolean; timeoutSec: number; memoryBytes: number },
 ): { status: TaskOutcome; reason: string } {
   if (flags.stopReason) return { status: 'Stopped', reason: flags.stopReason };
+  if (flags.failReason) return { status: 'Failed', reason: flags.failReason };
   if (flags.timedOut) return { status: 'Failed', reason: `timed out after ${flags.timeoutSec} s` };
   if (exit.error) return { status: 'Failed', reason: exit.error };
   if (exit.oomKilled) {
@@ -124,7 +128,7 @@ export class TaskRunnerService {
     const log = this.logger.child({ taskId: job.taskId });
     const { workspace, logFile, resultFile } = this.paths(job.taskId);
     const startedAt = new Date();
-    const live: Live = { handle: null, stopReason: this.stopping };
+    const live: Live = { handle: null, stopReason: this.stopping, failReason: null };
     this.live.set(job.taskId, live);
     let sink: OutputSink | null = null;
     let exit: RunExit = { exitCode: null, oomKilled: false };
@@ -143,11 +147,13 @@ export class TaskRunnerService {
         if (adopted) {
           sink.note('resumed by this executor after the one that started the task stopped');
           exit = await this.execute(runtime, job, workspace, sink, live, executorId, () => (timedOut = true), adopted);
-          outcome = outcomeOf(exit, { stopReason: live.stopReason, timedOut, timeoutSec: this.config.TASK_TIMEOUT, memoryBytes: job.limits.memoryBytes });
+          outcome = outcomeOf(exit, { stopReason: live.stopReason, failReason: live.failReason, timedOut, timeoutSec: this.config.TASK_TIMEOUT, memoryBytes: job.limits.memoryBytes });
         } else if (live.stopReason) {
           outcome = { status: 'Stopped', reason: `${live.stopReason} before it started` };
         } else {
+          await this.quota.release(job.taskId, workspace);
           await removeTree(workspace);
+          await this.quota.create(job.taskId, workspace, this.config.workspaceQuotaBytes);
           await extractZip(job.zipFile, job.root, workspace, {
             maxEntries: this.config.ZIP_MAX_ENTRIES,
             maxUncompressedBytes: this.config.ZIP_MAX_UNCOMPRESSED_MB * 1024 * 1024,
@@ -160,6 +166,7 @@ export class TaskRunnerService {
           exit = await this.execute(runtime, job, workspace, sink, live, executorId, () => (timedOut = true));
           outcome = outcomeOf(exit, {
             stopReason: live.stopReason,
+            failReason: live.failReason,
             timedOut,
             timeoutSec: this.config.TASK_TIMEOUT,
             memoryBytes: job.limits.memoryBytes,
@@ -286,6 +293,27 @@ export class TaskRunnerService {
         .then((u) => (u && !finished ? this.redis.hset(this.keys.running, job.taskId, JSON.stringify({ ...running, ...u, usageAt: Date.now() })) : null))
         .catch(() => undefined);
     }, this.config.TASK_USAGE_INTERVAL * 1000);
+    const quota = this.quota;
+    const quotaMb = Math.round(this.config.workspaceQuotaBytes / 1048576);
+    const quotaReason = `workspace quota exceeded: the task wrote more than its ${quotaMb} MB workspace quota (WORKSPACE_QUOTA_MB) and was stopped`;
+    let checking = false;
+    const quotaTimer =
+      quota.mode === 'off'
+        ? null
+        : setInterval(() => {
+            if (checking || live.failReason) return;
+            checking = true;
+            quota
+              .full(workspace, this.config.workspaceQuotaBytes)
+              .then((full) => {
+                if (!full || finished || live.failReason) return;
+                live.failReason = quotaReason;
+                sink.note(`${quotaReason.replace(' and was stopped', '')}; stopping`);
+                void handle.stop(this.config.STOP_GRACE_PERIOD);
+              })
+              .catch(() => undefined)
+              .finally(() => (checking = false));
+          }, quota.mode === 'loop' ? 500 : 2000);
     // Counted from the task's own start, which for an adopted task was before this executor.
     const timeout = setTimeout(() => {
       onTimeout();
@@ -293,10 +321,16 @@ export class TaskRunnerService {
       void handle.stop(this.config.STOP_GRACE_PERIOD);
     }, Math.max(0, this.config.TASK_TIMEOUT * 1000 - (Date.now() - startedAt)));
     try {
-      return await handle.done;
+      const exit = await handle.done;
+      // A task that failed on a full workspace before the watcher saw it: say why.
+      if (!live.failReason && exit.exitCode !== 0 && quota.mode === 'loop' && (await quota.full(workspace, this.config.workspaceQuotaBytes))) {
+        live.failReason = `workspace quota exceeded: the task filled its ${quotaMb} MB workspace quota (WORKSPACE_QUOTA_MB); writes past it failed`;
+      }
+      return exit;
     } finally {
       finished = true;
       clearInterval(usageTimer);
+      if (quotaTimer) clearInterval(quotaTimer);
       clearTimeout(timeout);
       await this.redis.hdel(this.keys.running, job.taskId);
     }
@@ -327,9 +361,14 @@ export class TaskRunnerService {
     }
   }
 
+  private get quota(): WorkspaceQuota {
+    return this.runtimes.quota ?? new WorkspaceQuota('off', path.join(this.config.workDir, 'volumes'), this.logger);
+  }
+
   /** Best effort: a leftover is logged, never fatal to the task's result. */
   private async cleanup(job: TaskJob): Promise<void> {
     const { workspace, logFile } = this.paths(job.taskId);
+    await this.quota.release(job.taskId, workspace).catch((err: Error) => this.logger.warn({ taskId: job.taskId, err: err.message }, 'task volume not released'));
     const results = await Promise.allSettled([removeTree(workspace), fs.rm(logFile, { force: true }), fs.rm(job.zipFile, { force: true })]);
     for (const r of results) {
       if (r.status === 'rejected') this.logger.warn({ taskId: job.taskId, err: (r.reason as Error).message }, 'task files not fully removed');

@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
@@ -7,6 +8,7 @@ import { sleep } from '@hivemind/shared/util/ticker';
 import { DockerRuntime } from './docker.runtime';
 import { ProcessRuntime } from './process.runtime';
 import { TaskRuntime } from './task-runtime.port';
+import { WorkspaceQuota } from '../workspace/quota';
 
 export type DockerState = 'available' | 'unavailable' | 'disabled';
 
@@ -29,6 +31,8 @@ export class RuntimeService implements OnApplicationShutdown {
   runtime: TaskRuntime | null = null;
   docker: DockerState;
   problem: string | null = null;
+  /** How workspaces are bounded; decided once, before the first task. */
+  quota: WorkspaceQuota | null = null;
   private closed = false;
   readonly engine: Docker;
 
@@ -43,6 +47,10 @@ export class RuntimeService implements OnApplicationShutdown {
   /** One attempt; returns the runtime or null with `problem` set. */
   async tryResolve(): Promise<TaskRuntime | null> {
     const c = this.config;
+    if (!this.quota) {
+      this.quota = await WorkspaceQuota.detect(c.WORKSPACE_QUOTA, path.join(c.workDir, 'volumes'), this.logger);
+      this.logger.info({ mode: this.quota.mode, quotaMb: Math.round(c.workspaceQuotaBytes / 1048576) }, 'workspace quota');
+    }
     if (c.DOCKER_ENABLED) {
       try {
         await this.engine.ping();

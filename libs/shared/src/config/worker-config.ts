@@ -72,6 +72,8 @@ export const workerEnvSchema = z.object({
   TASK_MIN_CPUS: num(0.25, { min: 0.01 }),
   TASK_LOG_HEAD_KB: num(1024, { int: true, min: 1 }),
   TASK_LOG_TAIL_KB: num(1024, { int: true, min: 1 }),
+  WORKSPACE_QUOTA: oneOf(['auto', 'loop', 'watch', 'off'] as const, 'auto'),
+  WORKSPACE_QUOTA_MB: optNum({ int: true, min: 1 }),
 
   ZIP_MAX_ENTRIES: num(10000, { int: true, min: 1 }),
   ZIP_MAX_UNCOMPRESSED_MB: num(4096, { min: 1 }),
@@ -98,6 +100,8 @@ export interface WorkerConfig extends WorkerEnv {
   executorConcurrency: number;
   workDir: string;
   maxMessageBytes: number;
+  /** Most bytes one task's workspace may hold (WORKSPACE_QUOTA_MB, else MAX_DISK_GB). */
+  workspaceQuotaBytes: number;
 }
 
 export const WORKER_CONFIG = Symbol('WORKER_CONFIG');
@@ -117,5 +121,6 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     executorConcurrency: e.EXECUTOR_CONCURRENCY ?? e.MAX_CONCURRENT_TASKS,
     workDir: path.resolve(e.WORK_DIR),
     maxMessageBytes: e.MAX_MESSAGE_MB * 1024 * 1024,
+    workspaceQuotaBytes: Math.round(Math.min(e.WORKSPACE_QUOTA_MB ?? Infinity, e.MAX_DISK_GB * 1024) * 1024 * 1024),
   };
 }
