@@ -70,6 +70,16 @@ describe('the Docker runtime (real daemon)', () => {
     });
   });
 
+  it('picks the image by entry point and refuses images off the allowlist', () => {
+    const two = new DockerRuntime(docker, { image: 'py:1', shellImage: 'sh:1', user: '1:1', pidsLimit: 64, tmpfsMb: 16 });
+    expect(two.createOptions({ ...spec('rt-py', '/tmp/x', ['true']), entryKind: 'python' }).Image).toBe('py:1');
+    expect(two.createOptions({ ...spec('rt-sh', '/tmp/x', ['true']), entryKind: 'shell' }).Image).toBe('sh:1');
+    const strict = new DockerRuntime(docker, { image: 'py:1', shellImage: 'sh:1', allowedImages: ['py:1'], user: '1:1', pidsLimit: 64, tmpfsMb: 16 });
+    expect(() => strict.createOptions({ ...spec('rt-sh', '/tmp/x', ['true']), entryKind: 'shell' })).toThrow(
+      "the image sh:1 is not on this node's allowlist (TASK_IMAGE_ALLOWLIST)",
+    );
+  });
+
   it('reports a task killed for passing its memory limit as OOM', async () => {
     const ws = await workspace({ 'hog.py': 'x = []\nwhile True:\n    x.append(bytearray(16 * 1024 * 1024))\n' });
     const { exit } = await run(rt, spec('rt-oom', ws, ['python3', 'hog.py'], 64));

@@ -268,6 +268,7 @@ export class TaskRunnerService {
           LANG: 'C.UTF-8',
         },
         limits: job.limits,
+        entryKind: job.entry.kind,
         labels: {
           [LABEL_MANAGED]: 'true',
           [LABEL_TASK]: job.taskId,

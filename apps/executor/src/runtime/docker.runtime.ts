@@ -3,7 +3,12 @@ import Docker from 'dockerode';
 import { OutputListener, RunExit, RunningTaskHandle, RunSpec, TaskRuntime, Usage } from './task-runtime.port';
 
 export interface DockerRuntimeOptions {
+  /** The default image (Python tasks). */
   image: string;
+  /** The image of `run.sh` tasks (default: `image`). */
+  shellImage?: string;
+  /** Images a task may run in (default: the two above). Others are refused. */
+  allowedImages?: string[];
   user: string;
   pidsLimit: number;
   tmpfsMb: number;
@@ -35,10 +40,18 @@ export class DockerRuntime implements TaskRuntime {
     return WORKSPACE;
   }
 
+  /** The image a task runs in: by its entry point, and only if the allowlist has it. */
+  imageFor(spec: RunSpec): string {
+    const image = spec.entryKind === 'shell' ? (this.opts.shellImage ?? this.opts.image) : this.opts.image;
+    const allowed = this.opts.allowedImages ?? [this.opts.image, this.opts.shellImage ?? this.opts.image];
+    if (!allowed.includes(image)) throw new Error(`the image ${image} is not on this node's allowlist (TASK_IMAGE_ALLOWLIST)`);
+    return image;
+  }
+
   createOptions(spec: RunSpec): Docker.ContainerCreateOptions {
     return {
       name: `hivemind-task-${spec.taskId}`,
-      Image: this.opts.image,
+      Image: this.imageFor(spec),
       Cmd: spec.command,
       WorkingDir: WORKSPACE,
       User: this.opts.user,

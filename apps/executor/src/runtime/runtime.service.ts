@@ -60,18 +60,19 @@ export class RuntimeService implements OnApplicationShutdown {
         this.problem = `the Docker daemon is not reachable at ${c.DOCKER_SOCKET} (${(err as Error).message}); start it, or set ALLOW_PROCESS_RUNTIME=true to run tasks as plain processes`;
         return null;
       }
-      try {
-        await this.engine.getImage(c.TASK_IMAGE).inspect();
-      } catch {
-        this.docker = 'available';
-        this.problem = `the task image ${c.TASK_IMAGE} is missing: build it with scripts/build-task-image.sh (or docker build docker/task-runtime)`;
+      this.docker = 'available';
+      const missing = await this.missingImages();
+      if (missing) {
+        this.problem = missing;
         return null;
       }
       this.docker = 'available';
       const { uid, gid } = taskUser(c);
       this.problem = null;
       return (this.runtime = new DockerRuntime(this.engine, {
-        image: c.TASK_IMAGE,
+        image: c.taskImages.python,
+        shellImage: c.taskImages.shell,
+        allowedImages: c.allowedImages,
         user: `${uid}:${gid}`,
         pidsLimit: c.TASK_PIDS_LIMIT,
         tmpfsMb: c.TASK_TMPFS_MB,
@@ -80,6 +81,42 @@ export class RuntimeService implements OnApplicationShutdown {
     if (c.ALLOW_PROCESS_RUNTIME) return this.useProcess('DOCKER_ENABLED=false');
     this.problem = 'DOCKER_ENABLED=false and ALLOW_PROCESS_RUNTIME is not true: this executor has no way to run tasks';
     return null;
+  }
+
+  /**
+   * Checks that the default images exist, pulling a missing one when TASK_IMAGE_PULL
+   * allows (and a registry answers). Returns what is wrong, or null.
+   */
+  async missingImages(): Promise<string | null> {
+    const c = this.config;
+    for (const image of new Set([c.taskImages.python, c.taskImages.shell])) {
+      if (await this.engine.getImage(image).inspect().then(() => true, () => false)) continue;
+      let pullError = 'pulling is off (TASK_IMAGE_PULL=false)';
+      if (c.TASK_IMAGE_PULL) {
+        this.logger.info({ image }, 'task image missing; pulling it');
+        try {
+          await this.pull(image);
+          this.logger.info({ image }, 'task image pulled');
+          continue;
+        } catch (err) {
+          pullError = `pulling it failed: ${(err as Error).message.trim().split('\n')[0]}`;
+        }
+      }
+      return `the task image ${image} is missing and ${pullError}; build it with scripts/build-task-image.sh (or docker build docker/task-runtime)`;
+    }
+    return null;
+  }
+
+  private async pull(image: string): Promise<void> {
+    const stream = await this.engine.pull(image);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no answer from the registry in 300 s')), 300_000);
+      this.engine.modem.followProgress(stream, (err: Error | null) => {
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve();
+      });
+    });
   }
 
   private useProcess(why: string): TaskRuntime {

@@ -9,6 +9,8 @@ export interface RunSpec {
   env: Record<string, string>;
   limits: ContainerLimits;
   labels: Record<string, string>;
+  /** What kind of entry point runs: picks the default image (Docker). */
+  entryKind?: 'shell' | 'python';
 }
 
 export interface RunExit {

@@ -1,7 +1,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { bool, hostPort, num, oneOf, optNum, optStr, parseEnv, str } from './env-parsers';
+import { bool, ConfigError, hostPort, num, oneOf, optNum, optStr, parseEnv, str } from './env-parsers';
 
 /**
  * Configuration of the worker services (gateway, executor, monitor). Read from the
@@ -61,6 +61,15 @@ export const workerEnvSchema = z.object({
   ALLOW_PROCESS_RUNTIME: bool(false),
   DOCKER_SOCKET: str('/var/run/docker.sock'),
   TASK_IMAGE: str('hivemind/task-runtime:latest'),
+  TASK_SHELL_IMAGE: optStr(),
+  TASK_IMAGE_ALLOWLIST: optStr(),
+  TASK_IMAGE_PULL: bool(true),
+  REQUIREMENTS_INSTALL: bool(true),
+  PIP_INDEX_URL: optStr(),
+  PIP_TRUSTED_HOST: optStr(),
+  PIP_PROXY: optStr(),
+  INSTALL_NETWORK: str('bridge'),
+  INSTALL_TIMEOUT: num(600, { min: 1, max: 86_400 }),
   TASK_USER: str('10001:10001').superRefine((v, ctx) => {
     if (!/^\d+:\d+$/.test(v)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected uid:gid (numbers), got "${v}"` });
   }),
@@ -100,6 +109,10 @@ export interface WorkerConfig extends WorkerEnv {
   executorConcurrency: number;
   workDir: string;
   maxMessageBytes: number;
+  /** The image tasks run in, by entry point: `run.sh` and Python files. */
+  taskImages: { shell: string; python: string };
+  /** Images tasks may run in (TASK_IMAGE_ALLOWLIST, else the two defaults). */
+  allowedImages: string[];
   /** Most bytes one task's workspace may hold (WORKSPACE_QUOTA_MB, else MAX_DISK_GB). */
   workspaceQuotaBytes: number;
 }
@@ -112,6 +125,14 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
   const machineGb = Math.max(1, Math.floor(os.totalmem() / 1024 ** 3));
   const cpuCores = Math.min(e.MAX_CPU_CORES ?? machineCores, machineCores);
   const memoryGb = Math.min(e.MAX_MEMORY_GB ?? machineGb, machineGb);
+  const taskImages = { shell: e.TASK_SHELL_IMAGE ?? e.TASK_IMAGE, python: e.TASK_IMAGE };
+  const allowedImages = e.TASK_IMAGE_ALLOWLIST
+    ? e.TASK_IMAGE_ALLOWLIST.split(',').map((x) => x.trim()).filter(Boolean)
+    : [...new Set([taskImages.python, taskImages.shell])];
+  const notAllowed = [...new Set([taskImages.python, taskImages.shell])].filter((i) => !allowedImages.includes(i));
+  if (notAllowed.length) {
+    throw new ConfigError(`Invalid configuration:\n  TASK_IMAGE_ALLOWLIST: must include the default task images; missing ${notAllowed.join(', ')}`);
+  }
   return {
     ...e,
     cpuCores,
@@ -121,6 +142,8 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     executorConcurrency: e.EXECUTOR_CONCURRENCY ?? e.MAX_CONCURRENT_TASKS,
     workDir: path.resolve(e.WORK_DIR),
     maxMessageBytes: e.MAX_MESSAGE_MB * 1024 * 1024,
+    taskImages,
+    allowedImages,
     workspaceQuotaBytes: Math.round(Math.min(e.WORKSPACE_QUOTA_MB ?? Infinity, e.MAX_DISK_GB * 1024) * 1024 * 1024),
   };
 }
