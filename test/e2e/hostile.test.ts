@@ -62,6 +62,7 @@ describe('hostile tasks', () => {
   let listenerPort: number;
   let connections = 0;
   let peerIp: string;
+  const network = `hm-hostile-${randomBytes(4).toString('hex')}`;
 
   beforeAll(async () => {
     stack = await Stack.create('hostile', {
@@ -77,23 +78,24 @@ describe('hostile tasks', () => {
     await stack.startAll();
     pool = ownerClient(stack.devpoolAddress);
     await pool.login();
-    const bridge = await docker.getNetwork('bridge').inspect();
-    bridgeGateway = bridge.IPAM?.Config?.[0]?.Gateway ?? '172.17.0.1';
     listener = net.createServer((s) => {
       connections += 1;
       s.end('hello\n');
     });
     await new Promise<void>((resolve) => listener.listen(0, '0.0.0.0', resolve));
     listenerPort = (listener.address() as net.AddressInfo).port;
-    // A service on the Docker bridge that ordinary containers can reach.
+    // A service on a Docker bridge network (the test's own) that ordinary containers can reach.
+    await docker.createNetwork({ Name: network, Driver: 'bridge' });
+    // The host's own address on that bridge.
+    bridgeGateway = (await docker.getNetwork(network).inspect()).IPAM?.Config?.[0]?.Gateway ?? '172.17.0.1';
     const peer = await docker.createContainer({
       Image: IMAGE,
       name: `hm-hostile-peer-${randomBytes(4).toString('hex')}`,
       Cmd: ['python3', '-c', 'import socketserver\nclass H(socketserver.BaseRequestHandler):\n    def handle(self): self.request.sendall(b"hello")\nsocketserver.TCPServer(("0.0.0.0", 8080), H).serve_forever()'],
-      HostConfig: { NetworkMode: 'bridge', AutoRemove: true },
+      HostConfig: { NetworkMode: network, AutoRemove: true },
     });
     await peer.start();
-    peerIp = ((await peer.inspect()).NetworkSettings as unknown as { IPAddress: string }).IPAddress;
+    peerIp = (await peer.inspect()).NetworkSettings.Networks[network].IPAddress;
     peerContainer = peer;
   });
 
@@ -101,6 +103,7 @@ describe('hostile tasks', () => {
 
   afterAll(async () => {
     await peerContainer?.remove({ force: true }).catch(() => undefined);
+    await docker.getNetwork(network).remove().catch(() => undefined);
     listener?.close();
     pool?.close();
     await stack?.stopAll();
@@ -203,7 +206,7 @@ describe('hostile tasks', () => {
       '        print("blocked", host, e.errno)',
     ].join('\n');
     // An ordinary bridge container does reach the peer: the test can fail.
-    const open = execFileSync('docker', ['run', '--rm', '--network', 'bridge', IMAGE, 'python3', '-c',
+    const open = execFileSync('docker', ['run', '--rm', '--network', network, IMAGE, 'python3', '-c',
       `import socket\nsocket.create_connection(("${peerIp}", 8080), timeout=3).recv(10)\nprint("CONNECTED")`]).toString();
     expect(open).toContain('CONNECTED');
     const before = connections;

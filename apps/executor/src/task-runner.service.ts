@@ -30,6 +30,11 @@ interface Live {
 
 export const OWNER_STOP = 'stopped at the request of the task owner';
 
+/** Where the requirements.txt step installs packages, inside the workspace (not packed into the result). */
+export const PACKAGES_DIR = '.hivemind-packages';
+
+const exists = (p: string) => fs.stat(p).then(() => true, () => false);
+
 async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
   await fs.lchown(dir, uid, gid);
   for (const e of await fs.readdir(dir, { withFileTypes: true })) {
@@ -133,7 +138,7 @@ export class TaskRunnerService {
     let sink: OutputSink | null = null;
     let exit: RunExit = { exitCode: null, oomKilled: false };
     let timedOut = false;
-    let outcome: { status: TaskOutcome; reason: string };
+    let outcome: { status: TaskOutcome; reason: string } | undefined;
     try {
       try {
         await fs.mkdir(path.dirname(logFile), { recursive: true });
@@ -163,8 +168,14 @@ export class TaskRunnerService {
             const { uid, gid } = taskUser(this.config);
             await chownTree(workspace, uid, gid);
           }
-          exit = await this.execute(runtime, job, workspace, sink, live, executorId, () => (timedOut = true));
-          outcome = outcomeOf(exit, {
+          const install = await this.installRequirements(runtime, job, workspace, sink, live);
+          if (install) {
+            exit = install.exit;
+            outcome = live.stopReason ? { status: 'Stopped', reason: `${live.stopReason} while its requirements were installed` } : { status: 'Failed', reason: install.reason };
+          } else {
+            exit = await this.execute(runtime, job, workspace, sink, live, executorId, () => (timedOut = true));
+          }
+          outcome ??= outcomeOf(exit, {
             stopReason: live.stopReason,
             failReason: live.failReason,
             timedOut,
@@ -192,6 +203,7 @@ export class TaskRunnerService {
         entryPoint: job.entry.file,
         runtime: runtime.name,
       };
+      await fs.rm(path.join(workspace, PACKAGES_DIR), { recursive: true, force: true }).catch(() => undefined);
       await this.packResult(workspace, record, logFile, resultFile);
       log.info({ status: outcome.status, reason: outcome.reason, seconds: (record.finishedAt.getTime() - startedAt.getTime()) / 1000 }, 'task finished');
       return {
@@ -244,6 +256,76 @@ export class TaskRunnerService {
     return { taskId, resultFile, status: 'Failed', reason, exitCode: null, receivedAt: now.getTime(), startedAt: now.getTime(), finishedAt: now.getTime() };
   }
 
+  /**
+   * The requirements.txt step: `pip install --target` into the workspace, in its own
+   * run that may use the network (index URL and proxy from config). Returns null when
+   * there was nothing to do or it worked, else why the task cannot run.
+   */
+  private async installRequirements(
+    runtime: TaskRuntime,
+    job: TaskJob,
+    workspace: string,
+    sink: OutputSink,
+    live: Live,
+  ): Promise<{ exit: RunExit; reason: string } | null> {
+    const c = this.config;
+    if (!c.REQUIREMENTS_INSTALL || !(await exists(path.join(workspace, 'requirements.txt')))) return null;
+    const inside = runtime.workspacePath(workspace);
+    const args = ['python3', '-m', 'pip', 'install', '--no-cache-dir', '--disable-pip-version-check', '--no-input', '--progress-bar', 'off'];
+    args.push('--target', path.posix.join(inside, PACKAGES_DIR), '-r', 'requirements.txt');
+    if (c.PIP_INDEX_URL) args.push('--index-url', c.PIP_INDEX_URL);
+    for (const h of (c.PIP_TRUSTED_HOST ?? '').split(',').map((x) => x.trim()).filter(Boolean)) args.push('--trusted-host', h);
+    if (c.PIP_PROXY) args.push('--proxy', c.PIP_PROXY);
+    sink.note(`installing requirements.txt: ${args.slice(3).join(' ')}`);
+    let tail = '';
+    const handle = await runtime.start(
+      {
+        taskId: job.taskId,
+        workspace,
+        command: args,
+        env: { HOME: '/tmp', TMPDIR: '/tmp', LANG: 'C.UTF-8', PYTHONUNBUFFERED: '1', PIP_ROOT_USER_ACTION: 'ignore' },
+        limits: job.limits,
+        entryKind: 'python',
+        phase: 'install',
+        labels: {
+          [LABEL_MANAGED]: 'true',
+          [LABEL_TASK]: job.taskId,
+          [LABEL_NODE]: c.NODE_ID || 'unknown',
+          [LABEL_INSTANCE]: c.REDIS_PREFIX,
+        },
+      },
+      (chunk) => {
+        sink.push(chunk);
+        tail = (tail + chunk.toString('utf8')).slice(-8192);
+      },
+    );
+    live.handle = handle;
+    if (live.stopReason) void handle.stop(c.STOP_GRACE_PERIOD);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      void handle.stop(c.STOP_GRACE_PERIOD);
+    }, c.INSTALL_TIMEOUT * 1000);
+    let exit: RunExit;
+    try {
+      exit = await handle.done;
+    } finally {
+      clearTimeout(timer);
+      live.handle = null;
+      await runtime.remove(job.taskId, 'install');
+    }
+    if (exit.exitCode === 0 && !exit.error && !live.stopReason && !timedOut) {
+      sink.note('requirements installed');
+      return null;
+    }
+    const errors = tail.split('\n').filter((l) => /^ERROR:/.test(l.trim())).map((l) => l.trim());
+    const detail = errors.length ? errors.join(' ') : tail.trim().split('\n').slice(-3).join(' ');
+    const why = timedOut
+      ? `timed out after ${c.INSTALL_TIMEOUT} s (INSTALL_TIMEOUT)`
+      : exit.error ?? (exit.oomKilled ? 'ran out of memory' : `pip exited with code ${exit.exitCode}`);
+    return { exit, reason: `installing requirements.txt failed (${why}): ${detail.slice(0, 2000) || 'no output'}` };
+  }
+
   private async execute(
     runtime: TaskRuntime,
     job: TaskJob,
@@ -266,6 +348,8 @@ export class TaskRunnerService {
           HOME: '/tmp',
           PYTHONUNBUFFERED: '1',
           LANG: 'C.UTF-8',
+          // What the install step put there (requirements.txt) is found by imports.
+          ...((await exists(path.join(workspace, PACKAGES_DIR))) ? { PYTHONPATH: path.posix.join(inside, PACKAGES_DIR) } : {}),
         },
         limits: job.limits,
         entryKind: job.entry.kind,

@@ -12,6 +12,8 @@ export interface DockerRuntimeOptions {
   user: string;
   pidsLimit: number;
   tmpfsMb: number;
+  /** Docker network of the requirements.txt install step (default `bridge`). */
+  installNetwork?: string;
 }
 
 /** Labels every container of ours carries. */
@@ -42,28 +44,30 @@ export class DockerRuntime implements TaskRuntime {
 
   /** The image a task runs in: by its entry point, and only if the allowlist has it. */
   imageFor(spec: RunSpec): string {
-    const image = spec.entryKind === 'shell' ? (this.opts.shellImage ?? this.opts.image) : this.opts.image;
+    const image = spec.entryKind === 'shell' && spec.phase !== 'install' ? (this.opts.shellImage ?? this.opts.image) : this.opts.image;
     const allowed = this.opts.allowedImages ?? [this.opts.image, this.opts.shellImage ?? this.opts.image];
     if (!allowed.includes(image)) throw new Error(`the image ${image} is not on this node's allowlist (TASK_IMAGE_ALLOWLIST)`);
     return image;
   }
 
   createOptions(spec: RunSpec): Docker.ContainerCreateOptions {
+    const install = spec.phase === 'install';
     return {
-      name: `hivemind-task-${spec.taskId}`,
+      name: DockerRuntime.containerName(spec.taskId, spec.phase),
       Image: this.imageFor(spec),
       Cmd: spec.command,
       WorkingDir: WORKSPACE,
       User: this.opts.user,
       Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
       Labels: spec.labels,
-      NetworkDisabled: true,
+      // Only the install step gets a network, and only to fetch packages.
+      NetworkDisabled: !install,
       AttachStdout: true,
       AttachStderr: true,
       Tty: false,
       OpenStdin: false,
       HostConfig: {
-        NetworkMode: 'none',
+        NetworkMode: install ? (this.opts.installNetwork ?? 'bridge') : 'none',
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges'],
         ReadonlyRootfs: true,
@@ -81,12 +85,12 @@ export class DockerRuntime implements TaskRuntime {
     };
   }
 
-  static containerName(taskId: string): string {
-    return `hivemind-task-${taskId}`;
+  static containerName(taskId: string, phase: RunSpec['phase'] = 'task'): string {
+    return phase === 'install' ? `hivemind-install-${taskId}` : `hivemind-task-${taskId}`;
   }
 
   async start(spec: RunSpec, onOutput: OutputListener): Promise<RunningTaskHandle> {
-    await this.docker.getContainer(DockerRuntime.containerName(spec.taskId)).remove({ force: true }).catch(() => undefined);
+    await this.docker.getContainer(DockerRuntime.containerName(spec.taskId, spec.phase)).remove({ force: true }).catch(() => undefined);
     const container = await this.docker.createContainer(this.createOptions(spec));
     try {
       return await this.watch(container, spec.limits.memoryBytes, onOutput, true, Date.now());
@@ -118,8 +122,8 @@ export class DockerRuntime implements TaskRuntime {
     return this.watch(container, memoryBytes, onOutput, false, startedAt);
   }
 
-  async remove(taskId: string): Promise<void> {
-    await this.docker.getContainer(DockerRuntime.containerName(taskId)).remove({ force: true }).catch(() => undefined);
+  async remove(taskId: string, phase: RunSpec['phase'] = 'task'): Promise<void> {
+    await this.docker.getContainer(DockerRuntime.containerName(taskId, phase)).remove({ force: true }).catch(() => undefined);
   }
 
   /** Attaches to a container's output (starting it if asked), and waits for its end. */

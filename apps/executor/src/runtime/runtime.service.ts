@@ -76,6 +76,7 @@ export class RuntimeService implements OnApplicationShutdown {
         user: `${uid}:${gid}`,
         pidsLimit: c.TASK_PIDS_LIMIT,
         tmpfsMb: c.TASK_TMPFS_MB,
+        installNetwork: c.INSTALL_NETWORK,
       }));
     }
     if (c.ALLOW_PROCESS_RUNTIME) return this.useProcess('DOCKER_ENABLED=false');

@@ -11,6 +11,11 @@ export interface RunSpec {
   labels: Record<string, string>;
   /** What kind of entry point runs: picks the default image (Docker). */
   entryKind?: 'shell' | 'python';
+  /**
+   * `install`: the requirements.txt step, the one run that may use the network
+   * (Docker: INSTALL_NETWORK, in the Python image, as its own container). Default `task`.
+   */
+  phase?: 'install' | 'task';
 }
 
 export interface RunExit {
@@ -54,7 +59,7 @@ export interface TaskRuntime {
    * Removes what is left of a finished task (its container). Called only once its
    * result is queued: until then a crashed executor's successor can adopt it.
    */
-  remove(taskId: string): Promise<void>;
+  remove(taskId: string, phase?: RunSpec['phase']): Promise<void>;
 }
 
 export const TASK_RUNTIME = Symbol('TASK_RUNTIME');
