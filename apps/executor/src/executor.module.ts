@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { WorkerCoreModule } from '@hivemind/shared/nest/worker-core.module';
 import { ExecutorBeatService } from './executor-beat.service';
+import { GpuAllocatorService } from './gpu-allocator.service';
 import { ReconcilerService } from './reconciler.service';
 import { RuntimeService } from './runtime/runtime.service';
 import { TaskProcessor } from './task.processor';
@@ -14,7 +15,7 @@ export class ExecutorModule {
     return {
       module: ExecutorModule,
       imports: [WorkerCoreModule.forRoot(config, logger, 'executor')],
-      providers: [RuntimeService, TaskRunnerService, ReconcilerService, TaskProcessor, ExecutorBeatService],
+      providers: [GpuAllocatorService, RuntimeService, TaskRunnerService, ReconcilerService, TaskProcessor, ExecutorBeatService],
     };
   }
 }

@@ -11,6 +11,7 @@ import { openQueue, QueueName, resultJobOptions } from '@hivemind/shared/queue/q
 import { ExecutorBeat, RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { Ticker } from '@hivemind/shared/util/ticker';
+import { GpuAllocatorService } from './gpu-allocator.service';
 import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_TASK } from './runtime/docker.runtime';
 import { RuntimeService } from './runtime/runtime.service';
 import { TaskRunnerService } from './task-runner.service';
@@ -49,6 +50,7 @@ export class ReconcilerService implements OnApplicationShutdown {
     private readonly ledger: ResourceLedger,
     private readonly runtimes: RuntimeService,
     private readonly failures: TaskRunnerService,
+    private readonly gpus: GpuAllocatorService,
   ) {
     this.tasks = openQueue(QueueName.Tasks, redis, keys, logger);
     this.results = openQueue(QueueName.Results, redis, keys, logger);
@@ -117,6 +119,10 @@ export class ReconcilerService implements OnApplicationShutdown {
         report.filesRemoved.push(`${dir}/${name}`);
       }
     }
+
+    // GPUs held by tasks the node no longer holds are free again.
+    const heldNow = await this.ledger.entries();
+    await this.gpus.release((taskId) => heldNow.has(taskId));
 
     const beats = Object.values(await this.redis.hgetall(this.keys.executors)).map((v) => JSON.parse(v) as ExecutorBeat);
     const alive = new Set(beats.filter((b) => Date.now() - b.seenAt < STALE_EXECUTOR_MS).map((b) => b.executorId));

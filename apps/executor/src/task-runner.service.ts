@@ -8,12 +8,14 @@ import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-conf
 import { LOGGER } from '@hivemind/shared/logging/logger';
 import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { ResultJob, TaskJob } from '@hivemind/shared/queue/queues';
+import { wantsGpu } from '@hivemind/shared/resources/gpu';
 import { RedisKeys, RunningTask } from '@hivemind/shared/queue/redis-keys';
 import { entryCommand } from '@hivemind/shared/task-format/entry-point';
 import { ExecutionRecord, TaskOutcome, writeResultZip } from '@hivemind/shared/task-format/result-zip';
 import { TaskFormatError } from '@hivemind/shared/task-format/task-format.error';
 import { TaskLog } from '@hivemind/shared/task-format/task-log';
 import { extractZip } from '@hivemind/shared/task-format/zip-extract';
+import { GpuAllocatorService } from './gpu-allocator.service';
 import { OutputSink } from './output-sink';
 import { RuntimeService, taskUser } from './runtime/runtime.service';
 import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE, LABEL_TASK } from './runtime/docker.runtime';
@@ -26,6 +28,8 @@ interface Live {
   stopReason: string | null;
   /** Why the worker killed the task for breaking a limit (e.g. its workspace quota). */
   failReason: string | null;
+  /** GPUs allocated to the task. */
+  gpus?: string[];
 }
 
 export const OWNER_STOP = 'stopped at the request of the task owner';
@@ -94,6 +98,7 @@ export class TaskRunnerService {
     @Inject(REDIS) private readonly redis: Redis,
     private readonly keys: RedisKeys,
     private readonly runtimes: RuntimeService,
+    private readonly gpus: GpuAllocatorService,
   ) {}
 
   get runningCount(): number {
@@ -168,8 +173,19 @@ export class TaskRunnerService {
             const { uid, gid } = taskUser(this.config);
             await chownTree(workspace, uid, gid);
           }
-          const install = await this.installRequirements(runtime, job, workspace, sink, live);
-          if (install) {
+          const gpus = await this.gpus.allocate(job.taskId, job.request);
+          if ('error' in gpus) {
+            outcome = { status: 'Failed', reason: gpus.error };
+          } else if (gpus.uuids.length && runtime.name !== 'docker') {
+            outcome = { status: 'Failed', reason: 'the task asks for a GPU; the process runtime cannot give one' };
+          } else if (gpus.uuids.length) {
+            live.gpus = gpus.uuids;
+            sink.note(`GPUs: ${gpus.uuids.join(', ')}`);
+          }
+          const install = outcome ? null : await this.installRequirements(runtime, job, workspace, sink, live);
+          if (outcome) {
+            // refused above
+          } else if (install) {
             exit = install.exit;
             outcome = live.stopReason ? { status: 'Stopped', reason: `${live.stopReason} while its requirements were installed` } : { status: 'Failed', reason: install.reason };
           } else {
@@ -217,6 +233,7 @@ export class TaskRunnerService {
         finishedAt: record.finishedAt.getTime(),
       };
     } finally {
+      if (wantsGpu(job.request)) await this.gpus.release((t) => t !== job.taskId).catch((err: Error) => log.warn({ err: err.message }, 'GPU not released'));
       // A second run of the same task (a redelivered job) keeps its own entry.
       if (this.live.get(job.taskId) === live) this.live.delete(job.taskId);
     }
@@ -353,6 +370,7 @@ export class TaskRunnerService {
         },
         limits: job.limits,
         entryKind: job.entry.kind,
+        gpus: live.gpus,
         labels: {
           [LABEL_MANAGED]: 'true',
           [LABEL_TASK]: job.taskId,

@@ -76,6 +76,8 @@ export class DockerRuntime implements TaskRuntime {
         Memory: spec.limits.memoryBytes,
         MemorySwap: spec.limits.memoryBytes,
         NanoCpus: spec.limits.nanoCpus,
+        // Exactly the devices allocated to this task (never "all").
+        ...(spec.gpus?.length ? { DeviceRequests: [{ Driver: 'nvidia', DeviceIDs: spec.gpus, Capabilities: [['gpu']] }] } : {}),
         Binds: [`${spec.workspace}:${WORKSPACE}:rw`],
         IpcMode: 'private',
         Init: true,

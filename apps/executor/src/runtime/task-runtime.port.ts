@@ -16,6 +16,8 @@ export interface RunSpec {
    * (Docker: INSTALL_NETWORK, in the Python image, as its own container). Default `task`.
    */
   phase?: 'install' | 'task';
+  /** UUIDs of the GPUs the task gets (Docker DeviceRequests); none by default. */
+  gpus?: string[];
 }
 
 export interface RunExit {

@@ -81,7 +81,7 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
       gpu_memory_gb: this.node.gpuMemoryGb,
       location: this.config.LOCATION,
       port: this.config.advertisePort,
-      gpu_name: '',
+      gpu_name: this.node.gpuName ?? '',
       docker_status: docker,
     }));
     if (!res.success) throw new Error(`RegisterWorkerNode refused: ${res.message}`);

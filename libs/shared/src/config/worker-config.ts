@@ -81,6 +81,9 @@ export const workerEnvSchema = z.object({
   TASK_MIN_CPUS: num(0.25, { min: 0.01 }),
   TASK_LOG_HEAD_KB: num(1024, { int: true, min: 1 }),
   TASK_LOG_TAIL_KB: num(1024, { int: true, min: 1 }),
+  GPU_MODE: oneOf(['auto', 'off'] as const, 'auto'),
+  GPU_SHARING: bool(false),
+  GPU_DETECT_TIMEOUT: num(10, { min: 0.1, max: 300 }),
   WORKSPACE_QUOTA: oneOf(['auto', 'loop', 'watch', 'off'] as const, 'auto'),
   WORKSPACE_QUOTA_MB: optNum({ int: true, min: 1 }),
 

@@ -6,6 +6,7 @@ import { LOGGER } from '../logging/logger';
 import { createRedis } from '../queue/redis-connection';
 import { RedisKeys } from '../queue/redis-keys';
 import { ResourceLedger } from '../resources/ledger';
+import { detectGpus, gpuCapacity } from '../resources/gpu';
 import { NodeCapacity } from '../resources/limits';
 
 export const REDIS = Symbol('REDIS');
@@ -21,7 +22,7 @@ class RedisCloser implements OnApplicationShutdown {
 
 /** The node's registered capacity, from config and the machine. */
 export function nodeCapacity(c: WorkerConfig): NodeCapacity {
-  return { cpuCores: c.cpuCores, cpuScore: c.cpuScore, memoryGb: c.memoryGb, gpuScore: 0, gpuMemoryGb: 0, maxTasks: c.MAX_CONCURRENT_TASKS };
+  return { cpuCores: c.cpuCores, cpuScore: c.cpuScore, memoryGb: c.memoryGb, gpuScore: 0, gpuMemoryGb: 0, maxTasks: c.MAX_CONCURRENT_TASKS, gpuSharing: c.GPU_SHARING };
 }
 
 /**
@@ -39,7 +40,17 @@ export class WorkerCoreModule {
         { provide: LOGGER, useValue: logger },
         { provide: REDIS, useFactory: () => createRedis(config.REDIS_URL, service) },
         { provide: RedisKeys, useValue: new RedisKeys(config.REDIS_PREFIX) },
-        { provide: NODE_CAPACITY, useValue: nodeCapacity(config) },
+        {
+          provide: NODE_CAPACITY,
+          useFactory: async (): Promise<NodeCapacity> => {
+            const base = nodeCapacity(config);
+            if (config.GPU_MODE === 'off') return { ...base, cpuOnly: true };
+            const { devices, problem } = await detectGpus(config.GPU_DETECT_TIMEOUT * 1000);
+            if (devices.length) logger.info({ gpus: devices.map((d) => `${d.index}: ${d.name} (${d.memoryMb} MB)`) }, 'GPUs found');
+            else logger.debug({ problem }, 'no GPU');
+            return { ...base, ...gpuCapacity(devices), gpuDevices: devices };
+          },
+        },
         {
           provide: ResourceLedger,
           inject: [REDIS, RedisKeys],

@@ -22,6 +22,14 @@ export class RedisKeys {
   get executors(): string {
     return `${this.prefix}:executors`;
   }
+  /** hash GPU uuid -> JSON list of the task ids holding that device. */
+  get gpus(): string {
+    return `${this.prefix}:gpus`;
+  }
+  /** short lock around GPU allocation. */
+  get gpuLock(): string {
+    return `${this.prefix}:gpus:lock`;
+  }
   /** pub/sub channel for control messages (stop). */
   get control(): string {
     return `${this.prefix}:control`;
