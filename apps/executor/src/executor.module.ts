@@ -2,6 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { WorkerCoreModule } from '@hivemind/shared/nest/worker-core.module';
+import { DiskGuardService } from './disk-guard.service';
 import { ExecutorBeatService } from './executor-beat.service';
 import { GpuAllocatorService } from './gpu-allocator.service';
 import { ReconcilerService } from './reconciler.service';
@@ -15,7 +16,7 @@ export class ExecutorModule {
     return {
       module: ExecutorModule,
       imports: [WorkerCoreModule.forRoot(config, logger, 'executor')],
-      providers: [GpuAllocatorService, RuntimeService, TaskRunnerService, ReconcilerService, TaskProcessor, ExecutorBeatService],
+      providers: [DiskGuardService, GpuAllocatorService, RuntimeService, TaskRunnerService, ReconcilerService, TaskProcessor, ExecutorBeatService],
     };
   }
 }

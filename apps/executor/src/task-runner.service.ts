@@ -243,9 +243,42 @@ export class TaskRunnerService {
    * Removes a task's container and files, once its result is queued (or it needs no
    * result). Until then, an executor that takes over after a crash can still use them.
    */
-  async release(job: TaskJob): Promise<void> {
+  async release(job: TaskJob, keepWorkspace = false): Promise<void> {
     await this.runtimes.runtime?.remove(job.taskId);
+    if (keepWorkspace && this.config.FAILED_WORKSPACE_RETENTION > 0) await this.keep(job.taskId);
     await this.cleanup(job);
+  }
+
+  /**
+   * Moves a failed task's workspace to WORK_DIR/kept (a loop volume's image file as
+   * `<task>.img`, else the folder), where the disk guard deletes it after
+   * FAILED_WORKSPACE_RETENTION.
+   */
+  private async keep(taskId: string): Promise<void> {
+    const { workspace } = this.paths(taskId);
+    const keptDir = path.join(this.config.workDir, 'kept');
+    try {
+      await fs.mkdir(keptDir, { recursive: true, mode: 0o700 });
+      if (!(await exists(workspace))) return;
+      const quota = this.quota;
+      if (quota.mode === 'loop' && (await exists(quota.imageFile(taskId)))) {
+        await quota.unmount(workspace);
+        const target = path.join(keptDir, `${taskId}.img`);
+        await fs.rm(target, { force: true });
+        await fs.rename(quota.imageFile(taskId), target);
+        const now = new Date();
+        await fs.utimes(target, now, now);
+      } else {
+        const target = path.join(keptDir, taskId);
+        await removeTree(target);
+        await fs.rename(workspace, target);
+        const now = new Date();
+        await fs.utimes(target, now, now);
+      }
+      this.logger.info({ taskId, keepS: this.config.FAILED_WORKSPACE_RETENTION }, 'failed task workspace kept for debugging');
+    } catch (err) {
+      this.logger.warn({ taskId, err: (err as Error).message }, 'could not keep the failed task workspace');
+    }
   }
 
   /**

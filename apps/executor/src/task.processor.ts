@@ -10,6 +10,7 @@ import { openQueue, parsePayload, QueueName, ResultJob, resultJobOptions, taskJo
 import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { sleep } from '@hivemind/shared/util/ticker';
+import { DiskGuardService } from './disk-guard.service';
 import { ReconcilerService } from './reconciler.service';
 import { RuntimeService } from './runtime/runtime.service';
 import { TaskRunnerService } from './task-runner.service';
@@ -38,6 +39,7 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
     private readonly runtimes: RuntimeService,
     private readonly runner: TaskRunnerService,
     private readonly reconciler: ReconcilerService,
+    private readonly diskGuard: DiskGuardService,
   ) {
     this.results = openQueue(QueueName.Results, redis, keys, logger);
   }
@@ -66,6 +68,7 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
     this.ready = true;
     this.markReady();
     this.reconciler.start();
+    this.diskGuard.start();
     this.logger.info({ runtime: runtime.name, concurrency: this.config.executorConcurrency, executorId: this.executorId }, 'executor ready; consuming tasks');
     void this.worker.run().catch((err) => this.logger.error({ err }, 'tasks worker stopped'));
   }
@@ -121,7 +124,8 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
         await sleep(Math.min(5000, 250 * 2 ** attempt));
       }
     }
-    await this.runner.release(task);
+    // A failed task's workspace is kept for FAILED_WORKSPACE_RETENTION, for debugging.
+    await this.runner.release(task, result.status === 'Failed');
   }
 
   /**

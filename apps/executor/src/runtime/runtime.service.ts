@@ -33,6 +33,8 @@ export class RuntimeService implements OnApplicationShutdown {
   problem: string | null = null;
   /** How workspaces are bounded; decided once, before the first task. */
   quota: WorkspaceQuota | null = null;
+  /** Ids of images this executor pulled (its disk clean-up may remove them once dangling). */
+  readonly pulled: string[] = [];
   private closed = false;
   readonly engine: Docker;
 
@@ -97,7 +99,9 @@ export class RuntimeService implements OnApplicationShutdown {
         this.logger.info({ image }, 'task image missing; pulling it');
         try {
           await this.pull(image);
-          this.logger.info({ image }, 'task image pulled');
+          const id = (await this.engine.getImage(image).inspect()).Id;
+          this.pulled.push(id);
+          this.logger.info({ image, id }, 'task image pulled');
           continue;
         } catch (err) {
           pullError = `pulling it failed: ${(err as Error).message.trim().split('\n')[0]}`;

@@ -79,6 +79,8 @@ export class AdmissionService {
 
     const diskError = await this.checkDisk(summary.uncompressedBytes + req.task_zip.length);
     if (diskError) return refuse(diskError);
+    const lowDisk = await this.nodeStatus.lowDisk();
+    if (lowDisk) return refuse(`${lowDisk}; try again later`);
 
     if (!(await this.nodeStatus.hasExecutor())) return refuse('no executor is running on this node; try again later');
     const limits = containerLimits(request, this.node, this.nodeStatus.limitDefaults());

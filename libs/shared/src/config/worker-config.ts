@@ -84,6 +84,9 @@ export const workerEnvSchema = z.object({
   GPU_MODE: oneOf(['auto', 'off'] as const, 'auto'),
   GPU_SHARING: bool(false),
   GPU_DETECT_TIMEOUT: num(10, { min: 0.1, max: 300 }),
+  FAILED_WORKSPACE_RETENTION: num(3600, { min: 0, max: 31_536_000 }),
+  MIN_FREE_DISK_MB: num(2048, { min: 0 }),
+  DISK_CHECK_INTERVAL: num(15, { min: 1, max: 86_400 }),
   WORKSPACE_QUOTA: oneOf(['auto', 'loop', 'watch', 'off'] as const, 'auto'),
   WORKSPACE_QUOTA_MB: optNum({ int: true, min: 1 }),
 

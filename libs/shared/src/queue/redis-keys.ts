@@ -26,6 +26,10 @@ export class RedisKeys {
   get gpus(): string {
     return `${this.prefix}:gpus`;
   }
+  /** set of image ids the executor pulled (removed by its disk clean-up once dangling). */
+  get pulledImages(): string {
+    return `${this.prefix}:pulled-images`;
+  }
   /** short lock around GPU allocation. */
   get gpuLock(): string {
     return `${this.prefix}:gpus:lock`;
