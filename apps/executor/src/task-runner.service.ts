@@ -17,7 +17,7 @@ import { TaskLog } from '@hivemind/shared/task-format/task-log';
 import { extractZip } from '@hivemind/shared/task-format/zip-extract';
 import { GpuAllocatorService } from './gpu-allocator.service';
 import { OutputSink } from './output-sink';
-import { RuntimeService, taskUser } from './runtime/runtime.service';
+import { RuntimeService } from './runtime/runtime.service';
 import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE, LABEL_TASK } from './runtime/docker.runtime';
 import { RunExit, RunningTaskHandle, TaskRuntime } from './runtime/task-runtime.port';
 import { WorkspaceQuota } from './workspace/quota';
@@ -169,10 +169,8 @@ export class TaskRunnerService {
             maxUncompressedBytes: this.config.ZIP_MAX_UNCOMPRESSED_MB * 1024 * 1024,
           });
           await fs.mkdir(path.join(workspace, 'result'), { recursive: true });
-          if (runtime.name === 'docker' && process.getuid?.() === 0) {
-            const { uid, gid } = taskUser(this.config);
-            await chownTree(workspace, uid, gid);
-          }
+          const owner = runtime.workspaceOwner();
+          if (owner) await chownTree(workspace, owner.uid, owner.gid);
           const gpus = await this.gpus.allocate(job.taskId, job.request);
           if ('error' in gpus) {
             outcome = { status: 'Failed', reason: gpus.error };

@@ -38,6 +38,12 @@ export class DockerRuntime implements TaskRuntime {
     private readonly opts: DockerRuntimeOptions,
   ) {}
 
+  workspaceOwner(): { uid: number; gid: number } | null {
+    if (process.getuid?.() !== 0) return null;
+    const [uid, gid] = this.opts.user.split(':').map(Number);
+    return { uid, gid };
+  }
+
   workspacePath(): string {
     return WORKSPACE;
   }

@@ -1,3 +1,4 @@
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import Docker from 'dockerode';
@@ -6,7 +7,7 @@ import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-conf
 import { LOGGER } from '@hivemind/shared/logging/logger';
 import { sleep } from '@hivemind/shared/util/ticker';
 import { DockerRuntime } from './docker.runtime';
-import { ProcessRuntime } from './process.runtime';
+import { bwrapWorks, ProcessRuntime } from './process.runtime';
 import { TaskRuntime } from './task-runtime.port';
 import { WorkspaceQuota } from '../workspace/quota';
 
@@ -19,6 +20,21 @@ export function taskUser(config: WorkerConfig): { uid: number; gid: number } {
     return { uid, gid };
   }
   return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+}
+
+/** Whether `uid` can reach `dir`: every existing parent folder searchable by it. */
+async function traversable(dir: string, user: { uid: number; gid: number }): Promise<boolean> {
+  let d = path.resolve(dir);
+  for (;;) {
+    const st = await fs.stat(d).catch(() => null);
+    if (st) {
+      const bit = st.uid === user.uid ? 0o100 : st.gid === user.gid ? 0o010 : 0o001;
+      if (!(st.mode & bit)) return false;
+    }
+    const up = path.dirname(d);
+    if (up === d) return true;
+    d = up;
+  }
 }
 
 /**
@@ -58,7 +74,7 @@ export class RuntimeService implements OnApplicationShutdown {
         await this.engine.ping();
       } catch (err) {
         this.docker = 'unavailable';
-        if (c.ALLOW_PROCESS_RUNTIME) return this.useProcess(`Docker is not reachable at ${c.DOCKER_SOCKET} (${(err as Error).message})`);
+        if (c.ALLOW_PROCESS_RUNTIME) return await this.useProcess(`Docker is not reachable at ${c.DOCKER_SOCKET} (${(err as Error).message})`);
         this.problem = `the Docker daemon is not reachable at ${c.DOCKER_SOCKET} (${(err as Error).message}); start it, or set ALLOW_PROCESS_RUNTIME=true to run tasks as plain processes`;
         return null;
       }
@@ -81,7 +97,7 @@ export class RuntimeService implements OnApplicationShutdown {
         installNetwork: c.INSTALL_NETWORK,
       }));
     }
-    if (c.ALLOW_PROCESS_RUNTIME) return this.useProcess('DOCKER_ENABLED=false');
+    if (c.ALLOW_PROCESS_RUNTIME) return await this.useProcess('DOCKER_ENABLED=false');
     this.problem = 'DOCKER_ENABLED=false and ALLOW_PROCESS_RUNTIME is not true: this executor has no way to run tasks';
     return null;
   }
@@ -124,10 +140,26 @@ export class RuntimeService implements OnApplicationShutdown {
     });
   }
 
-  private useProcess(why: string): TaskRuntime {
-    this.logger.warn({ why }, 'running tasks as plain processes (ALLOW_PROCESS_RUNTIME): weak isolation');
+  private async useProcess(why: string): Promise<TaskRuntime | null> {
+    const c = this.config;
+    let user = process.getuid?.() === 0 ? taskUser(c) : undefined;
+    let sandbox: 'bwrap' | 'none' = c.PROCESS_SANDBOX === 'none' ? 'none' : 'bwrap';
+    if (sandbox === 'bwrap' && !(await bwrapWorks())) {
+      if (c.PROCESS_SANDBOX === 'bwrap') {
+        this.problem = 'PROCESS_SANDBOX=bwrap but bubblewrap is not installed or cannot make a sandbox here (apt-get install bubblewrap; user namespaces must be allowed)';
+        return null;
+      }
+      sandbox = 'none';
+    }
+    if (user && sandbox === 'none' && !(await traversable(path.join(c.workDir, 'workspaces'), user))) {
+      this.logger.warn({ workDir: c.workDir, user }, `TASK_USER cannot reach WORK_DIR (a parent folder lacks o+x): tasks run as the executor's own user`);
+      user = undefined;
+    }
+    this.logger.warn({ why, sandbox }, sandbox === 'bwrap'
+      ? 'running tasks as processes in bubblewrap (ALLOW_PROCESS_RUNTIME): weaker isolation than Docker'
+      : 'running tasks as plain processes (ALLOW_PROCESS_RUNTIME; no bubblewrap): weak isolation');
     this.problem = null;
-    return (this.runtime = new ProcessRuntime());
+    return (this.runtime = new ProcessRuntime({ sandbox, user, pidsLimit: user ? c.TASK_PIDS_LIMIT : undefined, maxFileBytes: c.workspaceQuotaBytes }));
   }
 
   /** Waits until a runtime is ready (or the app closes). */

@@ -49,6 +49,8 @@ export type OutputListener = (chunk: Buffer) => void;
 /** Runs one task in isolation. Adapters: Docker (the default) and a plain process. */
 export interface TaskRuntime {
   readonly name: 'docker' | 'process';
+  /** Who must own the workspace's files for the task to use them (null: leave them as they are). */
+  workspaceOwner(): { uid: number; gid: number } | null;
   /** Where the workspace appears to the task. */
   workspacePath(hostWorkspace: string): string;
   start(spec: RunSpec, onOutput: OutputListener): Promise<RunningTaskHandle>;

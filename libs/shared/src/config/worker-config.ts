@@ -59,6 +59,7 @@ export const workerEnvSchema = z.object({
 
   DOCKER_ENABLED: bool(true),
   ALLOW_PROCESS_RUNTIME: bool(false),
+  PROCESS_SANDBOX: oneOf(['auto', 'bwrap', 'none'] as const, 'auto'),
   DOCKER_SOCKET: str('/var/run/docker.sock'),
   TASK_IMAGE: str('hivemind/task-runtime:latest'),
   TASK_SHELL_IMAGE: optStr(),
