@@ -6,7 +6,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import Docker from 'dockerode';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
-import { ownerClient, uploadTask, waitForStatus } from '../support/pool';
+import { WorkerNodeServiceClient } from '@hivemind/shared/proto/generated/nodepool';
+import { insecure, messageSizeOptions, unary } from '@hivemind/shared/proto/grpc';
+import { executeRequest, ownerClient, uploadTask, waitForStatus } from '../support/pool';
 import { Stack, waitFor } from '../support/stack';
 import { unzip, UnzippedEntry } from '../support/unzip';
 import { makeZip, ZipItem } from '../support/zips';
@@ -274,6 +276,17 @@ describe('hostile tasks', () => {
     await waitFor('the quota task cleaned up', async () =>
       (await fs.readdir(path.join(stack.env.WORK_DIR, 'workspaces')).catch(() => [] as string[])).includes('quota') ? null : true,
     );
+  });
+
+  it('a task whose files alone exceed the workspace quota is refused at ExecuteTask', async () => {
+    const worker = new WorkerNodeServiceClient(stack.gatewayAddress, insecure(), messageSizeOptions(64 << 20));
+    try {
+      const zip = await makeZip([{ name: 'run.py', content: 'print(1)' }, { name: 'data.bin', content: Buffer.alloc((QUOTA_MB + 8) << 20) }]);
+      const res = await unary(worker, worker.executeTask, executeRequest({ task_id: 'too-big', task_zip: zip }));
+      expect(res).toEqual({ success: false, message: `the task unpacks to ${QUOTA_MB + 8} MB; this node's workspace quota is ${QUOTA_MB} MB (WORKSPACE_QUOTA_MB)` });
+    } finally {
+      worker.close();
+    }
   });
 
   it("cannot read another task's workspace or see its processes", async () => {

@@ -79,6 +79,9 @@ export class AdmissionService {
 
     const diskError = await this.checkDisk(summary.uncompressedBytes + req.task_zip.length);
     if (diskError) return refuse(diskError);
+    if (summary.uncompressedBytes > this.config.workspaceQuotaBytes) {
+      return refuse(`the task unpacks to ${(summary.uncompressedBytes / 1048576).toFixed(0)} MB; this node's workspace quota is ${(this.config.workspaceQuotaBytes / 1048576).toFixed(0)} MB (WORKSPACE_QUOTA_MB)`);
+    }
     const lowDisk = await this.nodeStatus.lowDisk();
     if (lowDisk) return refuse(`${lowDisk}; try again later`);
 
