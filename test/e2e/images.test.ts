@@ -21,9 +21,12 @@ describe('task images at executor start', () => {
     try {
       const beats = await waitFor('the executor beat', async () => {
         const all = Object.values(await redis.hgetall(`${stack.env.REDIS_PREFIX}:executors`));
-        return all.length ? all.map((v) => (JSON.parse(v) as { runtime: string }).runtime) : null;
+        const parsed = all.map((v) => JSON.parse(v) as { runtime: string; problem: string | null });
+        return parsed.length && parsed.every((b) => b.problem) ? parsed : null;
       });
-      expect(beats).toEqual(['none']);
+      expect(beats.map((b) => b.runtime)).toEqual(['none']);
+      // The problem travels with the beat, for the gateway and anything that shows the node's health.
+      expect(beats[0].problem).toBe(problem);
     } finally {
       redis.disconnect();
     }

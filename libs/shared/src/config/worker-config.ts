@@ -39,7 +39,7 @@ export const workerEnvSchema = z.object({
   EXECUTOR_CONCURRENCY: optNum({ int: true, min: 1, max: 256 }),
   // setTimeout holds at most 2^31-1 ms (about 24.8 days).
   TASK_TIMEOUT: num(3600, { min: 1, max: 2_000_000 }),
-  STOP_GRACE_PERIOD: num(10, { min: 0, max: 300 }),
+  STOP_GRACE_PERIOD: num(1, { min: 0, max: 300 }),
   DRAIN_TIMEOUT: num(60, { min: 0, max: 86_400 }),
   JOB_LOCK_DURATION: num(30, { min: 1, max: 3600 }),
   RECONCILE_INTERVAL: num(120, { min: 5, max: 86_400 }),

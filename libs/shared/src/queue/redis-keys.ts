@@ -78,6 +78,8 @@ export interface ExecutorBeat {
   running: number;
   concurrency: number;
   seenAt: number;
+  /** Why the executor cannot run tasks yet (e.g. a missing task image), while it cannot. */
+  problem?: string | null;
 }
 
 export type ControlMessage = { type: 'stop'; taskId: string };
