@@ -70,6 +70,25 @@ describe('the Docker runtime (real daemon)', () => {
     });
   });
 
+  it('gives a task exactly its allocated GPUs through DeviceRequests, and none otherwise', () => {
+    const o = rt.createOptions({ ...spec('rt-gpu', '/tmp/x', ['true']), gpus: ['GPU-a', 'GPU-b'] });
+    expect(o.HostConfig?.DeviceRequests).toEqual([{ Driver: 'nvidia', DeviceIDs: ['GPU-a', 'GPU-b'], Capabilities: [['gpu']] }]);
+    expect(rt.createOptions(spec('rt-cpu', '/tmp/x', ['true'])).HostConfig?.DeviceRequests).toBeUndefined();
+  });
+
+  it('gives the install step a network, and the task none', () => {
+    const net = new DockerRuntime(docker, { image: IMAGE, user: '1:1', pidsLimit: 64, tmpfsMb: 16, installNetwork: 'hm-net' });
+    const install = net.createOptions({ ...spec('rt-i', '/tmp/x', ['true']), phase: 'install', entryKind: 'shell' });
+    expect(install.name).toBe('hivemind-install-rt-i');
+    expect(install.Image).toBe(IMAGE);
+    expect(install.NetworkDisabled).toBe(false);
+    expect(install.HostConfig).toMatchObject({ NetworkMode: 'hm-net', CapDrop: ['ALL'], ReadonlyRootfs: true });
+    const task = net.createOptions(spec('rt-i', '/tmp/x', ['true']));
+    expect(task.name).toBe('hivemind-task-rt-i');
+    expect(task.NetworkDisabled).toBe(true);
+    expect(task.HostConfig?.NetworkMode).toBe('none');
+  });
+
   it('picks the image by entry point and refuses images off the allowlist', () => {
     const two = new DockerRuntime(docker, { image: 'py:1', shellImage: 'sh:1', user: '1:1', pidsLimit: 64, tmpfsMb: 16 });
     expect(two.createOptions({ ...spec('rt-py', '/tmp/x', ['true']), entryKind: 'python' }).Image).toBe('py:1');

@@ -64,19 +64,30 @@ export class WorkspaceQuota {
     const image = this.imageFile(taskId);
     await this.unmount(workspace);
     await fs.rm(image, { force: true });
-    // ext4 keeps about 5% for its own tables and journal: add it, so the task gets its quota.
-    const size = Math.ceil((limitBytes * 1.06 + 8 * 1024 * 1024) / 4096) * 4096;
-    const fh = await fs.open(image, 'w', 0o600);
+    // ext4 keeps some of the image for its own tables and journal: make the image that
+    // much bigger, measured on a first try and corrected once, so the task gets its quota.
+    const round = (n: number) => Math.ceil(n / 4096) * 4096;
+    let size = round(limitBytes * 1.03 + 6 * 1024 * 1024);
     try {
-      await fh.truncate(size);
-    } finally {
-      await fh.close();
-    }
-    try {
-      await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0', image], { timeout: 60_000 });
-      await run('mount', ['-o', 'loop,nosuid,nodev', image, workspace], { timeout: 30_000 });
-      await fs.rm(path.join(workspace, 'lost+found'), { recursive: true, force: true });
+      for (let pass = 0; ; pass++) {
+        await fs.rm(image, { force: true });
+        const fh = await fs.open(image, 'w', 0o600);
+        try {
+          await fh.truncate(size);
+        } finally {
+          await fh.close();
+        }
+        await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1', image], { timeout: 60_000 });
+        await run('mount', ['-o', 'loop,nosuid,nodev', image, workspace], { timeout: 30_000 });
+        await fs.rm(path.join(workspace, 'lost+found'), { recursive: true, force: true });
+        const st = await fs.statfs(workspace);
+        const avail = st.bavail * st.bsize;
+        if (pass > 0 || Math.abs(avail - limitBytes) <= Math.max(1024 * 1024, limitBytes * 0.005)) break;
+        await this.unmount(workspace);
+        size = round(size + (limitBytes - avail));
+      }
     } catch (err) {
+      await this.unmount(workspace).catch(() => undefined);
       await fs.rm(image, { force: true });
       throw new Error(`could not make the task's ${Math.round(limitBytes / 1048576)} MB workspace volume: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
     }
