@@ -32,6 +32,8 @@ describe('workspace quota', () => {
   });
 
   afterEach(async () => {
+    // Never leave a volume mounted behind, even when a test failed half way.
+    await new WorkspaceQuota('loop', path.join(dir, 'volumes'), logger).release('t1', path.join(dir, 'ws'));
     await fs.rm(dir, { recursive: true, force: true });
   });
 
