@@ -196,6 +196,14 @@ describe('the process runtime in bubblewrap', () => {
     expect(exit.exitCode).not.toBeNull();
   });
 
+  it('gives the requirements.txt install step the host network, and only that step', async () => {
+    const ws = await workspace({ 'n.py': 'import socket\nprint("interfaces", len(socket.if_nameindex()))' });
+    const install = await run(rt, { ...spec('bw-net', ws, ['python3', '-u', 'n.py']), phase: 'install' });
+    expect(Number(/interfaces (\d+)/.exec(install.out)![1])).toBeGreaterThan(1);
+    const task = await run(rt, spec('bw-net', ws, ['python3', '-u', 'n.py']));
+    expect(task.out).toContain('interfaces 1');
+  });
+
   it('is killed as a whole on stop', async () => {
     const ws = await workspace({ 'tree.sh': 'trap "" TERM\n(sleep 300 & wait) &\nwhile true; do sleep 0.1; done' });
     const t0 = Date.now();
