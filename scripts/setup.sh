@@ -15,6 +15,8 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v wg >/dev/null || need+=(wireguard-tools)
 # The dashboard's browser test drives Debian's Chromium through playwright-core.
 command -v chromium >/dev/null || need+=(chromium)
+# The process runtime (no Docker) sandboxes tasks with bubblewrap when it is installed.
+command -v bwrap >/dev/null || need+=(bubblewrap)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   as_root apt-get update -qq

@@ -132,7 +132,7 @@ describe('a task from the Node Pool to a result zip', () => {
       const res = await pool.call(pool.master, pool.master.getTaskResult, (token) => ({ task_id: 'stop-1', token }));
       return res.success ? unzip(Buffer.from(res.result_zip)) : null;
     });
-    // Stop grace (10 s by default, python exits at SIGTERM at once) plus the upload guard.
+    // Stop grace (1 s by default, python exits at SIGTERM at once) plus the upload guard.
     expect(Date.now() - t0).toBeLessThan(15_000);
     expect((await info('stop-1'))!.status).toBe('STOPPED');
     expect(files.get('execution_log.txt')!.data.toString()).toContain('Status: Stopped');

@@ -105,7 +105,8 @@ export class Stack {
     return `http://127.0.0.1:${this.env.HTTP_PORT}`;
   }
 
-  async start(name: Service, extraEnv: Record<string, string> = {}): Promise<RunningService> {
+  /** Starts a service and waits for its ready line (or for `ready`, when given). */
+  async start(name: Service, extraEnv: Record<string, string> = {}, ready: RegExp = READY[name]): Promise<RunningService> {
     const logFile = path.join(this.dir, `${name}.log`);
     const log = createWriteStream(logFile);
     let text = '';
@@ -125,7 +126,7 @@ export class Stack {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${name} did not become ready in 60 s:\n${text.slice(-3000)}`)), 60_000);
       const check = () => {
-        if (READY[name].test(text)) {
+        if (ready.test(text)) {
           clearTimeout(timer);
           proc.stdout?.off('data', check);
           resolve();

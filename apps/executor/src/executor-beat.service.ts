@@ -61,6 +61,7 @@ export class ExecutorBeatService implements OnApplicationBootstrap, OnApplicatio
       running: this.runner.runningCount,
       concurrency: this.config.executorConcurrency,
       seenAt: Date.now(),
+      problem: this.processor.ready ? null : this.runtimes.problem,
     };
     await this.redis.hset(this.keys.executors, beat.executorId, JSON.stringify(beat));
   }

@@ -3,8 +3,10 @@ import type { Logger } from 'pino';
 import { WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { healthHttpParts } from '@hivemind/shared/http/health';
 import { WorkerCoreModule } from '@hivemind/shared/nest/worker-core.module';
+import { DiskGuardService } from './disk-guard.service';
 import { executorReadinessProvider } from './executor-health';
 import { ExecutorBeatService } from './executor-beat.service';
+import { GpuAllocatorService } from './gpu-allocator.service';
 import { OwnerFreezeService } from './owner-freeze.service';
 import { ReconcilerService } from './reconciler.service';
 import { RuntimeService } from './runtime/runtime.service';
@@ -19,7 +21,7 @@ export class ExecutorModule {
       module: ExecutorModule,
       imports: [WorkerCoreModule.forRoot(config, logger, 'executor'), ...http.imports],
       controllers: http.controllers,
-      providers: [RuntimeService, OwnerFreezeService, TaskRunnerService, ReconcilerService, TaskProcessor, ExecutorBeatService, ...http.providers],
+      providers: [DiskGuardService, GpuAllocatorService, RuntimeService, OwnerFreezeService, TaskRunnerService, ReconcilerService, TaskProcessor, ExecutorBeatService, ...http.providers],
     };
   }
 }

@@ -12,6 +12,7 @@ import { ExecutorBeat, RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { TASK_STORE, TaskStore } from '@hivemind/shared/task-store/task-store';
 import { Ticker } from '@hivemind/shared/util/ticker';
+import { GpuAllocatorService } from './gpu-allocator.service';
 import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_TASK } from './runtime/docker.runtime';
 import { RuntimeService } from './runtime/runtime.service';
 import { TaskRunnerService } from './task-runner.service';
@@ -51,6 +52,7 @@ export class ReconcilerService implements OnApplicationShutdown {
     private readonly runtimes: RuntimeService,
     private readonly failures: TaskRunnerService,
     @Inject(TASK_STORE) private readonly store: TaskStore,
+    private readonly gpus: GpuAllocatorService,
   ) {
     this.tasks = openQueue(QueueName.Tasks, redis, keys, logger);
     this.results = openQueue(QueueName.Results, redis, keys, logger);
@@ -106,6 +108,7 @@ export class ReconcilerService implements OnApplicationShutdown {
       ['incoming', (n) => (n.endsWith('.zip') ? n.slice(0, -4) : null)],
       ['logs', (n) => (n.endsWith('.log') ? n.slice(0, -4) : null)],
       ['results', (n) => (n.endsWith('.zip') ? n.slice(0, -4) : null)],
+      ['volumes', (n) => (n.endsWith('.img') ? n.slice(0, -4) : null)],
     ];
     for (const [dir, taskOf] of leftovers) {
       for (const name of await fs.readdir(path.join(w, dir)).catch(() => [] as string[])) {
@@ -113,10 +116,16 @@ export class ReconcilerService implements OnApplicationShutdown {
         const owner = name.endsWith('.partial') ? name.slice(0, name.indexOf('.')) : taskOf(name);
         // Checked again now: a task admitted since the snapshot is held before its files exist.
         if (owner && (held.has(owner) || (await this.ledger.holds(owner)))) continue;
+        // A workspace may be a task's loop-mounted volume: unmount it before deleting.
+        if (dir === 'workspaces') await this.runtimes.quota?.unmount(path.join(w, dir, name)).catch(() => undefined);
         await fs.rm(path.join(w, dir, name), { recursive: true, force: true }).catch(() => undefined);
         report.filesRemoved.push(`${dir}/${name}`);
       }
     }
+
+    // GPUs held by tasks the node no longer holds are free again.
+    const heldNow = await this.ledger.entries();
+    await this.gpus.release((taskId) => heldNow.has(taskId));
 
     const beats = Object.values(await this.redis.hgetall(this.keys.executors)).map((v) => JSON.parse(v) as ExecutorBeat);
     const alive = new Set(beats.filter((b) => Date.now() - b.seenAt < STALE_EXECUTOR_MS).map((b) => b.executorId));

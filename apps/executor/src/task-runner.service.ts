@@ -10,6 +10,7 @@ import { TaskUsageAverage } from '@hivemind/shared/earnings/task-usage';
 import { LOGGER } from '@hivemind/shared/logging/logger';
 import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { ResultJob, TaskJob } from '@hivemind/shared/queue/queues';
+import { wantsGpu } from '@hivemind/shared/resources/gpu';
 import { RedisKeys, RunningTask } from '@hivemind/shared/queue/redis-keys';
 import { entryCommand } from '@hivemind/shared/task-format/entry-point';
 import { ExecutionRecord, TaskOutcome, writeResultZip } from '@hivemind/shared/task-format/result-zip';
@@ -18,11 +19,13 @@ import { TaskLog } from '@hivemind/shared/task-format/task-log';
 import { extractZip } from '@hivemind/shared/task-format/zip-extract';
 import { TASK_STORE, TaskStore, TaskStoreError } from '@hivemind/shared/task-store/task-store';
 import { sleep } from '@hivemind/shared/util/ticker';
+import { GpuAllocatorService } from './gpu-allocator.service';
 import { OutputSink } from './output-sink';
 import { OwnerFreezeService } from './owner-freeze.service';
-import { RuntimeService, taskUser } from './runtime/runtime.service';
+import { RuntimeService } from './runtime/runtime.service';
 import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE, LABEL_TASK } from './runtime/docker.runtime';
 import { RunExit, RunningTaskHandle, TaskRuntime } from './runtime/task-runtime.port';
+import { WorkspaceQuota } from './workspace/quota';
 
 interface Live {
   handle: RunningTaskHandle | null;
@@ -34,9 +37,18 @@ interface Live {
   ranMs: number;
   /** How long it was paused for the owner, in ms. */
   frozenMs: number;
+  /** Why the worker killed the task for breaking a limit (e.g. its workspace quota). */
+  failReason: string | null;
+  /** GPUs allocated to the task. */
+  gpus?: string[];
 }
 
 export const OWNER_STOP = 'stopped at the request of the task owner';
+
+/** Where the requirements.txt step installs packages, inside the workspace (not packed into the result). */
+export const PACKAGES_DIR = '.hivemind-packages';
+
+const exists = (p: string) => fs.stat(p).then(() => true, () => false);
 
 async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
   await fs.lchown(dir, uid, gid);
@@ -69,9 +81,10 @@ async function removeTree(dir: string): Promise<void> {
 /** Decides the outcome a volunteer and the task's owner will read. */
 export function outcomeOf(
   exit: RunExit,
-  flags: { stopReason: string | null; timedOut: boolean; timeoutSec: number; memoryBytes: number },
+  flags: { stopReason: string | null; failReason?: string | null; timedOut: boolean; timeoutSec: number; memoryBytes: number },
 ): { status: TaskOutcome; reason: string } {
   if (flags.stopReason) return { status: 'Stopped', reason: flags.stopReason };
+  if (flags.failReason) return { status: 'Failed', reason: flags.failReason };
   if (flags.timedOut) return { status: 'Failed', reason: `timed out after ${flags.timeoutSec} s` };
   if (exit.error) return { status: 'Failed', reason: exit.error };
   if (exit.oomKilled) {
@@ -98,6 +111,7 @@ export class TaskRunnerService {
     private readonly runtimes: RuntimeService,
     @Inject(TASK_STORE) private readonly store: TaskStore,
     private readonly freeze: OwnerFreezeService,
+    private readonly gpus: GpuAllocatorService,
   ) {}
 
   get runningCount(): number {
@@ -140,12 +154,12 @@ export class TaskRunnerService {
     const log = this.logger.child({ taskId: job.taskId });
     const { workspace, logFile, resultFile } = this.paths(job.taskId);
     const startedAt = new Date();
-    const live: Live = { handle: null, stopReason: this.stopping, usage: null, ranMs: 0, frozenMs: 0 };
+    const live: Live = { handle: null, stopReason: this.stopping, usage: null, ranMs: 0, frozenMs: 0, failReason: null };
     this.live.set(job.taskId, live);
     let sink: OutputSink | null = null;
     let exit: RunExit = { exitCode: null, oomKilled: false };
     let timedOut = false;
-    let outcome: { status: TaskOutcome; reason: string };
+    let outcome: { status: TaskOutcome; reason: string } | undefined;
     try {
       try {
         await fs.mkdir(path.dirname(logFile), { recursive: true });
@@ -159,25 +173,43 @@ export class TaskRunnerService {
         if (adopted) {
           sink.note('resumed by this executor after the one that started the task stopped');
           exit = await this.execute(runtime, job, workspace, sink, live, executorId, () => (timedOut = true), adopted);
-          outcome = outcomeOf(exit, { stopReason: live.stopReason, timedOut, timeoutSec: this.config.TASK_TIMEOUT, memoryBytes: job.limits.memoryBytes });
+          outcome = outcomeOf(exit, { stopReason: live.stopReason, failReason: live.failReason, timedOut, timeoutSec: this.config.TASK_TIMEOUT, memoryBytes: job.limits.memoryBytes });
         } else if (live.stopReason) {
           outcome = { status: 'Stopped', reason: `${live.stopReason} before it started` };
         } else {
+          await this.quota.release(job.taskId, workspace);
           await removeTree(workspace);
           const zip = await this.store.taskZipHere(job.taskId, job.zipFile, this.paths(job.taskId).zipHere);
           if (zip.fetched) log.debug({ file: zip.file }, 'task zip fetched from the task store');
+          await this.quota.create(job.taskId, workspace, this.config.workspaceQuotaBytes);
           await extractZip(zip.file, job.root, workspace, {
             maxEntries: this.config.ZIP_MAX_ENTRIES,
             maxUncompressedBytes: this.config.ZIP_MAX_UNCOMPRESSED_MB * 1024 * 1024,
           });
           await fs.mkdir(path.join(workspace, 'result'), { recursive: true });
-          if (runtime.name === 'docker' && process.getuid?.() === 0) {
-            const { uid, gid } = taskUser(this.config);
-            await chownTree(workspace, uid, gid);
+          const owner = runtime.workspaceOwner();
+          if (owner) await chownTree(workspace, owner.uid, owner.gid);
+          const gpus = await this.gpus.allocate(job.taskId, job.request);
+          if ('error' in gpus) {
+            outcome = { status: 'Failed', reason: gpus.error };
+          } else if (gpus.uuids.length && runtime.name !== 'docker') {
+            outcome = { status: 'Failed', reason: 'the task asks for a GPU; the process runtime cannot give one' };
+          } else if (gpus.uuids.length) {
+            live.gpus = gpus.uuids;
+            sink.note(`GPUs: ${gpus.uuids.join(', ')}`);
           }
-          exit = await this.execute(runtime, job, workspace, sink, live, executorId, () => (timedOut = true));
-          outcome = outcomeOf(exit, {
+          const install = outcome ? null : await this.installRequirements(runtime, job, workspace, sink, live);
+          if (outcome) {
+            // refused above
+          } else if (install) {
+            exit = install.exit;
+            outcome = live.stopReason ? { status: 'Stopped', reason: `${live.stopReason} while its requirements were installed` } : { status: 'Failed', reason: install.reason };
+          } else {
+            exit = await this.execute(runtime, job, workspace, sink, live, executorId, () => (timedOut = true));
+          }
+          outcome ??= outcomeOf(exit, {
             stopReason: live.stopReason,
+            failReason: live.failReason,
             timedOut,
             timeoutSec: this.config.TASK_TIMEOUT,
             memoryBytes: job.limits.memoryBytes,
@@ -205,6 +237,7 @@ export class TaskRunnerService {
         cpt: live.usage ? estimateCpt(live.usage.inputs(live.ranMs / 1000)) : undefined,
         frozenSeconds: live.frozenMs / 1000,
       };
+      await fs.rm(path.join(workspace, PACKAGES_DIR), { recursive: true, force: true }).catch(() => undefined);
       await this.packResult(workspace, record, logFile, resultFile);
       await this.publishResult(job.taskId, resultFile);
       log.info({ status: outcome.status, reason: outcome.reason, seconds: (record.finishedAt.getTime() - startedAt.getTime()) / 1000 }, 'task finished');
@@ -220,6 +253,7 @@ export class TaskRunnerService {
         cpt: record.cpt ? { total: record.cpt.total, ...record.cpt.inputs, pausedSeconds: live.frozenMs / 1000 } : undefined,
       };
     } finally {
+      if (wantsGpu(job.request)) await this.gpus.release((t) => t !== job.taskId).catch((err: Error) => log.warn({ err: err.message }, 'GPU not released'));
       // A second run of the same task (a redelivered job) keeps its own entry.
       if (this.live.get(job.taskId) === live) this.live.delete(job.taskId);
     }
@@ -229,9 +263,42 @@ export class TaskRunnerService {
    * Removes a task's container and files, once its result is queued (or it needs no
    * result). Until then, an executor that takes over after a crash can still use them.
    */
-  async release(job: TaskJob): Promise<void> {
+  async release(job: TaskJob, keepWorkspace = false): Promise<void> {
     await this.runtimes.runtime?.remove(job.taskId);
+    if (keepWorkspace && this.config.FAILED_WORKSPACE_RETENTION > 0) await this.keep(job.taskId);
     await this.cleanup(job);
+  }
+
+  /**
+   * Moves a failed task's workspace to WORK_DIR/kept (a loop volume's image file as
+   * `<task>.img`, else the folder), where the disk guard deletes it after
+   * FAILED_WORKSPACE_RETENTION.
+   */
+  private async keep(taskId: string): Promise<void> {
+    const { workspace } = this.paths(taskId);
+    const keptDir = path.join(this.config.workDir, 'kept');
+    try {
+      await fs.mkdir(keptDir, { recursive: true, mode: 0o700 });
+      if (!(await exists(workspace))) return;
+      const quota = this.quota;
+      if (quota.mode === 'loop' && (await exists(quota.imageFile(taskId)))) {
+        await quota.unmount(workspace);
+        const target = path.join(keptDir, `${taskId}.img`);
+        await fs.rm(target, { force: true });
+        await fs.rename(quota.imageFile(taskId), target);
+        const now = new Date();
+        await fs.utimes(target, now, now);
+      } else {
+        const target = path.join(keptDir, taskId);
+        await removeTree(target);
+        await fs.rename(workspace, target);
+        const now = new Date();
+        await fs.utimes(target, now, now);
+      }
+      this.logger.info({ taskId, keepS: this.config.FAILED_WORKSPACE_RETENTION }, 'failed task workspace kept for debugging');
+    } catch (err) {
+      this.logger.warn({ taskId, err: (err as Error).message }, 'could not keep the failed task workspace');
+    }
   }
 
   /**
@@ -274,6 +341,76 @@ export class TaskRunnerService {
     }
   }
 
+  /**
+   * The requirements.txt step: `pip install --target` into the workspace, in its own
+   * run that may use the network (index URL and proxy from config). Returns null when
+   * there was nothing to do or it worked, else why the task cannot run.
+   */
+  private async installRequirements(
+    runtime: TaskRuntime,
+    job: TaskJob,
+    workspace: string,
+    sink: OutputSink,
+    live: Live,
+  ): Promise<{ exit: RunExit; reason: string } | null> {
+    const c = this.config;
+    if (!c.REQUIREMENTS_INSTALL || !(await exists(path.join(workspace, 'requirements.txt')))) return null;
+    const inside = runtime.workspacePath(workspace);
+    const args = ['python3', '-m', 'pip', 'install', '--no-cache-dir', '--disable-pip-version-check', '--no-input', '--progress-bar', 'off'];
+    args.push('--target', path.posix.join(inside, PACKAGES_DIR), '-r', 'requirements.txt');
+    if (c.PIP_INDEX_URL) args.push('--index-url', c.PIP_INDEX_URL);
+    for (const h of (c.PIP_TRUSTED_HOST ?? '').split(',').map((x) => x.trim()).filter(Boolean)) args.push('--trusted-host', h);
+    if (c.PIP_PROXY) args.push('--proxy', c.PIP_PROXY);
+    sink.note(`installing requirements.txt: ${args.slice(3).join(' ')}`);
+    let tail = '';
+    const handle = await runtime.start(
+      {
+        taskId: job.taskId,
+        workspace,
+        command: args,
+        env: { HOME: '/tmp', TMPDIR: '/tmp', LANG: 'C.UTF-8', PYTHONUNBUFFERED: '1', PIP_ROOT_USER_ACTION: 'ignore' },
+        limits: job.limits,
+        entryKind: 'python',
+        phase: 'install',
+        labels: {
+          [LABEL_MANAGED]: 'true',
+          [LABEL_TASK]: job.taskId,
+          [LABEL_NODE]: c.NODE_ID || 'unknown',
+          [LABEL_INSTANCE]: c.REDIS_PREFIX,
+        },
+      },
+      (chunk) => {
+        sink.push(chunk);
+        tail = (tail + chunk.toString('utf8')).slice(-8192);
+      },
+    );
+    live.handle = handle;
+    if (live.stopReason) void handle.stop(c.STOP_GRACE_PERIOD);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      void handle.stop(c.STOP_GRACE_PERIOD);
+    }, c.INSTALL_TIMEOUT * 1000);
+    let exit: RunExit;
+    try {
+      exit = await handle.done;
+    } finally {
+      clearTimeout(timer);
+      live.handle = null;
+      await runtime.remove(job.taskId, 'install');
+    }
+    if (exit.exitCode === 0 && !exit.error && !live.stopReason && !timedOut) {
+      sink.note('requirements installed');
+      return null;
+    }
+    const errors = tail.split('\n').filter((l) => /^ERROR:/.test(l.trim())).map((l) => l.trim());
+    const detail = errors.length ? errors.join(' ') : tail.trim().split('\n').slice(-3).join(' ');
+    const why = timedOut
+      ? `timed out after ${c.INSTALL_TIMEOUT} s (INSTALL_TIMEOUT)`
+      : exit.error ?? (exit.oomKilled ? 'ran out of memory' : `pip exited with code ${exit.exitCode}`);
+    return { exit, reason: `installing requirements.txt failed (${why}): ${detail.slice(0, 2000) || 'no output'}` };
+  }
+
   private async execute(
     runtime: TaskRuntime,
     job: TaskJob,
@@ -296,8 +433,12 @@ export class TaskRunnerService {
           HOME: '/tmp',
           PYTHONUNBUFFERED: '1',
           LANG: 'C.UTF-8',
+          // What the install step put there (requirements.txt) is found by imports.
+          ...((await exists(path.join(workspace, PACKAGES_DIR))) ? { PYTHONPATH: path.posix.join(inside, PACKAGES_DIR) } : {}),
         },
         limits: job.limits,
+        entryKind: job.entry.kind,
+        gpus: live.gpus,
         labels: {
           [LABEL_MANAGED]: 'true',
           [LABEL_TASK]: job.taskId,
@@ -332,6 +473,27 @@ export class TaskRunnerService {
         })
         .catch(() => undefined);
     }, this.config.TASK_USAGE_INTERVAL * 1000);
+    const quota = this.quota;
+    const quotaMb = Math.round(this.config.workspaceQuotaBytes / 1048576);
+    const quotaReason = `workspace quota exceeded: the task wrote more than its ${quotaMb} MB workspace quota (WORKSPACE_QUOTA_MB) and was stopped`;
+    let checking = false;
+    const quotaTimer =
+      quota.mode === 'off'
+        ? null
+        : setInterval(() => {
+            if (checking || live.failReason) return;
+            checking = true;
+            quota
+              .full(workspace, this.config.workspaceQuotaBytes)
+              .then((full) => {
+                if (!full || finished || live.failReason) return;
+                live.failReason = quotaReason;
+                sink.note(`${quotaReason.replace(' and was stopped', '')}; stopping`);
+                void handle.stop(this.config.STOP_GRACE_PERIOD);
+              })
+              .catch(() => undefined)
+              .finally(() => (checking = false));
+          }, quota.mode === 'loop' ? 500 : 2000);
     // Counted from the task's own start, which for an adopted task was before this
     // executor, leaving out the time it was paused for the owner: when the timer fires
     // early because of a pause, it is set again for what is left.
@@ -348,10 +510,16 @@ export class TaskRunnerService {
     };
     let timeout = setTimeout(expire, Math.max(0, left()));
     try {
-      return await handle.done;
+      const exit = await handle.done;
+      // A task that failed on a full workspace before the watcher saw it: say why.
+      if (!live.failReason && exit.exitCode !== 0 && quota.mode === 'loop' && (await quota.full(workspace, this.config.workspaceQuotaBytes))) {
+        live.failReason = `workspace quota exceeded: the task filled its ${quotaMb} MB workspace quota (WORKSPACE_QUOTA_MB); writes past it failed`;
+      }
+      return exit;
     } finally {
       finished = true;
       clearInterval(usageTimer);
+      if (quotaTimer) clearInterval(quotaTimer);
       clearTimeout(timeout);
       live.frozenMs = await this.freeze.untrack(job.taskId);
       live.ranMs = Math.max(0, Date.now() - startedAt - live.frozenMs);
@@ -384,9 +552,14 @@ export class TaskRunnerService {
     }
   }
 
+  private get quota(): WorkspaceQuota {
+    return this.runtimes.quota ?? new WorkspaceQuota('off', path.join(this.config.workDir, 'volumes'), this.logger);
+  }
+
   /** Best effort: a leftover is logged, never fatal to the task's result. */
   private async cleanup(job: TaskJob): Promise<void> {
     const { workspace, logFile } = this.paths(job.taskId);
+    await this.quota.release(job.taskId, workspace).catch((err: Error) => this.logger.warn({ taskId: job.taskId, err: err.message }, 'task volume not released'));
     const { zipHere } = this.paths(job.taskId);
     const results = await Promise.allSettled([
       removeTree(workspace),

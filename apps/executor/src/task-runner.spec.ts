@@ -20,3 +20,11 @@ describe('task outcome', () => {
     expect(outcomeOf({ exitCode: null, oomKilled: false, error: 'the container failed: boom' }, flags).reason).toBe('the container failed: boom');
   });
 });
+
+describe('a task killed for breaking a limit', () => {
+  it('fails with the limit named, unless its owner stopped it first', () => {
+    const failReason = 'workspace quota exceeded: the task wrote more than its 32 MB workspace quota (WORKSPACE_QUOTA_MB) and was stopped';
+    expect(outcomeOf({ exitCode: 137, oomKilled: false }, { ...flags, failReason })).toEqual({ status: 'Failed', reason: failReason });
+    expect(outcomeOf({ exitCode: 137, oomKilled: false }, { ...flags, failReason, stopReason: 'stopped at the request of the task owner' }).status).toBe('Stopped');
+  });
+});

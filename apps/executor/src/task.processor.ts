@@ -11,6 +11,7 @@ import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { ResultFence } from '@hivemind/shared/queue/result-fence';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { sleep } from '@hivemind/shared/util/ticker';
+import { DiskGuardService } from './disk-guard.service';
 import { ReconcilerService } from './reconciler.service';
 import { RuntimeService } from './runtime/runtime.service';
 import { TaskRunnerService } from './task-runner.service';
@@ -40,6 +41,7 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
     private readonly runtimes: RuntimeService,
     private readonly runner: TaskRunnerService,
     private readonly reconciler: ReconcilerService,
+    private readonly diskGuard: DiskGuardService,
   ) {
     this.results = openQueue(QueueName.Results, redis, keys, logger);
     this.fence = new ResultFence(redis, keys);
@@ -69,6 +71,7 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
     this.ready = true;
     this.markReady();
     this.reconciler.start();
+    this.diskGuard.start();
     this.logger.info({ runtime: runtime.name, concurrency: this.config.executorConcurrency, executorId: this.executorId }, 'executor ready; consuming tasks');
     void this.worker.run().catch((err) => this.logger.error({ err }, 'tasks worker stopped'));
   }
@@ -129,7 +132,8 @@ export class TaskProcessor implements OnApplicationBootstrap, OnApplicationShutd
     }
     if (fenced.outcome === 'exists') this.logger.warn({ taskId: task.taskId }, 'an earlier executor recorded this task\'s result; queueing that one');
     await this.queueResult(fenced.result);
-    await this.runner.release(task);
+    // A failed task's workspace is kept for FAILED_WORKSPACE_RETENTION, for debugging.
+    await this.runner.release(task, fenced.result.status === 'Failed');
   }
 
   private async queueResult(result: ResultJob): Promise<void> {

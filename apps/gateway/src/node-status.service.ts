@@ -1,3 +1,4 @@
+import { promises as fs } from 'node:fs';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
@@ -37,6 +38,7 @@ export class NodeStatusService {
     const totals = await this.ledger.totals();
     if (this.draining) return { status: 'Draining', held: totals.tasks };
     if (await this.paused()) return { status: 'Paused', held: totals.tasks };
+    if (await this.lowDisk()) return { status: 'Low disk', held: totals.tasks };
     const owner = await this.ownerFirst();
     if (owner) return { status: owner.status, held: totals.tasks };
     if (!(await this.hasExecutor())) return { status: 'Unavailable', held: totals.tasks };
@@ -68,6 +70,18 @@ export class NodeStatusService {
       };
     }
     return null;
+  }
+
+  /**
+   * Why the node is too low on disk to take tasks (free space under WORK_DIR below
+   * MIN_FREE_DISK_MB), or null. The executor's disk guard collects garbage meanwhile.
+   */
+  async lowDisk(): Promise<string | null> {
+    const st = await fs.statfs(this.config.workDir).catch(() => null);
+    if (!st) return null;
+    const free = (st.bavail * st.bsize) / 1048576;
+    if (free >= this.config.MIN_FREE_DISK_MB) return null;
+    return `the node is low on disk: ${Math.round(free)} MB free under WORK_DIR, below MIN_FREE_DISK_MB (${this.config.MIN_FREE_DISK_MB} MB)`;
   }
 
   /** The owner's pause: like a drain, but the node stays up and resumes when the flag goes. */

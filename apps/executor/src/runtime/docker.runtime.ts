@@ -3,12 +3,19 @@ import Docker from 'dockerode';
 import { OutputListener, RunExit, RunningTaskHandle, RunSpec, TaskRuntime, Usage } from './task-runtime.port';
 
 export interface DockerRuntimeOptions {
+  /** The default image (Python tasks). */
   image: string;
+  /** The image of `run.sh` tasks (default: `image`). */
+  shellImage?: string;
+  /** Images a task may run in (default: the two above). Others are refused. */
+  allowedImages?: string[];
   user: string;
   pidsLimit: number;
   tmpfsMb: number;
   /** How long a task waits for a restarting Docker daemon before it fails (ms). */
   daemonWaitMs?: number;
+  /** Docker network of the requirements.txt install step (default `bridge`). */
+  installNetwork?: string;
 }
 
 /** Errors that mean the daemon went away, not that the container failed. */
@@ -68,26 +75,42 @@ export class DockerRuntime implements TaskRuntime {
     private readonly opts: DockerRuntimeOptions,
   ) {}
 
+  workspaceOwner(): { uid: number; gid: number } | null {
+    if (process.getuid?.() !== 0) return null;
+    const [uid, gid] = this.opts.user.split(':').map(Number);
+    return { uid, gid };
+  }
+
   workspacePath(): string {
     return WORKSPACE;
   }
 
+  /** The image a task runs in: by its entry point, and only if the allowlist has it. */
+  imageFor(spec: RunSpec): string {
+    const image = spec.entryKind === 'shell' && spec.phase !== 'install' ? (this.opts.shellImage ?? this.opts.image) : this.opts.image;
+    const allowed = this.opts.allowedImages ?? [this.opts.image, this.opts.shellImage ?? this.opts.image];
+    if (!allowed.includes(image)) throw new Error(`the image ${image} is not on this node's allowlist (TASK_IMAGE_ALLOWLIST)`);
+    return image;
+  }
+
   createOptions(spec: RunSpec): Docker.ContainerCreateOptions {
+    const install = spec.phase === 'install';
     return {
-      name: `hivemind-task-${spec.taskId}`,
-      Image: this.opts.image,
+      name: DockerRuntime.containerName(spec.taskId, spec.phase),
+      Image: this.imageFor(spec),
       Cmd: spec.command,
       WorkingDir: WORKSPACE,
       User: this.opts.user,
       Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
       Labels: spec.labels,
-      NetworkDisabled: true,
+      // Only the install step gets a network, and only to fetch packages.
+      NetworkDisabled: !install,
       AttachStdout: true,
       AttachStderr: true,
       Tty: false,
       OpenStdin: false,
       HostConfig: {
-        NetworkMode: 'none',
+        NetworkMode: install ? (this.opts.installNetwork ?? 'bridge') : 'none',
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges'],
         ReadonlyRootfs: true,
@@ -96,6 +119,8 @@ export class DockerRuntime implements TaskRuntime {
         Memory: spec.limits.memoryBytes,
         MemorySwap: spec.limits.memoryBytes,
         NanoCpus: spec.limits.nanoCpus,
+        // Exactly the devices allocated to this task (never "all").
+        ...(spec.gpus?.length ? { DeviceRequests: [{ Driver: 'nvidia', DeviceIDs: spec.gpus, Capabilities: [['gpu']] }] } : {}),
         Binds: [`${spec.workspace}:${WORKSPACE}:rw`],
         IpcMode: 'private',
         Init: true,
@@ -105,12 +130,12 @@ export class DockerRuntime implements TaskRuntime {
     };
   }
 
-  static containerName(taskId: string): string {
-    return `hivemind-task-${taskId}`;
+  static containerName(taskId: string, phase: RunSpec['phase'] = 'task'): string {
+    return phase === 'install' ? `hivemind-install-${taskId}` : `hivemind-task-${taskId}`;
   }
 
   async start(spec: RunSpec, onOutput: OutputListener): Promise<RunningTaskHandle> {
-    await this.docker.getContainer(DockerRuntime.containerName(spec.taskId)).remove({ force: true }).catch(() => undefined);
+    await this.docker.getContainer(DockerRuntime.containerName(spec.taskId, spec.phase)).remove({ force: true }).catch(() => undefined);
     const container = await this.docker.createContainer(this.createOptions(spec));
     try {
       return await this.watch(container, spec.limits.memoryBytes, onOutput, true, Date.now());
@@ -142,8 +167,8 @@ export class DockerRuntime implements TaskRuntime {
     return this.watch(container, memoryBytes, onOutput, false, startedAt);
   }
 
-  async remove(taskId: string): Promise<void> {
-    await this.docker.getContainer(DockerRuntime.containerName(taskId)).remove({ force: true }).catch(() => undefined);
+  async remove(taskId: string, phase: RunSpec['phase'] = 'task'): Promise<void> {
+    await this.docker.getContainer(DockerRuntime.containerName(taskId, phase)).remove({ force: true }).catch(() => undefined);
   }
 
   /**

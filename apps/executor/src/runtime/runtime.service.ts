@@ -1,3 +1,5 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
@@ -5,8 +7,9 @@ import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-conf
 import { LOGGER } from '@hivemind/shared/logging/logger';
 import { sleep } from '@hivemind/shared/util/ticker';
 import { DockerRuntime } from './docker.runtime';
-import { ProcessRuntime } from './process.runtime';
+import { bwrapWorks, ProcessRuntime } from './process.runtime';
 import { TaskRuntime } from './task-runtime.port';
+import { WorkspaceQuota } from '../workspace/quota';
 
 export type DockerState = 'available' | 'unavailable' | 'disabled';
 
@@ -19,6 +22,21 @@ export function taskUser(config: WorkerConfig): { uid: number; gid: number } {
   return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
 }
 
+/** Whether `uid` can reach `dir`: every existing parent folder searchable by it. */
+async function traversable(dir: string, user: { uid: number; gid: number }): Promise<boolean> {
+  let d = path.resolve(dir);
+  for (;;) {
+    const st = await fs.stat(d).catch(() => null);
+    if (st) {
+      const bit = st.uid === user.uid ? 0o100 : st.gid === user.gid ? 0o010 : 0o001;
+      if (!(st.mode & bit)) return false;
+    }
+    const up = path.dirname(d);
+    if (up === d) return true;
+    d = up;
+  }
+}
+
 /**
  * Picks the task runtime once its dependencies answer: Docker with the task image
  * present, or, when Docker is unavailable and ALLOW_PROCESS_RUNTIME=true, plain
@@ -29,6 +47,10 @@ export class RuntimeService implements OnApplicationShutdown {
   runtime: TaskRuntime | null = null;
   docker: DockerState;
   problem: string | null = null;
+  /** How workspaces are bounded; decided once, before the first task. */
+  quota: WorkspaceQuota | null = null;
+  /** Ids of images this executor pulled (its disk clean-up may remove them once dangling). */
+  readonly pulled: string[] = [];
   private closed = false;
   readonly engine: Docker;
 
@@ -43,42 +65,102 @@ export class RuntimeService implements OnApplicationShutdown {
   /** One attempt; returns the runtime or null with `problem` set. */
   async tryResolve(): Promise<TaskRuntime | null> {
     const c = this.config;
+    if (!this.quota) {
+      this.quota = await WorkspaceQuota.detect(c.WORKSPACE_QUOTA, path.join(c.workDir, 'volumes'), this.logger);
+      this.logger.info({ mode: this.quota.mode, quotaMb: Math.round(c.workspaceQuotaBytes / 1048576) }, 'workspace quota');
+    }
     if (c.DOCKER_ENABLED) {
       try {
         await this.engine.ping();
       } catch (err) {
         this.docker = 'unavailable';
-        if (c.ALLOW_PROCESS_RUNTIME) return this.useProcess(`Docker is not reachable at ${c.DOCKER_SOCKET} (${(err as Error).message})`);
+        if (c.ALLOW_PROCESS_RUNTIME) return await this.useProcess(`Docker is not reachable at ${c.DOCKER_SOCKET} (${(err as Error).message})`);
         this.problem = `the Docker daemon is not reachable at ${c.DOCKER_SOCKET} (${(err as Error).message}); start it, or set ALLOW_PROCESS_RUNTIME=true to run tasks as plain processes`;
         return null;
       }
-      try {
-        await this.engine.getImage(c.TASK_IMAGE).inspect();
-      } catch {
-        this.docker = 'available';
-        this.problem = `the task image ${c.TASK_IMAGE} is missing: build it with scripts/build-task-image.sh (or docker build docker/task-runtime)`;
+      this.docker = 'available';
+      const missing = await this.missingImages();
+      if (missing) {
+        this.problem = missing;
         return null;
       }
       this.docker = 'available';
       const { uid, gid } = taskUser(c);
       this.problem = null;
       return (this.runtime = new DockerRuntime(this.engine, {
-        image: c.TASK_IMAGE,
+        image: c.taskImages.python,
+        shellImage: c.taskImages.shell,
+        allowedImages: c.allowedImages,
         user: `${uid}:${gid}`,
         pidsLimit: c.TASK_PIDS_LIMIT,
         tmpfsMb: c.TASK_TMPFS_MB,
         daemonWaitMs: c.DOCKER_RESTART_WAIT * 1000,
+        installNetwork: c.INSTALL_NETWORK,
       }));
     }
-    if (c.ALLOW_PROCESS_RUNTIME) return this.useProcess('DOCKER_ENABLED=false');
+    if (c.ALLOW_PROCESS_RUNTIME) return await this.useProcess('DOCKER_ENABLED=false');
     this.problem = 'DOCKER_ENABLED=false and ALLOW_PROCESS_RUNTIME is not true: this executor has no way to run tasks';
     return null;
   }
 
-  private useProcess(why: string): TaskRuntime {
-    this.logger.warn({ why }, 'running tasks as plain processes (ALLOW_PROCESS_RUNTIME): weak isolation');
+  /**
+   * Checks that the default images exist, pulling a missing one when TASK_IMAGE_PULL
+   * allows (and a registry answers). Returns what is wrong, or null.
+   */
+  async missingImages(): Promise<string | null> {
+    const c = this.config;
+    for (const image of new Set([c.taskImages.python, c.taskImages.shell])) {
+      if (await this.engine.getImage(image).inspect().then(() => true, () => false)) continue;
+      let pullError = 'pulling is off (TASK_IMAGE_PULL=false)';
+      if (c.TASK_IMAGE_PULL) {
+        this.logger.info({ image }, 'task image missing; pulling it');
+        try {
+          await this.pull(image);
+          const id = (await this.engine.getImage(image).inspect()).Id;
+          this.pulled.push(id);
+          this.logger.info({ image, id }, 'task image pulled');
+          continue;
+        } catch (err) {
+          pullError = `pulling it failed: ${(err as Error).message.trim().split('\n')[0]}`;
+        }
+      }
+      return `the task image ${image} is missing and ${pullError}; build it with scripts/build-task-image.sh (or docker build docker/task-runtime)`;
+    }
+    return null;
+  }
+
+  private async pull(image: string): Promise<void> {
+    const stream = await this.engine.pull(image);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no answer from the registry in 300 s')), 300_000);
+      this.engine.modem.followProgress(stream, (err: Error | null) => {
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve();
+      });
+    });
+  }
+
+  private async useProcess(why: string): Promise<TaskRuntime | null> {
+    const c = this.config;
+    let user = process.getuid?.() === 0 ? taskUser(c) : undefined;
+    let sandbox: 'bwrap' | 'none' = c.PROCESS_SANDBOX === 'none' ? 'none' : 'bwrap';
+    if (sandbox === 'bwrap' && !(await bwrapWorks())) {
+      if (c.PROCESS_SANDBOX === 'bwrap') {
+        this.problem = 'PROCESS_SANDBOX=bwrap but bubblewrap is not installed or cannot make a sandbox here (apt-get install bubblewrap; user namespaces must be allowed)';
+        return null;
+      }
+      sandbox = 'none';
+    }
+    if (user && sandbox === 'none' && !(await traversable(path.join(c.workDir, 'workspaces'), user))) {
+      this.logger.warn({ workDir: c.workDir, user }, `TASK_USER cannot reach WORK_DIR (a parent folder lacks o+x): tasks run as the executor's own user`);
+      user = undefined;
+    }
+    this.logger.warn({ why, sandbox }, sandbox === 'bwrap'
+      ? 'running tasks as processes in bubblewrap (ALLOW_PROCESS_RUNTIME): weaker isolation than Docker'
+      : 'running tasks as plain processes (ALLOW_PROCESS_RUNTIME; no bubblewrap): weak isolation');
     this.problem = null;
-    return (this.runtime = new ProcessRuntime());
+    return (this.runtime = new ProcessRuntime({ sandbox, user, pidsLimit: user ? c.TASK_PIDS_LIMIT : undefined, maxFileBytes: c.workspaceQuotaBytes }));
   }
 
   /** Waits until a runtime is ready (or the app closes). */

@@ -9,6 +9,15 @@ export interface RunSpec {
   env: Record<string, string>;
   limits: ContainerLimits;
   labels: Record<string, string>;
+  /** What kind of entry point runs: picks the default image (Docker). */
+  entryKind?: 'shell' | 'python';
+  /**
+   * `install`: the requirements.txt step, the one run that may use the network
+   * (Docker: INSTALL_NETWORK, in the Python image, as its own container). Default `task`.
+   */
+  phase?: 'install' | 'task';
+  /** UUIDs of the GPUs the task gets (Docker DeviceRequests); none by default. */
+  gpus?: string[];
 }
 
 export interface RunExit {
@@ -40,6 +49,8 @@ export type OutputListener = (chunk: Buffer) => void;
 /** Runs one task in isolation. Adapters: Docker (the default) and a plain process. */
 export interface TaskRuntime {
   readonly name: 'docker' | 'process';
+  /** Who must own the workspace's files for the task to use them (null: leave them as they are). */
+  workspaceOwner(): { uid: number; gid: number } | null;
   /** Where the workspace appears to the task. */
   workspacePath(hostWorkspace: string): string;
   start(spec: RunSpec, onOutput: OutputListener): Promise<RunningTaskHandle>;
@@ -52,7 +63,7 @@ export interface TaskRuntime {
    * Removes what is left of a finished task (its container). Called only once its
    * result is queued: until then a crashed executor's successor can adopt it.
    */
-  remove(taskId: string): Promise<void>;
+  remove(taskId: string, phase?: RunSpec['phase']): Promise<void>;
 }
 
 export const TASK_RUNTIME = Symbol('TASK_RUNTIME');

@@ -94,6 +94,11 @@ export class AdmissionService {
     if (diskError) return refuse('disk', diskError);
     const storeError = this.store.sizeError(req.task_zip.length, 'task zip');
     if (storeError) return refuse('task_store', storeError);
+    if (summary.uncompressedBytes > this.config.workspaceQuotaBytes) {
+      return refuse('quota', `the task unpacks to ${(summary.uncompressedBytes / 1048576).toFixed(0)} MB; this node's workspace quota is ${(this.config.workspaceQuotaBytes / 1048576).toFixed(0)} MB (WORKSPACE_QUOTA_MB)`);
+    }
+    const lowDisk = await this.nodeStatus.lowDisk();
+    if (lowDisk) return refuse('low_disk', `${lowDisk}; try again later`);
 
     if (!(await this.nodeStatus.hasExecutor())) return refuse('no_executor', 'no executor is running on this node; try again later');
     const limits = containerLimits(request, node, this.nodeStatus.limitDefaults());

@@ -23,6 +23,8 @@ export type RefusalKind =
   | 'cpu_only'
   | 'owner'
   | 'task_store'
+  | 'quota'
+  | 'low_disk'
   | 'caller_gave_up'
   | 'store_failed';
 

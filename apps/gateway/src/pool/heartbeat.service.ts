@@ -94,7 +94,7 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
       gpu_memory_gb: node.gpuMemoryGb,
       location: this.config.LOCATION,
       port: this.config.advertisePort,
-      gpu_name: '',
+      gpu_name: node.gpuName ?? '',
       docker_status: docker,
     }));
     if (!res.success) throw new Error(`RegisterWorkerNode refused: ${res.message}`);

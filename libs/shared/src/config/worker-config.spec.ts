@@ -63,4 +63,22 @@ describe('devpool configuration', () => {
     ]);
     expect(() => loadDevpoolConfig({ DEVPOOL_USERS: 'justaname' })).toThrow(/DEVPOOL_USERS: expected name:password/);
   });
+
+  it('picks task images by entry point and keeps them on the allowlist', () => {
+    const d = loadWorkerConfig({});
+    expect(d.taskImages).toEqual({ python: 'hivemind/task-runtime:latest', shell: 'hivemind/task-runtime:latest' });
+    expect(d.allowedImages).toEqual(['hivemind/task-runtime:latest']);
+    const two = loadWorkerConfig({ TASK_IMAGE: 'py:1', TASK_SHELL_IMAGE: 'sh:1' });
+    expect(two.taskImages).toEqual({ python: 'py:1', shell: 'sh:1' });
+    expect(two.allowedImages).toEqual(['py:1', 'sh:1']);
+    expect(() => loadWorkerConfig({ TASK_IMAGE: 'py:1', TASK_IMAGE_ALLOWLIST: 'other:1' })).toThrow(
+      'TASK_IMAGE_ALLOWLIST: must include the default task images; missing py:1',
+    );
+  });
+
+  it('bounds the workspace quota by MAX_DISK_GB', () => {
+    expect(loadWorkerConfig({}).workspaceQuotaBytes).toBe(20 * 1024 ** 3);
+    expect(loadWorkerConfig({ WORKSPACE_QUOTA_MB: '100' }).workspaceQuotaBytes).toBe(100 * 1024 ** 2);
+    expect(loadWorkerConfig({ WORKSPACE_QUOTA_MB: '999999', MAX_DISK_GB: '1' }).workspaceQuotaBytes).toBe(1024 ** 3);
+  });
 });

@@ -41,7 +41,7 @@ export const workerEnvSchema = z.object({
   EXECUTOR_CONCURRENCY: optNum({ int: true, min: 1, max: 256 }),
   // setTimeout holds at most 2^31-1 ms (about 24.8 days).
   TASK_TIMEOUT: num(3600, { min: 1, max: 2_000_000 }),
-  STOP_GRACE_PERIOD: num(10, { min: 0, max: 300 }),
+  STOP_GRACE_PERIOD: num(1, { min: 0, max: 300 }),
   DRAIN_TIMEOUT: num(60, { min: 0, max: 86_400 }),
   JOB_LOCK_DURATION: num(30, { min: 1, max: 3600 }),
   RECONCILE_INTERVAL: num(120, { min: 5, max: 86_400 }),
@@ -77,9 +77,19 @@ export const workerEnvSchema = z.object({
 
   DOCKER_ENABLED: bool(true),
   ALLOW_PROCESS_RUNTIME: bool(false),
+  PROCESS_SANDBOX: oneOf(['auto', 'bwrap', 'none'] as const, 'auto'),
   DOCKER_SOCKET: str('/var/run/docker.sock'),
   DOCKER_RESTART_WAIT: num(120, { min: 1, max: 86_400 }),
   TASK_IMAGE: str('hivemind/task-runtime:latest'),
+  TASK_SHELL_IMAGE: optStr(),
+  TASK_IMAGE_ALLOWLIST: optStr(),
+  TASK_IMAGE_PULL: bool(true),
+  REQUIREMENTS_INSTALL: bool(true),
+  PIP_INDEX_URL: optStr(),
+  PIP_TRUSTED_HOST: optStr(),
+  PIP_PROXY: optStr(),
+  INSTALL_NETWORK: str('bridge'),
+  INSTALL_TIMEOUT: num(600, { min: 1, max: 86_400 }),
   TASK_USER: str('10001:10001').superRefine((v, ctx) => {
     if (!/^\d+:\d+$/.test(v)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected uid:gid (numbers), got "${v}"` });
   }),
@@ -91,6 +101,14 @@ export const workerEnvSchema = z.object({
   TASK_MIN_CPUS: num(0.25, { min: 0.01 }),
   TASK_LOG_HEAD_KB: num(1024, { int: true, min: 1 }),
   TASK_LOG_TAIL_KB: num(1024, { int: true, min: 1 }),
+  GPU_MODE: oneOf(['auto', 'off'] as const, 'auto'),
+  GPU_SHARING: bool(false),
+  GPU_DETECT_TIMEOUT: num(10, { min: 0.1, max: 300 }),
+  FAILED_WORKSPACE_RETENTION: num(3600, { min: 0, max: 31_536_000 }),
+  MIN_FREE_DISK_MB: num(2048, { min: 0 }),
+  DISK_CHECK_INTERVAL: num(15, { min: 1, max: 86_400 }),
+  WORKSPACE_QUOTA: oneOf(['auto', 'loop', 'watch', 'off'] as const, 'auto'),
+  WORKSPACE_QUOTA_MB: optNum({ int: true, min: 1 }),
 
   ZIP_MAX_ENTRIES: num(10000, { int: true, min: 1 }),
   ZIP_MAX_UNCOMPRESSED_MB: num(4096, { min: 1 }),
@@ -145,6 +163,12 @@ export interface WorkerConfig extends WorkerEnv {
   dashboardTokenFile: string;
   /** Seconds without a heartbeat the pool took before the gateway is not ready. */
   heartbeatMaxAge: number;
+  /** The image tasks run in, by entry point: `run.sh` and Python files. */
+  taskImages: { shell: string; python: string };
+  /** Images tasks may run in (TASK_IMAGE_ALLOWLIST, else the two defaults). */
+  allowedImages: string[];
+  /** Most bytes one task's workspace may hold (WORKSPACE_QUOTA_MB, else MAX_DISK_GB). */
+  workspaceQuotaBytes: number;
 }
 
 export const WORKER_CONFIG = Symbol('WORKER_CONFIG');
@@ -161,6 +185,14 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
   if (e.OWNER_RESERVED_MEMORY_GB >= memoryGb) {
     throw new ConfigError(`Invalid configuration:\n  OWNER_RESERVED_MEMORY_GB: ${e.OWNER_RESERVED_MEMORY_GB} must be less than the ${memoryGb} GB the node offers`);
   }
+  const taskImages = { shell: e.TASK_SHELL_IMAGE ?? e.TASK_IMAGE, python: e.TASK_IMAGE };
+  const allowedImages = e.TASK_IMAGE_ALLOWLIST
+    ? e.TASK_IMAGE_ALLOWLIST.split(',').map((x) => x.trim()).filter(Boolean)
+    : [...new Set([taskImages.python, taskImages.shell])];
+  const notAllowed = [...new Set([taskImages.python, taskImages.shell])].filter((i) => !allowedImages.includes(i));
+  if (notAllowed.length) {
+    throw new ConfigError(`Invalid configuration:\n  TASK_IMAGE_ALLOWLIST: must include the default task images; missing ${notAllowed.join(', ')}`);
+  }
   return {
     ...e,
     ADVERTISE_HOST: e.ADVERTISE_HOST ?? wireguardAddress() ?? 'localhost',
@@ -174,5 +206,8 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     workSchedule: e.WORK_SCHEDULE ? parseWorkSchedule(e.WORK_SCHEDULE) : null,
     dashboardTokenFile: path.resolve(e.DASHBOARD_TOKEN_FILE ?? path.join(path.dirname(e.CREDENTIALS_FILE), 'dashboard-token')),
     heartbeatMaxAge: e.HEALTH_HEARTBEAT_MAX_AGE ?? Math.max(30, 3 * e.HEARTBEAT_INTERVAL, 2 * e.REGISTER_INTERVAL),
+    taskImages,
+    allowedImages,
+    workspaceQuotaBytes: Math.round(Math.min(e.WORKSPACE_QUOTA_MB ?? Infinity, e.MAX_DISK_GB * 1024) * 1024 * 1024),
   };
 }

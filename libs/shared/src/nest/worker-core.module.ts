@@ -9,8 +9,9 @@ import { createMetricsRegistry, METRICS_REGISTRY } from '../metrics/registry';
 import { createRedis } from '../queue/redis-connection';
 import { RedisKeys } from '../queue/redis-keys';
 import { ResourceLedger } from '../resources/ledger';
+import { detectGpus, gpuCapacity } from '../resources/gpu';
 import { NodeCapacity } from '../resources/limits';
-import { effectiveCapacity, MachineCapacity, NodeSettings, NodeSettingsStore } from '../settings/node-settings';
+import { MachineCapacity, NodeSettings, NodeSettingsStore } from '../settings/node-settings';
 import { createTaskStore, TASK_STORE } from '../task-store/task-store';
 
 export const REDIS = Symbol('REDIS');
@@ -30,7 +31,7 @@ class RedisCloser implements OnApplicationShutdown {
  * the node must never offer one).
  */
 export function machineCapacity(c: WorkerConfig): MachineCapacity {
-  return { cpuCores: c.cpuCores, cpuScore: c.cpuScore, memoryGb: c.memoryGb, gpuScore: 0, gpuMemoryGb: 0 };
+  return { cpuCores: c.cpuCores, cpuScore: c.cpuScore, memoryGb: c.memoryGb, gpuScore: 0, gpuMemoryGb: 0, gpuSharing: c.GPU_SHARING };
 }
 
 /** The live settings' starting point: the config's values. */
@@ -42,9 +43,12 @@ export function defaultSettings(c: WorkerConfig): NodeSettings {
   };
 }
 
-/** The node's capacity under its config's settings (before any live change). */
+/**
+ * The whole machine's capacity (nothing reserved for the owner) with the config's task
+ * count; NODE_CAPACITY adds the GPUs found. The live settings subtract the owner's share.
+ */
 export function nodeCapacity(c: WorkerConfig): NodeCapacity {
-  return effectiveCapacity(machineCapacity(c), defaultSettings(c));
+  return { ...machineCapacity(c), maxTasks: c.MAX_CONCURRENT_TASKS };
 }
 
 /** Paths polled often (health checks, scrapes, static files, the live output): not logged per request. */
@@ -79,11 +83,21 @@ export class WorkerCoreModule {
         { provide: LOGGER, useValue: logger },
         { provide: REDIS, useFactory: () => createRedis(config.REDIS_URL, service) },
         { provide: RedisKeys, useValue: new RedisKeys(config.REDIS_PREFIX) },
-        { provide: NODE_CAPACITY, useValue: nodeCapacity(config) },
+        {
+          provide: NODE_CAPACITY,
+          useFactory: async (): Promise<NodeCapacity> => {
+            const base = nodeCapacity(config);
+            if (config.GPU_MODE === 'off') return { ...base, cpuOnly: true };
+            const { devices, problem } = await detectGpus(config.GPU_DETECT_TIMEOUT * 1000);
+            if (devices.length) logger.info({ gpus: devices.map((d) => `${d.index}: ${d.name} (${d.memoryMb} MB)`) }, 'GPUs found');
+            else logger.debug({ problem }, 'no GPU');
+            return { ...base, ...gpuCapacity(devices), gpuDevices: devices };
+          },
+        },
         {
           provide: NodeSettingsStore,
-          inject: [REDIS, RedisKeys],
-          useFactory: (redis: Redis, keys: RedisKeys) => new NodeSettingsStore(redis, keys, machineCapacity(config), defaultSettings(config)),
+          inject: [REDIS, RedisKeys, NODE_CAPACITY],
+          useFactory: (redis: Redis, keys: RedisKeys, machine: NodeCapacity) => new NodeSettingsStore(redis, keys, machine, defaultSettings(config)),
         },
         {
           provide: ResourceLedger,

@@ -22,6 +22,18 @@ export class RedisKeys {
   get executors(): string {
     return `${this.prefix}:executors`;
   }
+  /** hash GPU uuid -> JSON list of the task ids holding that device. */
+  get gpus(): string {
+    return `${this.prefix}:gpus`;
+  }
+  /** set of image ids the executor pulled (removed by its disk clean-up once dangling). */
+  get pulledImages(): string {
+    return `${this.prefix}:pulled-images`;
+  }
+  /** short lock around GPU allocation. */
+  get gpuLock(): string {
+    return `${this.prefix}:gpus:lock`;
+  }
   /** pub/sub channel for control messages (stop). */
   get control(): string {
     return `${this.prefix}:control`;
@@ -90,6 +102,8 @@ export interface ExecutorBeat {
   running: number;
   concurrency: number;
   seenAt: number;
+  /** Why the executor cannot run tasks yet (e.g. a missing task image), while it cannot. */
+  problem?: string | null;
 }
 
 export type ControlMessage = { type: 'stop'; taskId: string };

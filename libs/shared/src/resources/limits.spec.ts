@@ -35,4 +35,15 @@ describe('resource requests', () => {
     expect(checkRequest(req({ memoryGb: -1 }), node)).toMatch(/memory_gb must be a finite number of at least 0, got -1/);
     expect(checkRequest(req({ cpuScore: 400, memoryGb: 8 }), node)).toBeNull();
   });
+
+  it('refuses a GPU task on a node without GPUs or in CPU-only mode, and reserves whole devices unless sharing', () => {
+    expect(checkRequest(req({ gpuScore: 10 }), node)).toBe('the task asks for a GPU; this node has none');
+    expect(checkRequest(req({ gpuMemoryGb: 1 }), { ...node, cpuOnly: true })).toBe('the task asks for a GPU; this node runs CPU-only (GPU_MODE=off)');
+    const gpuNode = { ...node, gpuScore: 200, gpuMemoryGb: 16 };
+    const l = containerLimits(req({ gpuScore: 10 }), gpuNode, defaults);
+    expect(reservationFor(req({ gpuScore: 10 }), l, gpuNode).gpuScore).toBe(100);
+    expect(reservationFor(req({ gpuScore: 150 }), l, gpuNode).gpuScore).toBe(200);
+    expect(reservationFor(req({ gpuScore: 10 }), l, { ...gpuNode, gpuSharing: true }).gpuScore).toBe(10);
+    expect(reservationFor(req({}), l, gpuNode).gpuScore).toBe(0);
+  });
 });

@@ -1,4 +1,5 @@
 import { ContainerLimits } from '../queue/queues';
+import { GPU_SCORE_PER_DEVICE, GpuDevice, wantsGpu } from './gpu';
 
 export interface NodeCapacity {
   cpuCores: number;
@@ -7,6 +8,14 @@ export interface NodeCapacity {
   gpuScore: number;
   gpuMemoryGb: number;
   maxTasks: number;
+  /** Name of the first GPU, registered as gpu_name. */
+  gpuName?: string;
+  /** GPU_MODE=off: the node runs CPU-only, whatever GPUs it has. */
+  cpuOnly?: boolean;
+  /** GPU_SHARING: running tasks may share a device. */
+  gpuSharing?: boolean;
+  /** The GPUs found at start (GPU_MODE=auto). */
+  gpuDevices?: GpuDevice[];
 }
 
 export interface LimitDefaults {
@@ -52,7 +61,7 @@ export function checkRequest(req: ResourceRequest, node: NodeCapacity): string |
     return `the task asks ${req.memoryGb} GB of memory; this node registered ${node.memoryGb} GB`;
   }
   if ((req.gpuScore > 0 || req.gpuMemoryGb > 0) && node.gpuScore <= 0) {
-    return 'the task asks for a GPU; this node has none';
+    return node.cpuOnly ? 'the task asks for a GPU; this node runs CPU-only (GPU_MODE=off)' : 'the task asks for a GPU; this node has none';
   }
   if (req.gpuScore > node.gpuScore) return `the task asks a gpu score of ${req.gpuScore}; this node registered ${node.gpuScore}`;
   if (req.gpuMemoryGb > node.gpuMemoryGb) {
@@ -79,7 +88,9 @@ export function reservationFor(req: ResourceRequest, limits: ContainerLimits, no
   return {
     cpuScore: req.cpuScore > 0 ? req.cpuScore : Math.min(node.cpuScore, (cpus / node.cpuCores) * node.cpuScore),
     memoryMb: Math.round(limits.memoryBytes / (1024 * 1024)),
-    gpuScore: req.gpuScore,
+    // Without sharing a task holds whole devices, so the ledger admits no more GPU
+    // tasks than there are free devices.
+    gpuScore: wantsGpu(req) && !node.gpuSharing ? Math.min(node.gpuScore, Math.max(1, Math.ceil(req.gpuScore / GPU_SCORE_PER_DEVICE - 1e-9)) * GPU_SCORE_PER_DEVICE) : req.gpuScore,
     gpuMemoryGb: req.gpuMemoryGb,
   };
 }

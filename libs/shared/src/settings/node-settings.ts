@@ -15,14 +15,8 @@ export interface NodeSettings {
   ownerReservedMemoryGb: number;
 }
 
-/** The machine side of capacity: what the node could give with nothing reserved. */
-export interface MachineCapacity {
-  cpuCores: number;
-  cpuScore: number;
-  memoryGb: number;
-  gpuScore: number;
-  gpuMemoryGb: number;
-}
+/** The machine side of capacity: what the node could give with nothing reserved (GPUs included). */
+export type MachineCapacity = Omit<NodeCapacity, 'maxTasks'>;
 
 /** Validates a change of settings; unknown fields are an error, so a typo is never ignored. */
 export function settingsPatchSchema(machine: MachineCapacity) {
@@ -63,11 +57,10 @@ export function effectiveCapacity(machine: MachineCapacity, s: NodeSettings): No
   const cpuCores = Math.max(0, machine.cpuCores - s.ownerReservedCores);
   const share = machine.cpuCores > 0 ? cpuCores / machine.cpuCores : 0;
   return {
+    ...machine,
     cpuCores,
     cpuScore: Math.max(1, Math.round(machine.cpuScore * share)),
     memoryGb: Math.max(0, machine.memoryGb - s.ownerReservedMemoryGb),
-    gpuScore: machine.gpuScore,
-    gpuMemoryGb: machine.gpuMemoryGb,
     maxTasks: s.maxConcurrentTasks,
   };
 }

@@ -1,0 +1,166 @@
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import type { Logger } from 'pino';
+
+const run = promisify(execFile);
+
+export type QuotaMode = 'loop' | 'watch' | 'off';
+
+/** How full a workspace is. */
+export interface QuotaUsage {
+  usedBytes: number;
+  limitBytes: number;
+}
+
+/**
+ * Bounds what a task can write into its workspace.
+ *
+ * - `loop`: the workspace is its own ext4 filesystem, a sparse image file of the quota's
+ *   size loop-mounted (nosuid, nodev) on the workspace folder. The kernel enforces the
+ *   size: writes past it fail with ENOSPC. Needs root, `mkfs.ext4` and loop devices.
+ * - `watch`: the workspace is a plain folder whose size is measured every few seconds;
+ *   a task past its quota is stopped. A fast writer can overshoot by what it writes
+ *   between two measurements.
+ * - `off`: no bound beyond the disk itself.
+ */
+export class WorkspaceQuota {
+  constructor(
+    readonly mode: QuotaMode,
+    private readonly volumesDir: string,
+    private readonly logger: Logger,
+  ) {}
+
+  /**
+   * Picks the mode for `auto`: loop when this process is root and can make and mount an
+   * ext4 image (tried once, on a 16 MB image), else watch.
+   */
+  static async detect(requested: 'auto' | QuotaMode, volumesDir: string, logger: Logger): Promise<WorkspaceQuota> {
+    if (requested !== 'auto') return new WorkspaceQuota(requested, volumesDir, logger);
+    if (process.getuid?.() !== 0) return new WorkspaceQuota('watch', volumesDir, logger);
+    const probe = new WorkspaceQuota('loop', volumesDir, logger);
+    const dir = path.join(volumesDir, `probe-${process.pid}`);
+    try {
+      await probe.create('probe', dir, 16 * 1024 * 1024);
+      await probe.release('probe', dir);
+      return probe;
+    } catch (err) {
+      await probe.release('probe', dir).catch(() => undefined);
+      logger.warn({ err: (err as Error).message }, 'loop-mounted workspaces are not possible here; measuring workspace sizes instead (WORKSPACE_QUOTA=watch)');
+      return new WorkspaceQuota('watch', volumesDir, logger);
+    }
+  }
+
+  imageFile(taskId: string): string {
+    return path.join(this.volumesDir, `${taskId}.img`);
+  }
+
+  /** Makes an empty workspace folder bounded to `limitBytes`. */
+  async create(taskId: string, workspace: string, limitBytes: number): Promise<void> {
+    await fs.mkdir(workspace, { recursive: true });
+    if (this.mode !== 'loop') return;
+    await fs.mkdir(this.volumesDir, { recursive: true, mode: 0o700 });
+    const image = this.imageFile(taskId);
+    await this.unmount(workspace);
+    await fs.rm(image, { force: true });
+    // ext4 keeps some of the image for its own tables and journal: make the image that
+    // much bigger, measured on a first try and corrected once, so the task gets its quota.
+    const round = (n: number) => Math.ceil(n / 4096) * 4096;
+    let size = round(limitBytes * 1.03 + 6 * 1024 * 1024);
+    try {
+      for (let pass = 0; ; pass++) {
+        await fs.rm(image, { force: true });
+        const fh = await fs.open(image, 'w', 0o600);
+        try {
+          await fh.truncate(size);
+        } finally {
+          await fh.close();
+        }
+        await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1', image], { timeout: 60_000 });
+        await run('mount', ['-o', 'loop,nosuid,nodev', image, workspace], { timeout: 30_000 });
+        await fs.rm(path.join(workspace, 'lost+found'), { recursive: true, force: true });
+        const st = await fs.statfs(workspace);
+        const avail = st.bavail * st.bsize;
+        if (pass > 0 || Math.abs(avail - limitBytes) <= Math.max(1024 * 1024, limitBytes * 0.005)) break;
+        await this.unmount(workspace);
+        size = round(size + (limitBytes - avail));
+      }
+    } catch (err) {
+      await this.unmount(workspace).catch(() => undefined);
+      await fs.rm(image, { force: true });
+      throw new Error(`could not make the task's ${Math.round(limitBytes / 1048576)} MB workspace volume: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
+    }
+  }
+
+  /** What the workspace holds now; null when it cannot be measured. */
+  async usage(workspace: string, limitBytes: number): Promise<QuotaUsage | null> {
+    if (this.mode === 'off') return null;
+    if (this.mode === 'loop') {
+      const st = await fs.statfs(workspace).catch(() => null);
+      if (!st) return null;
+      const total = st.blocks * st.bsize;
+      return { usedBytes: total - st.bavail * st.bsize, limitBytes: total };
+    }
+    return { usedBytes: await treeBytes(workspace), limitBytes };
+  }
+
+  /** Whether a task has used up its quota (loop: less than 1 MB or no inode left). */
+  async full(workspace: string, limitBytes: number): Promise<boolean> {
+    if (this.mode === 'loop') {
+      const st = await fs.statfs(workspace).catch(() => null);
+      return Boolean(st && (st.bavail * st.bsize < 1024 * 1024 || st.ffree === 0));
+    }
+    const u = await this.usage(workspace, limitBytes);
+    return Boolean(u && u.usedBytes > u.limitBytes);
+  }
+
+  /** Unmounts a task's volume (if any) and deletes its image; the folder's contents stay. */
+  async release(taskId: string, workspace: string): Promise<void> {
+    await this.unmount(workspace);
+    await fs.rm(this.imageFile(taskId), { force: true });
+    if (path.basename(workspace).startsWith('probe-')) await fs.rm(workspace, { recursive: true, force: true });
+  }
+
+  /** Unmounts whatever is mounted on `dir` (lazily if it is busy). */
+  async unmount(dir: string): Promise<void> {
+    if (!(await isMountPoint(dir))) return;
+    try {
+      await run('umount', [dir], { timeout: 30_000 });
+    } catch {
+      await run('umount', ['-l', dir], { timeout: 30_000 }).catch((err: Error) =>
+        this.logger.warn({ dir, err: err.message }, 'could not unmount a task workspace'),
+      );
+    }
+  }
+}
+
+/** Whether `dir` is a mount point (per /proc/self/mountinfo). */
+export async function isMountPoint(dir: string): Promise<boolean> {
+  const real = await fs.realpath(dir).catch(() => null);
+  if (!real) return false;
+  const info = await fs.readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  return info.split('\n').some((line) => unescapeMount(line.split(' ')[4] ?? '') === real);
+}
+
+function unescapeMount(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** Bytes a folder tree takes on disk (allocated blocks; links not followed). */
+export async function treeBytes(dir: string): Promise<number> {
+  let total = 0;
+  const stack = [dir];
+  while (stack.length) {
+    const d = stack.pop() as string;
+    const entries = await fs.readdir(d, { withFileTypes: true }).catch(() => []);
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      const st = await fs.lstat(p).catch(() => null);
+      if (!st) continue;
+      total += st.blocks * 512;
+      if (e.isDirectory()) stack.push(p);
+    }
+  }
+  return total;
+}
