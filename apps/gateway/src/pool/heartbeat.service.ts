@@ -17,6 +17,9 @@ function capacityKey(n: NodeCapacity): string {
   return `${Math.floor(n.cpuCores)}/${n.memoryGb}/${n.cpuScore}/${n.gpuScore}/${n.gpuMemoryGb}`;
 }
 
+/** Status changes within this many ms go to the pool in one ReportStatus. */
+const STATUS_COALESCE_MS = 200;
+
 /** How long a heartbeat waits for Redis before it reports what it last knew. */
 const REDIS_WAIT_MS = 2000;
 import { PoolLinkService } from './pool-link.service';
@@ -36,6 +39,7 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
   private lastDocker: DockerStatus = 'unavailable';
   /** What the last RegisterWorkerNode said of capacity; a change re-registers at once. */
   private registered = '';
+  private kickTimer: NodeJS.Timeout | null = null;
   private readonly registerTicker: Ticker;
 
   constructor(
@@ -69,12 +73,19 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
   }
 
   onApplicationShutdown(): void {
+    if (this.kickTimer) clearTimeout(this.kickTimer);
     for (const t of this.tickers) t.stop();
   }
 
   /** Sends ReportStatus now (the node's state changed). */
   statusChanged(): void {
-    this.statusTicker.kick();
+    // Coalesced: a busy node accepts and finishes several tasks a second, and the pool
+    // needs the new status soon, not one ReportStatus per task.
+    if (this.kickTimer) return;
+    this.kickTimer = setTimeout(() => {
+      this.kickTimer = null;
+      this.statusTicker.kick();
+    }, STATUS_COALESCE_MS);
   }
 
   async register(): Promise<void> {
