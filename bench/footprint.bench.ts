@@ -15,6 +15,7 @@ import { summarize } from './lib/stats';
 const IDLE_S = Number(process.env.BENCH_IDLE_S ?? 60);
 const MONITOR_S = Number(process.env.BENCH_MONITOR_S ?? 30);
 const LOAD_S = Number(process.env.BENCH_LOAD_S ?? 60);
+const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 30);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -42,7 +43,9 @@ async function idle(): Promise<string[]> {
   const stack = await Stack.create('bench-idle', { ...BENCH_ENV, HEARTBEAT_INTERVAL: '10', MONITOR_INTERVAL: '5' });
   try {
     await stack.startAll();
-    await sleep(5000);
+    // The first half-minute after start is the JIT compiling and modules settling: not what
+    // a volunteer's machine sees for hours afterwards.
+    await sleep(WARMUP_S * 1000);
     const workerServices = stack.services.filter((s) => s.name !== 'devpool');
     const res = await cpuAndRss(workerServices, IDLE_S);
     const totalCpu = res.reduce((a, r) => a + r.cpuPercent, 0);
@@ -51,7 +54,8 @@ async function idle(): Promise<string[]> {
       '## 4. Idle footprint',
       '',
       `Each worker service idling for ${IDLE_S} s with default intervals (heartbeat 10 s, monitor 5 s),`,
-      'registered with devpool. CPU is the process\'s user + system time over the wall time.',
+      `registered with devpool, measured after ${WARMUP_S} s of warm-up. CPU is the process's user + system`,
+      'time (all threads) over the wall time.',
       '',
       '| service | CPU (% of one core) | RSS median | RSS max |',
       '|---|---|---|---|',

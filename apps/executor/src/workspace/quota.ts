@@ -26,6 +26,9 @@ export interface QuotaUsage {
  * - `off`: no bound beyond the disk itself.
  */
 export class WorkspaceQuota {
+  /** Image size that gives a quota its exact usable size, found once per quota. */
+  private readonly imageSizes = new Map<number, number>();
+
   constructor(
     readonly mode: QuotaMode,
     private readonly volumesDir: string,
@@ -67,9 +70,12 @@ export class WorkspaceQuota {
     // ext4 keeps some of the image for its own tables and journal: make the image that
     // much bigger, measured on a first try and corrected once, so the task gets its quota.
     const round = (n: number) => Math.ceil(n / 4096) * 4096;
-    let size = round(limitBytes * 1.03 + 6 * 1024 * 1024);
+    // The corrected size for a quota is remembered: later tasks with the same quota (most
+    // use the default) need one mkfs, not two.
+    const known = this.imageSizes.get(limitBytes);
+    let size = known ?? round(limitBytes * 1.03 + 6 * 1024 * 1024);
     try {
-      for (let pass = 0; ; pass++) {
+      for (let pass = known ? 1 : 0; ; pass++) {
         await fs.rm(image, { force: true });
         const fh = await fs.open(image, 'w', 0o600);
         try {
@@ -82,7 +88,10 @@ export class WorkspaceQuota {
         await fs.rm(path.join(workspace, 'lost+found'), { recursive: true, force: true });
         const st = await fs.statfs(workspace);
         const avail = st.bavail * st.bsize;
-        if (pass > 0 || Math.abs(avail - limitBytes) <= Math.max(1024 * 1024, limitBytes * 0.005)) break;
+        if (pass > 0 || Math.abs(avail - limitBytes) <= Math.max(1024 * 1024, limitBytes * 0.005)) {
+          this.imageSizes.set(limitBytes, size);
+          break;
+        }
         await this.unmount(workspace);
         size = round(size + (limitBytes - avail));
       }
