@@ -93,7 +93,7 @@ async function main(): Promise<void> {
     const ratio = hs.median / bs.median;
     const ratios = summarize(hard.map((h, i) => h / bare[i]));
     const body = [
-      '## 2. Cost of the sandbox (issue: sandbox)',
+      '## 10. Cost of the sandbox',
       '',
       'The same short task (Python start, hash 200,000 integers, write 4 MB to the workspace and',
       '1 MB to `/tmp`) run by create / start / wait / remove in the hardened container the',
