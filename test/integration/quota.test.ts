@@ -57,6 +57,37 @@ describe('workspace quota', () => {
     expect(await fs.readdir(ws)).toEqual([]);
   });
 
+  it('formats the next volume ahead: the next task of the same quota gets it, bounded the same, and it is dropped on shutdown', async () => {
+    const volumes = path.join(dir, 'volumes');
+    const quota = new WorkspaceQuota('loop', volumes, logger);
+    const spares = async () => (await fs.readdir(`${volumes}-spare`).catch(() => [] as string[])).length;
+    const ws1 = path.join(dir, 'ws1');
+    const ws2 = path.join(dir, 'ws2');
+    try {
+      await quota.create('s1', ws1, 24 * MB);
+      // The first volume of a quota finds the image size; the spare for the next is being formatted.
+      for (let i = 0; i < 100 && (await spares()) === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await spares()).toBe(1);
+      await new Promise((r) => setTimeout(r, 500));
+      const [spare] = await fs.readdir(`${volumes}-spare`);
+      const spareInode = (await fs.stat(path.join(`${volumes}-spare`, spare))).ino;
+      await quota.create('s2', ws2, 24 * MB);
+      // The task's volume is that very file, moved into place.
+      expect((await fs.stat(quota.imageFile('s2'))).ino).toBe(spareInode);
+      expect(await isMountPoint(ws2)).toBe(true);
+      const st = await fs.statfs(ws2);
+      expect(Math.abs(st.bavail * st.bsize - 24 * MB)).toBeLessThanOrEqual(1.5 * MB);
+      const res = await fill(path.join(ws2, 'big'), 40);
+      expect(res.error).toBe('ENOSPC');
+      expect(res.written).toBeLessThanOrEqual(25);
+    } finally {
+      await quota.release('s1', ws1);
+      await quota.release('s2', ws2);
+    }
+    await quota.dropSpares();
+    expect(await spares()).toBe(0);
+  });
+
   it('watch measures the folder and says when it is past the quota', async () => {
     const quota = new WorkspaceQuota('watch', path.join(dir, 'volumes'), logger);
     const ws = path.join(dir, 'ws');

@@ -176,7 +176,9 @@ export class RuntimeService implements OnApplicationShutdown {
     return null;
   }
 
-  onApplicationShutdown(): void {
+  async onApplicationShutdown(): Promise<void> {
     this.closed = true;
+    // The volume this executor formatted ahead for its next task is not needed any more.
+    await this.quota?.dropSpares().catch(() => undefined);
   }
 }

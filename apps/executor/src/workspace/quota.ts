@@ -28,6 +28,12 @@ export interface QuotaUsage {
 export class WorkspaceQuota {
   /** Image size that gives a quota its exact usable size, found once per quota. */
   private readonly imageSizes = new Map<number, number>();
+  /**
+   * A volume formatted ahead of time for the last quota used, so the next task's start is
+   * a rename and a mount rather than an mkfs. Spares live beside the volumes folder
+   * (`<volumes>-spare`), out of the reconciler's way; one per executor process.
+   */
+  private spare: Promise<{ limitBytes: number; file: string } | null> | null = null;
 
   constructor(
     readonly mode: QuotaMode,
@@ -47,6 +53,7 @@ export class WorkspaceQuota {
     try {
       await probe.create('probe', dir, 16 * 1024 * 1024);
       await probe.release('probe', dir);
+      await probe.dropSpares();
       return probe;
     } catch (err) {
       await probe.release('probe', dir).catch(() => undefined);
@@ -59,11 +66,83 @@ export class WorkspaceQuota {
     return path.join(this.volumesDir, `${taskId}.img`);
   }
 
+  private get spareDir(): string {
+    return `${this.volumesDir}-spare`;
+  }
+
   /** Makes an empty workspace folder bounded to `limitBytes`. */
   async create(taskId: string, workspace: string, limitBytes: number): Promise<void> {
     await fs.mkdir(workspace, { recursive: true });
     if (this.mode !== 'loop') return;
     await fs.mkdir(this.volumesDir, { recursive: true, mode: 0o700 });
+    if (!(await this.fromSpare(taskId, workspace, limitBytes))) await this.format(taskId, workspace, limitBytes);
+    // Ready the next one while this task runs (not for the start-up probe).
+    if (!path.basename(workspace).startsWith('probe-')) this.spare ??= this.makeSpare(limitBytes);
+  }
+
+  /** Mounts the spare volume as this task's, when one of the right size is ready. */
+  private async fromSpare(taskId: string, workspace: string, limitBytes: number): Promise<boolean> {
+    // Taken before awaiting, so two tasks starting together never get the same spare.
+    const pending = this.spare;
+    this.spare = null;
+    const ready = pending ? await pending.catch(() => null) : null;
+    if (!ready) return false;
+    if (ready.limitBytes !== limitBytes) {
+      await fs.rm(ready.file, { force: true });
+      return false;
+    }
+    const image = this.imageFile(taskId);
+    try {
+      await this.unmount(workspace);
+      await fs.rename(ready.file, image);
+      await run('mount', ['-o', 'loop,nosuid,nodev', image, workspace], { timeout: 30_000 });
+      await fs.rm(path.join(workspace, 'lost+found'), { recursive: true, force: true });
+      return true;
+    } catch (err) {
+      this.logger.warn({ taskId, err: (err as Error).message }, 'the spare workspace volume could not be used; formatting one');
+      await this.unmount(workspace).catch(() => undefined);
+      await fs.rm(image, { force: true });
+      await fs.rm(ready.file, { force: true });
+      return false;
+    }
+  }
+
+  /** Formats a spare volume for `limitBytes` (once its exact image size is known). */
+  private async makeSpare(limitBytes: number): Promise<{ limitBytes: number; file: string } | null> {
+    const size = this.imageSizes.get(limitBytes);
+    if (!size) return null;
+    try {
+      await fs.mkdir(this.spareDir, { recursive: true, mode: 0o700 });
+      const file = path.join(this.spareDir, `${process.pid}-${Date.now()}.img`);
+      const fh = await fs.open(file, 'w', 0o600);
+      try {
+        await fh.truncate(size);
+      } finally {
+        await fh.close();
+      }
+      await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1', file], { timeout: 60_000 });
+      return { limitBytes, file };
+    } catch (err) {
+      this.logger.debug({ err: (err as Error).message }, 'no spare workspace volume');
+      return null;
+    }
+  }
+
+  /** Deletes spare volumes left by executors that stopped (older than an hour), and this one's. */
+  async dropSpares(all = false): Promise<void> {
+    const pending = this.spare;
+    this.spare = null;
+    const mine = pending ? await pending.catch(() => null) : null;
+    if (mine) await fs.rm(mine.file, { force: true });
+    for (const name of await fs.readdir(this.spareDir).catch(() => [] as string[])) {
+      const file = path.join(this.spareDir, name);
+      const st = await fs.stat(file).catch(() => null);
+      if (st && (all || Date.now() - st.mtimeMs > 3600_000)) await fs.rm(file, { force: true });
+    }
+  }
+
+  /** Formats and mounts a new volume for the task, sized so it offers exactly `limitBytes`. */
+  private async format(taskId: string, workspace: string, limitBytes: number): Promise<void> {
     const image = this.imageFile(taskId);
     await this.unmount(workspace);
     await fs.rm(image, { force: true });
