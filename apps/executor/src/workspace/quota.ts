@@ -46,7 +46,12 @@ export class WorkspaceQuota {
    * ext4 image (tried once, on a 16 MB image), else watch.
    */
   static async detect(requested: 'auto' | QuotaMode, volumesDir: string, logger: Logger): Promise<WorkspaceQuota> {
-    if (requested !== 'auto') return new WorkspaceQuota(requested, volumesDir, logger);
+    if (requested !== 'auto') {
+      const chosen = new WorkspaceQuota(requested, volumesDir, logger);
+      // Spares a crashed executor left behind (older than an hour) go at start.
+      if (requested === 'loop') await chosen.dropSpares();
+      return chosen;
+    }
     if (process.getuid?.() !== 0) return new WorkspaceQuota('watch', volumesDir, logger);
     const probe = new WorkspaceQuota('loop', volumesDir, logger);
     const dir = path.join(volumesDir, `probe-${process.pid}`);
