@@ -56,6 +56,9 @@ describe(`the executor SIGKILLed ${KILLS} times while tasks run`, () => {
       return infos.every((t) => t && ['COMPLETED', 'FAILED'].includes(t.status));
     }, 240_000);
 
+    // devpool's log lines travel through a pipe and can trail the statuses it reports.
+    const received = () => stack.services.filter((s) => s.name === 'devpool').flatMap((s) => s.output().split('\n')).filter((l) => l.includes('result received'));
+    await waitFor('devpool to log every result', async () => ids.every((id) => received().some((l) => l.includes(`"taskId":"${id}"`))), 10_000).catch(() => undefined);
     const devpoolLines = stack.services.filter((s) => s.name === 'devpool').flatMap((s) => s.output().split('\n'));
     const uploads = new Map(ids.map((id) => [id, devpoolLines.filter((l) => l.includes(`"taskId":"${id}"`) && l.includes('result received')).length]));
     const starts = new Map<string, number>();

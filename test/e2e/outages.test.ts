@@ -41,6 +41,8 @@ describe('the gateway SIGKILLed while a task runs', () => {
     expect(uploadsOf(stack, 'gw-kill')).toBe(0);
     const again = await stack.start('gateway');
     expect((await waitForStatus(pool, 'gw-kill', ['COMPLETED', 'FAILED'], 60_000)).status).toBe('COMPLETED');
+    // devpool's log line travels through a pipe and can trail the status it reports.
+    await waitFor('devpool to log the result', async () => uploadsOf(stack, 'gw-kill') > 0, 10_000);
     expect(uploadsOf(stack, 'gw-kill')).toBe(1);
     await waitFor('a heartbeat from the new gateway', async () => /"status":"Idle","msg":"node status"/.test(again.output()), 20_000);
   });
@@ -79,6 +81,8 @@ describe('every service SIGTERMed while a task runs', () => {
     const exec = (await unzip(Buffer.from(res.result_zip))).get('execution_log.txt')!.data.toString();
     expect(exec).toContain('Status: Stopped');
     expect(exec).toContain('stopped because the node is shutting down');
+    // devpool's log line travels through a pipe and can trail the status it reports.
+    await waitFor('devpool to log the result', async () => uploadsOf(stack, 'term-all') > 0, 10_000);
     expect(uploadsOf(stack, 'term-all')).toBe(1);
   });
 });
@@ -132,6 +136,7 @@ describe('Redis restarted (AOF) while tasks run', () => {
     await new Promise((r) => setTimeout(r, 2000));
     await startRedis();
     for (const id of ids) expect((await waitForStatus(pool, id, ['COMPLETED', 'FAILED'], 90_000)).status).toBe('COMPLETED');
+    await waitFor('devpool to log every result', async () => ids.every((id) => uploadsOf(stack, id) > 0), 10_000);
     expect(ids.map((id) => uploadsOf(stack, id))).toEqual([1, 1, 1]);
     for (const s of stack.services) expect([s.name, s.proc.exitCode]).toEqual([s.name, null]);
   });

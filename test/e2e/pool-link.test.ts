@@ -98,8 +98,10 @@ describe('the link to the Node Pool', () => {
       return x?.status === 'COMPLETED' ? x : null;
     }, 60_000);
     expect(t.status).toBe('COMPLETED');
-    const uploads = devpool.output().split('\n').filter((l) => l.includes('"taskId":"outage-1"') && l.includes('result received'));
-    expect(uploads).toHaveLength(1);
+    // devpool's log line travels through a pipe and can trail the status it reports.
+    const uploads = () => devpool.output().split('\n').filter((l) => l.includes('"taskId":"outage-1"') && l.includes('result received'));
+    await waitFor('devpool to log the result', async () => uploads().length > 0, 10_000);
+    expect(uploads()).toHaveLength(1);
     // Its last line was printed while the pool was frozen: it waited, and arrived.
     await waitFor('the output printed during the outage', async () => {
       const log = await pool.call(pool.master, pool.master.getTasklog, (token) => ({ task_id: 'outage-1', token }));

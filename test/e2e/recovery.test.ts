@@ -67,6 +67,7 @@ describe('executor crashes and shutdown', () => {
     expect(files.get('starts.txt')!.data.toString()).toBe('start\n');
     expect(files.get('task_logs.txt')!.data.toString()).toContain('resumed by this executor');
     expect(files.get('task_logs.txt')!.data.toString()).toContain('done');
+    await waitFor('devpool to log the result', async () => resultsReceived('crash-run') > 0, 10_000);
     expect(resultsReceived('crash-run')).toBe(1);
     expect(await containerOf('crash-run')).toEqual([]);
   });
@@ -81,6 +82,7 @@ describe('executor crashes and shutdown', () => {
     const files = await result('crash-exit');
     expect(files.get('execution_log.txt')!.data.toString()).toMatch(/Status: Failed\nReason: exited with code 3/);
     expect(files.get('starts.txt')!.data.toString()).toBe('start\n');
+    await waitFor('devpool to log the result', async () => resultsReceived('crash-exit') > 0, 10_000);
     expect(resultsReceived('crash-exit')).toBe(1);
     expect(await containerOf('crash-exit')).toEqual([]);
   });
@@ -104,6 +106,7 @@ describe('executor crashes and shutdown', () => {
       const files = await result('frozen-run');
       expect(files.get('execution_log.txt')!.data.toString()).toContain('Status: Success');
       expect(files.get('starts.txt')!.data.toString()).toBe('start\n');
+      await waitFor('devpool to log the result', async () => resultsReceived('frozen-run') > 0, 10_000);
       expect(resultsReceived('frozen-run')).toBe(1);
       expect(frozen.proc.exitCode).toBeNull();
       await waitFor('the container to be removed', async () => (await containerOf('frozen-run')).length === 0, 20_000);
