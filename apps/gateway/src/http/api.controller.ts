@@ -15,18 +15,9 @@ import { NodeSettingsStore, SettingsError } from '@hivemind/shared/settings/node
 import { NodeStatusService } from '../node-status.service';
 import { HeartbeatService } from '../pool/heartbeat.service';
 import { PoolLinkService } from '../pool/pool-link.service';
+import { readOwnerState } from '@hivemind/shared/owner/owner-state';
 import { TaskHistoryService } from '../results/task-history.service';
 import { badRequest, historyQuerySchema, monitorQuerySchema, parseOr400, taskIdSchema } from './validation';
-
-/** What the owner-first watcher publishes at RedisKeys.ownerState. */
-export interface OwnerState {
-  busy: boolean;
-  ownerCpuPercent: number;
-  since: number | null;
-  reason: string;
-  frozenTasks: string[];
-  scheduleOpen: boolean;
-}
 
 /** How much of a running task's live log the API returns. */
 const LIVE_LOG_TAIL_BYTES = 64 * 1024;
@@ -78,23 +69,17 @@ export class ApiController {
   @ApiOperation({ summary: 'Node identity, pool link, status, capacity, executors, CPT balance and estimates, owner state, problems' })
   @Get('status')
   async status() {
-    const [{ status, held }, paused, settings, capacity, executors, estimates, ownerRaw, latestRaw, totals] = await Promise.all([
+    const [{ status, held }, paused, settings, capacity, executors, estimates, ownerState, latestRaw, totals] = await Promise.all([
       this.nodeStatus.status(),
       this.nodeStatus.paused(),
       this.settings.get(),
       this.settings.capacity(),
       this.nodeStatus.executors(),
       this.history.estimatedTotal(),
-      this.redis.get(this.keys.ownerState),
+      readOwnerState(this.redis, this.keys),
       this.redis.get(this.keys.monitorLatest),
       this.ledger.totals(),
     ]);
-    let ownerState: OwnerState | null = null;
-    try {
-      ownerState = ownerRaw ? (JSON.parse(ownerRaw) as OwnerState) : null;
-    } catch {
-      ownerState = null;
-    }
     const heartbeatAge = this.pool.lastHeartbeatOk === null ? null : (Date.now() - this.pool.lastHeartbeatOk) / 1000;
     return {
       node: {
