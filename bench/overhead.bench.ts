@@ -11,10 +11,9 @@ import { Job, QueueEvents, Queue } from 'bullmq';
 import Docker from 'dockerode';
 import IORedis from 'ioredis';
 import { executeRequest, ownerClient, taskInfo, uploadTask } from '../test/support/pool';
-import { DockerRuntime } from '../apps/executor/src/runtime/docker.runtime';
 import { makeZip } from '../test/support/zips';
 import { ROOT, Stack } from '../test/support/stack';
-import { gatewayClient } from './lib/harness';
+import { bareRunner, gatewayClient } from './lib/harness';
 import { unary } from '@hivemind/shared/proto/grpc';
 import { machine, writeSection } from './lib/report';
 import { row, summarize } from './lib/stats';
@@ -40,7 +39,6 @@ async function main(): Promise<void> {
   const zip = await makeZip([{ name: 'run.py', content: NOOP }]);
 
   const docker = new Docker({ socketPath: '/var/run/docker.sock' });
-  const rt = new DockerRuntime(docker, { image: stack.env.TASK_IMAGE ?? 'hivemind/task-runtime:latest', user: '10001:10001', pidsLimit: 256, tmpfsMb: 64 });
   const ws = await fs.mkdtemp(path.join(os.tmpdir(), 'hm-bench-ws-'));
   await fs.writeFile(path.join(ws, 'run.py'), NOOP);
   await fs.chmod(ws, 0o777);
@@ -68,20 +66,10 @@ async function main(): Promise<void> {
     return ms;
   }
 
+  const runBare = bareRunner(docker, stack.env.TASK_IMAGE ?? 'hivemind/task-runtime:latest', ws);
   async function bare(i: number): Promise<number> {
-    const opts = rt.createOptions({
-      taskId: `bare-${i}`,
-      workspace: ws,
-      command: ['python3', '-u', 'run.py'],
-      env: { TASK_ID: `bare-${i}`, RESULT_DIR: '/workspace/result', HOME: '/tmp' },
-      limits: { nanoCpus: 1e9, memoryBytes: 1024 ** 3 },
-      labels: {},
-    });
     const t0 = performance.now();
-    const c = await docker.createContainer(opts);
-    await c.start();
-    await c.wait();
-    await c.remove({ force: true });
+    await runBare(`bare-${i}`, ['python3', '-u', 'run.py']);
     return performance.now() - t0;
   }
 
