@@ -1,5 +1,7 @@
 import { ContainerLimits } from '@hivemind/shared/queue/queues';
 
+export type RunPhase = 'install' | 'task';
+
 export interface RunSpec {
   taskId: string;
   /** Host path of the task's workspace (the unpacked task root). */
@@ -8,16 +10,22 @@ export interface RunSpec {
   command: string[];
   env: Record<string, string>;
   limits: ContainerLimits;
-  labels: Record<string, string>;
   /** What kind of entry point runs: picks the default image (Docker). */
   entryKind?: 'shell' | 'python';
   /**
-   * `install`: the requirements.txt step, the one run that may use the network
-   * (Docker: INSTALL_NETWORK, in the Python image, as its own container). Default `task`.
+   * `install`: a step of the requirements.txt install (Docker: the Python image, as its
+   * own container). Default `task`.
    */
-  phase?: 'install' | 'task';
+  phase?: RunPhase;
+  /**
+   * Whether this run may use the network: only the install step's download, and only
+   * to reach the package index (Docker: INSTALL_NETWORK). Default false.
+   */
+  network?: boolean;
   /** UUIDs of the GPUs the task gets (Docker DeviceRequests); none by default. */
   gpus?: string[];
+  /** Largest file the run may write, in bytes (RLIMIT_FSIZE); none when absent. */
+  maxFileBytes?: number;
 }
 
 export interface RunExit {
@@ -46,9 +54,27 @@ export interface RunningTaskHandle {
 
 export type OutputListener = (chunk: Buffer) => void;
 
-/** Runs one task in isolation. Adapters: Docker (the default) and a plain process. */
+/** A run this worker instance started, as the runtime lists it (for garbage collection). */
+export interface ManagedRun {
+  /** The runtime's own id of the run (a container id). */
+  id: string;
+  /** The task it belongs to, when its label says. */
+  taskId: string | null;
+  phase: RunPhase;
+  running: boolean;
+}
+
+/**
+ * Runs one task in isolation. Adapters: Docker (the default) and a plain process.
+ * Everything the executor does to a task's container goes through here: nothing
+ * outside `runtime/docker*` talks to the Docker Engine.
+ */
 export interface TaskRuntime {
   readonly name: 'docker' | 'process';
+  /** Whether tasks can be given GPUs (Docker DeviceRequests). */
+  readonly supportsGpu: boolean;
+  /** Whether a running task can be frozen and thawed (owner-first pausing). */
+  readonly supportsPause: boolean;
   /** Who must own the workspace's files for the task to use them (null: leave them as they are). */
   workspaceOwner(): { uid: number; gid: number } | null;
   /** Where the workspace appears to the task. */
@@ -63,7 +89,15 @@ export interface TaskRuntime {
    * Removes what is left of a finished task (its container). Called only once its
    * result is queued: until then a crashed executor's successor can adopt it.
    */
-  remove(taskId: string, phase?: RunSpec['phase']): Promise<void>;
+  remove(taskId: string, phase?: RunPhase): Promise<void>;
+  /** Freezes (true) or thaws (false) a running task. Resolves to whether it is now in that state. */
+  setPaused(taskId: string, paused: boolean): Promise<boolean>;
+  /** Whether the task's run is frozen now (e.g. left paused by an executor that crashed). */
+  isPaused(taskId: string): Promise<boolean>;
+  /** Runs of this worker instance that still exist (running or ended, not yet removed). */
+  listManaged(): Promise<ManagedRun[]>;
+  /** Removes one run listed by listManaged, by its id. */
+  removeManaged(id: string): Promise<void>;
+  /** Deletes those of `imageIds` that no container uses and no tag names. Returns the ids removed. */
+  removeUnusedImages(imageIds: string[]): Promise<string[]>;
 }
-
-export const TASK_RUNTIME = Symbol('TASK_RUNTIME');
