@@ -23,7 +23,6 @@ describe('task history in Redis', () => {
   const running = (t: Partial<RunningTask>) => JSON.stringify({ executorId: 'e1', startedAt: 1000, cpuPercent: 0, memoryPercent: 0, memoryBytes: 0, usageAt: 1000, ...t });
   const job = (taskId: string, seconds: number) => ({
     taskId,
-    resultFile: `/nonexistent/${taskId}.zip`,
     status: 'Success' as const,
     reason: 'exited with code 0',
     exitCode: 0,

@@ -50,13 +50,13 @@ describe('RedisTaskStore', () => {
     await fs.writeFile(gatewayFile, bytes);
     await store.putTaskZip('task1', gatewayFile);
     // Same WORK_DIR: the gateway's file is used as is.
-    expect(await store.taskZipHere('task1', gatewayFile, gatewayFile)).toEqual({ file: gatewayFile, fetched: false });
-    // Another machine (another WORK_DIR): fetched from Redis even though the path exists here.
+    expect(await store.taskZipHere('task1', gatewayFile)).toEqual({ file: gatewayFile, fetched: false });
+    // Another machine (another WORK_DIR, where the file is not): fetched from Redis.
     const mine = path.join(dir, 'exec', 'incoming', 'task1.zip');
-    expect(await store.taskZipHere('task1', gatewayFile, mine)).toEqual({ file: mine, fetched: true });
+    expect(await store.taskZipHere('task1', mine)).toEqual({ file: mine, fetched: true });
     expect((await fs.readFile(mine)).equals(bytes)).toBe(true);
     await store.removeTaskZip('task1');
-    await expect(store.taskZipHere('task1', gatewayFile, path.join(dir, 'exec', 'incoming', 'task1b.zip'))).rejects.toThrow("the task's zip is neither at");
+    await expect(store.taskZipHere('task1', path.join(dir, 'exec', 'incoming', 'task1b.zip'))).rejects.toThrow("the task's zip is neither at");
   });
 
   it('refuses a zip above the cap, naming the setting', async () => {
@@ -74,7 +74,7 @@ describe('RedisTaskStore', () => {
     const key = `${prefix}:blob:task:half`;
     await redis.hset(key, 'c0', Buffer.from('partial'));
     expect(await store.storing('half')).toBe(true);
-    await expect(store.taskZipHere('half', '/nonexistent/half.zip', path.join(dir, 'half.zip'))).rejects.toThrow("the task's zip is neither at");
+    await expect(store.taskZipHere('half', path.join(dir, 'half.zip'))).rejects.toThrow("the task's zip is neither at");
 
     const file = path.join(dir, 'ok.zip');
     await fs.writeFile(file, randomBytes(BLOB_CHUNK_BYTES + 5));

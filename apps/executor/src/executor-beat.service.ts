@@ -8,7 +8,7 @@ import { ControlMessage, ExecutorBeat, RedisKeys } from '@hivemind/shared/queue/
 import { Ticker } from '@hivemind/shared/util/ticker';
 import { RuntimeService } from './runtime/runtime.service';
 import { TaskProcessor } from './task.processor';
-import { TaskRunnerService } from './task-runner.service';
+import { TaskPipeline } from './pipeline/task-pipeline';
 
 const BEAT_MS = 5000;
 
@@ -28,7 +28,7 @@ export class ExecutorBeatService implements OnApplicationBootstrap, OnApplicatio
     private readonly keys: RedisKeys,
     private readonly runtimes: RuntimeService,
     private readonly processor: TaskProcessor,
-    private readonly runner: TaskRunnerService,
+    private readonly runner: TaskPipeline,
   ) {
     this.ticker = new Ticker('executor-beat', BEAT_MS, () => this.beat(), (_n, err) =>
       this.logger.warn({ err: (err as Error).message }, 'executor beat failed'),

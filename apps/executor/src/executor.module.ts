@@ -11,7 +11,13 @@ import { OwnerFreezeService } from './owner-freeze.service';
 import { ReconcilerService } from './reconciler.service';
 import { RuntimeService } from './runtime/runtime.service';
 import { TaskProcessor } from './task.processor';
-import { TaskRunnerService } from './task-runner.service';
+import { CleanupStep } from './pipeline/cleanup.step';
+import { FallbackResults } from './pipeline/fallback-result';
+import { PackResultStep } from './pipeline/pack-result.step';
+import { PrepareWorkspaceStep } from './pipeline/prepare-workspace.step';
+import { PublishStep } from './pipeline/publish.step';
+import { RunTaskStep } from './pipeline/run-task.step';
+import { TaskPipeline } from './pipeline/task-pipeline';
 
 @Module({})
 export class ExecutorModule {
@@ -21,7 +27,11 @@ export class ExecutorModule {
       module: ExecutorModule,
       imports: [WorkerCoreModule.forRoot(config, logger, 'executor'), ...http.imports],
       controllers: http.controllers,
-      providers: [DiskGuardService, GpuAllocatorService, RuntimeService, OwnerFreezeService, TaskRunnerService, ReconcilerService, TaskProcessor, ExecutorBeatService, ...http.providers],
+      providers: [
+        ...[DiskGuardService, GpuAllocatorService, RuntimeService, OwnerFreezeService, ReconcilerService, TaskProcessor, ExecutorBeatService],
+        ...[TaskPipeline, PrepareWorkspaceStep, RunTaskStep, PackResultStep, PublishStep, CleanupStep, FallbackResults],
+        ...http.providers,
+      ],
     };
   }
 }

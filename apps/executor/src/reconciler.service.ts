@@ -15,7 +15,8 @@ import { Ticker } from '@hivemind/shared/util/ticker';
 import { GpuAllocatorService } from './gpu-allocator.service';
 import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_TASK } from './runtime/docker.runtime';
 import { RuntimeService } from './runtime/runtime.service';
-import { TaskRunnerService } from './task-runner.service';
+import { FallbackResults } from './pipeline/fallback-result';
+import { outcomes } from '@hivemind/shared/task-format/outcome';
 
 /** A held task younger than this may still be between its reservation and its job. */
 const ADMISSION_GRACE_MS = 60_000;
@@ -50,7 +51,7 @@ export class ReconcilerService implements OnApplicationShutdown {
     private readonly keys: RedisKeys,
     private readonly ledger: ResourceLedger,
     private readonly runtimes: RuntimeService,
-    private readonly failures: TaskRunnerService,
+    private readonly failures: FallbackResults,
     @Inject(TASK_STORE) private readonly store: TaskStore,
     private readonly gpus: GpuAllocatorService,
   ) {
@@ -149,7 +150,7 @@ export class ReconcilerService implements OnApplicationShutdown {
         report.lostTasks.push(`${taskId} (never accepted; released)`);
         continue;
       }
-      const result = await this.failures.failureFor(taskId, 'the task was lost: its executor stopped and the task could not be recovered');
+      const result = await this.failures.failureFor(taskId, outcomes.lost('the task was lost: its executor stopped and the task could not be recovered'));
       await this.results.add('upload', result, resultJobOptions(taskId));
       report.lostTasks.push(taskId);
     }

@@ -17,6 +17,7 @@ import { checkTaskId } from '@hivemind/shared/task-format/task-id';
 import { TaskFormatError } from '@hivemind/shared/task-format/task-format.error';
 import { inspectZip } from '@hivemind/shared/task-format/zip-inspect';
 import { TASK_STORE, TaskStore } from '@hivemind/shared/task-store/task-store';
+import { WorkDir } from '@hivemind/shared/work-dir/work-dir';
 import { NodeStatusService } from '../node-status.service';
 import { GatewayMetrics, RefusalKind } from '../metrics/gateway-metrics.service';
 import { HeartbeatService } from '../pool/heartbeat.service';
@@ -40,10 +41,11 @@ export class AdmissionService {
     private readonly heartbeat: HeartbeatService,
     @Inject(TASK_STORE) private readonly store: TaskStore,
     private readonly metrics: GatewayMetrics,
+    private readonly workDir: WorkDir,
   ) {}
 
   zipPath(taskId: string): string {
-    return path.join(this.config.workDir, 'incoming', `${taskId}.zip`);
+    return this.workDir.taskZip(taskId);
   }
 
   /**
@@ -125,7 +127,7 @@ export class AdmissionService {
       }
       const acceptedAt = Date.now();
       await this.redis.hset(this.keys.task(taskId), { acceptedAt, peer });
-      const job: TaskJob = { taskId, zipFile, root: summary.root, entry: summary.entry, request, limits, receivedAt, acceptedAt };
+      const job: TaskJob = { taskId, root: summary.root, entry: summary.entry, request, limits, receivedAt, acceptedAt };
       await this.tasks.add('run', job, { jobId: taskId, removeOnComplete: true, removeOnFail: true });
     } catch (err) {
       await rollBack().catch(() => undefined);

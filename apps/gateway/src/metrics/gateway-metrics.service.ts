@@ -29,10 +29,11 @@ export type RefusalKind =
   | 'store_failed';
 
 /** How a finished task ended, for the tasks_finished counter. */
-export function outcomeLabel(r: Pick<ResultJob, 'status' | 'reason'>): 'success' | 'failed' | 'stopped' | 'timed_out' {
+export function outcomeLabel(r: Pick<ResultJob, 'status' | 'reason' | 'code'>): 'success' | 'failed' | 'stopped' | 'timed_out' {
   if (r.status === 'Success') return 'success';
   if (r.status === 'Stopped') return 'stopped';
-  return r.reason.startsWith('timed out') ? 'timed_out' : 'failed';
+  // A result queued before outcome codes existed carries its reason only.
+  return (r.code ? r.code === 'timed_out' : r.reason.startsWith('timed out')) ? 'timed_out' : 'failed';
 }
 
 const DURATION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200];

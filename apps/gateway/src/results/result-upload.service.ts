@@ -11,6 +11,7 @@ import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { sleep } from '@hivemind/shared/util/ticker';
 import { TASK_STORE, TaskStore } from '@hivemind/shared/task-store/task-store';
+import { WorkDir } from '@hivemind/shared/work-dir/work-dir';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 import { PoolLinkService } from '../pool/pool-link.service';
 import { TaskHistoryService } from './task-history.service';
@@ -33,6 +34,7 @@ export class ResultUploadService {
     @Inject(TASK_STORE) private readonly store: TaskStore,
     private readonly history: TaskHistoryService,
     private readonly metrics: GatewayMetrics,
+    private readonly workDir: WorkDir,
   ) {}
 
   /** Milliseconds still to wait before this task's result may be uploaded. */
@@ -54,14 +56,14 @@ export class ResultUploadService {
     }
     if (!(await this.ledger.holds(job.taskId))) {
       // Already delivered (its share was freed): a late copy from a stale executor.
-      await Promise.all([fs.rm(job.resultFile, { force: true }), this.store.removeResult(job.taskId)]);
+      await Promise.all([fs.rm(this.workDir.result(job.taskId), { force: true }), this.store.removeResult(job.taskId)]);
       throw new UnrecoverableError(`the result of ${job.taskId} was already delivered; not uploading it twice`);
     }
     const wait = await this.guardWaitMs(job.taskId);
     if (wait > 0) await sleep(wait);
     let zip: Buffer;
     try {
-      zip = await this.store.readResult(job.taskId, job.resultFile);
+      zip = await this.store.readResult(job.taskId, this.workDir.result(job.taskId));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // passing (EMFILE, EIO): retry
       // Gone: there is nothing left to upload, and retrying cannot bring it back.
@@ -100,10 +102,10 @@ export class ResultUploadService {
   }
 
   /** The task is over for this node: free its share first, then its keys and file. */
-  async finish(job: Pick<ResultJob, 'taskId' | 'resultFile'>): Promise<void> {
+  async finish(job: Pick<ResultJob, 'taskId'>): Promise<void> {
     await this.ledger.release(job.taskId);
     await this.redis.del(this.keys.task(job.taskId), this.keys.stop(job.taskId));
-    await fs.rm(job.resultFile, { force: true });
+    await fs.rm(this.workDir.result(job.taskId), { force: true });
     await this.store.removeResult(job.taskId);
   }
 }

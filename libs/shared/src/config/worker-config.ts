@@ -112,6 +112,9 @@ export const workerEnvSchema = z.object({
 
   ZIP_MAX_ENTRIES: num(10000, { int: true, min: 1 }),
   ZIP_MAX_UNCOMPRESSED_MB: num(4096, { min: 1 }),
+  PREPARE_TIMEOUT: num(300, { min: 1, max: 86_400 }),
+  PACK_TIMEOUT: num(300, { min: 1, max: 86_400 }),
+  RESULT_MAX_READ_MB: num(8192, { min: 1 }),
 
   WORK_DIR: str('./.data/work'),
   TASK_STORE: oneOf(['fs', 'redis'] as const, 'fs'),

@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import { LoggerModule } from 'nestjs-pino';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
+import { WorkDir } from '../work-dir/work-dir';
 import { LOGGER } from '../logging/logger';
 import { createMetricsRegistry, METRICS_REGISTRY } from '../metrics/registry';
 import { createRedis } from '../queue/redis-connection';
@@ -105,9 +106,10 @@ export class WorkerCoreModule {
           useFactory: (redis: Redis, keys: RedisKeys) => new ResourceLedger(redis, keys.ledger),
         },
         { provide: TASK_STORE, inject: [REDIS], useFactory: (redis: Redis) => createTaskStore(config, redis) },
+        { provide: WorkDir, useValue: new WorkDir(config.workDir) },
         RedisCloser,
       ],
-      exports: [METRICS_REGISTRY, WORKER_CONFIG, LOGGER, REDIS, RedisKeys, NODE_CAPACITY, NodeSettingsStore, ResourceLedger, TASK_STORE],
+      exports: [METRICS_REGISTRY, WORKER_CONFIG, LOGGER, REDIS, RedisKeys, NODE_CAPACITY, NodeSettingsStore, ResourceLedger, TASK_STORE, WorkDir],
     };
   }
 }

@@ -3,6 +3,8 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { RedisKeys } from './redis-keys';
+import { OUTCOME_CODES } from '../task-format/outcome';
+import { TASK_ID_PATTERN } from '../task-format/task-id';
 
 /**
  * Every queue the project uses, and the typed payload of its jobs.
@@ -31,8 +33,8 @@ export const containerLimitsSchema = z.object({
 export type ContainerLimits = z.infer<typeof containerLimitsSchema>;
 
 export const taskJobSchema = z.object({
-  taskId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
-  zipFile: z.string().min(1),
+  // The task's files are derived from its id (WorkDir); no path travels in a job.
+  taskId: z.string().regex(TASK_ID_PATTERN),
   root: z.string(),
   entry: z.object({ file: z.string().min(1), kind: z.enum(['shell', 'python']) }),
   request: taskRequestSchema,
@@ -45,9 +47,10 @@ export const taskJobSchema = z.object({
 export type TaskJob = z.infer<typeof taskJobSchema>;
 
 export const resultJobSchema = z.object({
-  taskId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
-  resultFile: z.string().min(1),
+  taskId: z.string().regex(TASK_ID_PATTERN),
   status: z.enum(['Success', 'Failed', 'Stopped']),
+  /** Why the task ended, as a code (absent on results queued before codes existed). */
+  code: z.enum(OUTCOME_CODES).optional(),
   reason: z.string(),
   exitCode: z.number().int().nullable(),
   receivedAt: z.number().int(),

@@ -60,7 +60,7 @@ const mb = (bytes: number) => `${Math.round(bytes / 1048576)} MB`;
 export const outcomes = {
   succeeded: () => make('succeeded', 'exited with code 0'),
   exitedWithError: (exitCode: number | null) => make('exited_with_error', `exited with code ${exitCode === null ? 'none' : exitCode}`),
-  timedOut: (limitSec: number, setting = 'TASK_TIMEOUT') => make('timed_out', `timed out after ${limitSec} s (${setting})`),
+  timedOut: (limitSec: number, setting?: string) => make('timed_out', `timed out after ${limitSec} s${setting ? ` (${setting})` : ''}`),
   stopped: (why: string, when?: 'before it started' | 'while its requirements were installed' | 'while its result was packed') =>
     make('stopped', when ? `${why} ${when}` : why),
   outOfMemory: (limitBytes: number) => make('out_of_memory', `out of memory: the task passed its limit of ${mb(limitBytes)} and was killed`),

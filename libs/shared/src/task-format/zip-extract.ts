@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import * as yauzl from 'yauzl';
 import { ZipLimits, isSymlinkEntry, unsafePathReason } from './zip-inspect';
 import { TaskFormatError } from './task-format.error';
+import { errorMessage } from '../util/errors';
 
 function openZip(file: string): Promise<yauzl.ZipFile> {
   return new Promise((resolve, reject) =>
@@ -25,7 +26,9 @@ function openEntry(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<NodeJS.Reada
  * (path, symlink, running byte count), whatever the gateway checked before: the
  * bytes on disk are still untrusted. File modes keep only the owner's execute bit.
  */
-export async function extractZip(file: string, root: string, dest: string, limits: ZipLimits): Promise<number> {
+export async function extractZip(file: string, root: string, dest: string, limits: ZipLimits & { signal?: AbortSignal }): Promise<number> {
+  const signal = limits.signal;
+  signal?.throwIfAborted();
   const zip = await openZip(file);
   await fs.mkdir(dest, { recursive: true });
   const destReal = await fs.realpath(dest);
@@ -34,11 +37,15 @@ export async function extractZip(file: string, root: string, dest: string, limit
   try {
     await new Promise<void>((resolve, reject) => {
       const fail = (e: unknown) => {
-        zip.close();
+        if (zip.isOpen) zip.close();
         reject(e);
       };
       zip.on('error', fail);
       zip.on('end', () => resolve());
+      // The task's cancellation (a stop, the step's time budget) ends the unpacking.
+      const onAbort = () => fail(signal?.reason);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      zip.on('close', () => signal?.removeEventListener('abort', onAbort));
       zip.on('entry', (entry: yauzl.Entry) => {
         void (async () => {
           entries += 1;
@@ -74,14 +81,14 @@ export async function extractZip(file: string, root: string, dest: string, limit
           await fs.rm(target, { force: true });
           await pipeline(await openEntry(zip, entry), counter, createWriteStream(target, { flags: 'wx', mode }));
         })().then(
-          () => zip.readEntry(),
-          (e) => fail(e instanceof TaskFormatError ? e : new TaskFormatError('NOT_A_ZIP', `task zip unreadable: ${(e as Error).message}`)),
+          () => (signal?.aborted ? fail(signal.reason) : zip.readEntry()),
+          (e) => fail(signal?.aborted ? signal.reason : e instanceof TaskFormatError ? e : new TaskFormatError('NOT_A_ZIP', `task zip unreadable: ${errorMessage(e)}`)),
         );
       });
       zip.readEntry();
     });
   } finally {
-    zip.close();
+    if (zip.isOpen) zip.close();
   }
   return written;
 }

@@ -27,10 +27,10 @@ export interface TaskStore {
   /** The gateway stored the task's zip at zipFile: make it reachable by every executor. */
   putTaskZip(taskId: string, zipFile: string): Promise<void>;
   /**
-   * The task's zip as a file on this machine: `zipFile` (the gateway's) when this
-   * executor shares the gateway's WORK_DIR, else fetched from the store to `localFile`.
+   * The task's zip as a file on this machine at `localFile` (WORK_DIR/incoming/<task>.zip):
+   * the gateway's own file when this executor shares its WORK_DIR, else fetched from the store.
    */
-  taskZipHere(taskId: string, zipFile: string, localFile: string): Promise<{ file: string; fetched: boolean }>;
+  taskZipHere(taskId: string, localFile: string): Promise<{ file: string; fetched: boolean }>;
   /** True while the gateway is still putting the task's zip into the store. */
   storing(taskId: string): Promise<boolean>;
   removeTaskZip(taskId: string): Promise<void>;
@@ -56,8 +56,8 @@ export class FsTaskStore implements TaskStore {
     return null;
   }
   async putTaskZip(): Promise<void> {}
-  async taskZipHere(_taskId: string, zipFile: string): Promise<{ file: string; fetched: boolean }> {
-    return { file: zipFile, fetched: false };
+  async taskZipHere(_taskId: string, localFile: string): Promise<{ file: string; fetched: boolean }> {
+    return { file: localFile, fetched: false };
   }
   async storing(): Promise<boolean> {
     return false;
@@ -150,11 +150,11 @@ export class RedisTaskStore implements TaskStore {
     return this.putBlob(this.key('task', taskId), zipFile);
   }
 
-  async taskZipHere(taskId: string, zipFile: string, localFile: string): Promise<{ file: string; fetched: boolean }> {
+  async taskZipHere(taskId: string, localFile: string): Promise<{ file: string; fetched: boolean }> {
     // Same WORK_DIR as the gateway: the same filesystem, so its file is right here.
-    if (path.resolve(zipFile) === path.resolve(localFile) && (await fs.stat(zipFile).then((s) => s.isFile(), () => false))) return { file: zipFile, fetched: false };
+    if (await fs.stat(localFile).then((s) => s.isFile(), () => false)) return { file: localFile, fetched: false };
     const buf = await this.getBlob(this.key('task', taskId));
-    if (!buf) throw new TaskStoreError(`the task's zip is neither at ${zipFile} nor in the task store`);
+    if (!buf) throw new TaskStoreError(`the task's zip is neither at ${localFile} nor in the task store`);
     await fs.mkdir(path.dirname(localFile), { recursive: true });
     await fs.writeFile(`${localFile}.fetch`, buf, { mode: 0o600 });
     await fs.rename(`${localFile}.fetch`, localFile);
