@@ -9,6 +9,8 @@ import { grpcErrorText } from '@hivemind/shared/proto/grpc';
 import { parsePayload, QueueName, resultJobSchema } from '@hivemind/shared/queue/queues';
 import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
+import { checkTaskId } from '@hivemind/shared/task-format/task-id';
+import { errorMessage } from '@hivemind/shared/util/errors';
 import { backoffMs } from '@hivemind/shared/util/ticker';
 import { HeartbeatService } from '../pool/heartbeat.service';
 import { ResultUploadService } from './result-upload.service';
@@ -49,9 +51,11 @@ export class ResultUploadProcessor implements OnApplicationBootstrap, OnApplicat
     let payload;
     try {
       payload = parsePayload(resultJobSchema, job.data, 'result job');
+      if (payload.taskId !== job.id) throw new Error(`the job id ${JSON.stringify(job.id)} is not its task id ${payload.taskId}`);
     } catch (err) {
-      if (job.id) await this.ledger.release(job.id);
-      throw new UnrecoverableError((err as Error).message);
+      // Refused for good; a job id that is not a task id names nothing this node holds.
+      if (job.id && !checkTaskId(job.id)) await this.ledger.release(job.id);
+      throw new UnrecoverableError(errorMessage(err));
     }
     try {
       await this.uploads.upload(payload);
