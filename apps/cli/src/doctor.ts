@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import type { WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { resolveCredentials } from '@hivemind/shared/security/secrets';
 import { tcpOpen } from './health';
+import { errorMessage } from '@hivemind/shared/util/errors';
 
 /**
  * `hivemind-worker doctor`: checks what the worker needs (Node.js, Docker, the task
@@ -64,7 +65,7 @@ export async function checkDocker(config: WorkerConfig): Promise<CheckResult[]> 
   try {
     version = await within(docker.version(), TIMEOUT_MS, 'the Docker daemon');
   } catch (err) {
-    const msg = (err as NodeJS.ErrnoException).code === 'EACCES' ? `permission denied on ${config.DOCKER_SOCKET}` : (err as Error).message;
+    const msg = (err as NodeJS.ErrnoException).code === 'EACCES' ? `permission denied on ${config.DOCKER_SOCKET}` : errorMessage(err);
     return [
       {
         check: 'Docker',
@@ -84,7 +85,7 @@ export async function checkDocker(config: WorkerConfig): Promise<CheckResult[]> 
     out.push({
       check: 'Task image',
       status: 'fail',
-      detail: missing ? `${config.TASK_IMAGE} is not on this machine` : (err as Error).message,
+      detail: missing ? `${config.TASK_IMAGE} is not on this machine` : errorMessage(err),
       fix: 'build it: bash scripts/build-task-image.sh (or docker build -t hivemind/task-runtime:latest docker/task-runtime)',
     });
   }
@@ -120,7 +121,7 @@ export async function checkPool(config: WorkerConfig): Promise<CheckResult> {
     await tcpOpen(host, port, TIMEOUT_MS);
     return { check: 'Node Pool', status: 'ok', detail: `${config.NODE_POOL_ADDRESS} accepts connections` };
   } catch (err) {
-    return { check: 'Node Pool', status: 'fail', detail: (err as Error).message, fix: 'check --node-pool / NODE_POOL_ADDRESS and that this machine can reach it (firewall, DNS)' };
+    return { check: 'Node Pool', status: 'fail', detail: errorMessage(err), fix: 'check --node-pool / NODE_POOL_ADDRESS and that this machine can reach it (firewall, DNS)' };
   }
 }
 
@@ -132,7 +133,7 @@ export function checkCredentials(config: WorkerConfig): CheckResult {
     return {
       check: 'Credentials',
       status: 'fail',
-      detail: (err as Error).message.split('\n').slice(1).map((s) => s.trim().split(':')[0]).join(', ') + ' missing',
+      detail: errorMessage(err).split('\n').slice(1).map((s) => s.trim().split(':')[0]).join(', ') + ' missing',
       fix: 'pass --node-id (or NODE_ID) and set NODE_PASSWORD / NODE_PASSWORD_FILE, or run `npm run login` once',
     };
   }
@@ -156,7 +157,7 @@ export async function checkDisk(config: WorkerConfig): Promise<CheckResult> {
     }
     return { check: 'Disk', status: 'ok', detail: `${gb(free)} free under ${dir} (tasks up to ${config.MAX_DISK_GB} GB)` };
   } catch (err) {
-    return { check: 'Disk', status: 'fail', detail: (err as Error).message, fix: 'set WORK_DIR to a writable folder' };
+    return { check: 'Disk', status: 'fail', detail: errorMessage(err), fix: 'set WORK_DIR to a writable folder' };
   }
 }
 
@@ -168,7 +169,7 @@ export async function checkGpu(config: WorkerConfig, nvidiaSmi = 'nvidia-smi'): 
     if (!gpus.length) return { check: 'GPU', status: 'warn', detail: 'nvidia-smi lists no GPU', fix: 'check the NVIDIA driver, or run with --cpu-only' };
     return { check: 'GPU', status: 'ok', detail: gpus.join('; ') };
   } catch (err) {
-    const msg = (err as Error).message;
+    const msg = errorMessage(err);
     return {
       check: 'GPU',
       status: msg.includes('not installed') ? 'skip' : 'warn',

@@ -16,6 +16,7 @@ import { formatTable, runDoctor } from './doctor';
 import { checkHealth, SERVICES, ServiceName } from './health';
 import { launchServices } from './launcher';
 import { ConfigFile, parseConfigFile, precedenceHelp, Resolved, resolveSettings, SETTINGS, SettingName, SettingsError } from './settings';
+import { errorMessage } from '@hivemind/shared/util/errors';
 
 const pkg = require('../../../../package.json') as { version: string };
 
@@ -38,7 +39,7 @@ function resolveFrom(opts: Record<string, unknown>): { resolved: Resolved; confi
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new SettingsError(`config file ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (err as Error).message}`);
+      throw new SettingsError(`config file ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : errorMessage(err)}`);
     }
     configFile = parseConfigFile(text, file);
   }
@@ -56,7 +57,7 @@ function settingsSummary(r: Resolved): string {
 }
 
 function fail(err: unknown): never {
-  console.error((err as Error).message ?? String(err));
+  console.error(errorMessage(err) ?? String(err));
   process.exit(2);
 }
 
@@ -111,7 +112,7 @@ program
       console.log(`${name}: ${r.ok ? 'healthy' : 'unhealthy'}: ${r.detail}`);
       process.exitCode = r.ok ? 0 : 1;
     } catch (err) {
-      console.log(`${name}: unhealthy: ${(err as Error).message}`);
+      console.log(`${name}: unhealthy: ${errorMessage(err)}`);
       process.exitCode = 1;
     }
   });

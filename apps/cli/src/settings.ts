@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { errorMessage } from '@hivemind/shared/util/errors';
 
 /**
  * The hivemind-worker command's settings and where each comes from.
@@ -74,7 +75,7 @@ export function parseConfigFile(text: string, file: string): ConfigFile {
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new SettingsError(`config file ${file}: not valid JSON (${(err as Error).message})`);
+    throw new SettingsError(`config file ${file}: not valid JSON (${errorMessage(err)})`);
   }
   const r = configFileSchema.safeParse(raw);
   if (!r.success) {

@@ -14,6 +14,7 @@ import { serverCredentials } from '@hivemind/shared/security/tls';
 import { authRejected, TokenAuthority, TokenClaims } from './auth';
 import { PoolState } from './pool-state';
 import { WorkerDialer } from './worker-dialer';
+import { errorMessage } from '@hivemind/shared/util/errors';
 
 type Handler<Req, Res> = (req: Req, user: TokenClaims, md: Metadata) => Res | Promise<Res>;
 
@@ -49,7 +50,7 @@ export class DevpoolServer implements OnApplicationBootstrap, OnApplicationShutd
         .then((res) => cb(null, res))
         .catch((err) => {
           this.logger.error({ method: name, err }, 'handler failed');
-          cb({ code: status.INTERNAL, details: (err as Error).message }, null);
+          cb({ code: status.INTERNAL, details: errorMessage(err) }, null);
         });
     };
   }

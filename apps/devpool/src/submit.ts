@@ -15,6 +15,7 @@ import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { channelCredentials } from '@hivemind/shared/security/tls';
 import { extractZip } from '@hivemind/shared/task-format/zip-extract';
 import { newLogText, statusOf, uploadTask, zipFolder } from './submit-client';
+import { errorMessage } from '@hivemind/shared/util/errors';
 
 const USAGE = `usage: npm run submit -- <folder> [options]
   --pool HOST:PORT     Node Pool address (env HIVEMIND_POOL, default localhost:50051)
@@ -50,7 +51,7 @@ async function main(): Promise<number> {
       },
     });
   } catch (err) {
-    console.error(`${(err as Error).message}\n${USAGE}`);
+    console.error(`${errorMessage(err)}\n${USAGE}`);
     return 2;
   }
   const o = args.values;
@@ -80,7 +81,7 @@ async function main(): Promise<number> {
     cpuScore = Math.floor(num(o['cpu-score'], 'cpu-score', 0));
     timeoutS = num(o.timeout, 'timeout', 3600);
   } catch (err) {
-    console.error((err as Error).message);
+    console.error(errorMessage(err));
     return 2;
   }
   const poolAddress = o.pool ?? process.env.HIVEMIND_POOL ?? 'localhost:50051';
@@ -94,7 +95,7 @@ async function main(): Promise<number> {
   try {
     channel = channelCredentials({ tls: Boolean(o.ca), ca: o.ca, names: { ca: '--ca', cert: '', key: '' } });
   } catch (err) {
-    console.error((err as Error).message);
+    console.error(errorMessage(err));
     return 2;
   }
   const pool = new PoolClient(poolAddress, { username, password }, { maxMessageBytes: 1024 * 1024 * 1024, callTimeoutMs: 60_000, channelCredentials: channel });

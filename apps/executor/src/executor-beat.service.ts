@@ -9,6 +9,7 @@ import { Ticker } from '@hivemind/shared/util/ticker';
 import { RuntimeService } from './runtime/runtime.service';
 import { TaskProcessor } from './task.processor';
 import { TaskPipeline } from './pipeline/task-pipeline';
+import { errorMessage } from '@hivemind/shared/util/errors';
 
 const BEAT_MS = 5000;
 
@@ -31,7 +32,7 @@ export class ExecutorBeatService implements OnApplicationBootstrap, OnApplicatio
     private readonly runner: TaskPipeline,
   ) {
     this.ticker = new Ticker('executor-beat', BEAT_MS, () => this.beat(), (_n, err) =>
-      this.logger.warn({ err: (err as Error).message }, 'executor beat failed'),
+      this.logger.warn({ err: errorMessage(err) }, 'executor beat failed'),
     );
     this.subscriber = redis.duplicate({ connectionName: 'hivemind-executor-control' });
   }

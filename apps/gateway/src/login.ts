@@ -13,6 +13,7 @@ import { grpcErrorText } from '@hivemind/shared/proto/grpc';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { storeCredentials } from '@hivemind/shared/security/secrets';
 import { poolChannelCredentials } from '@hivemind/shared/security/tls';
+import { errorMessage } from '@hivemind/shared/util/errors';
 
 async function main(): Promise<number> {
   if (!process.stdin.isTTY) {
@@ -23,7 +24,7 @@ async function main(): Promise<number> {
   try {
     config = loadWorkerConfig();
   } catch (err) {
-    console.error((err as Error).message);
+    console.error(errorMessage(err));
     return 2;
   }
   let muted = false;

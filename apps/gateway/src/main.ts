@@ -4,6 +4,7 @@ import { resolveCpuScore } from '@hivemind/shared/capacity/cpu-benchmark';
 import { bootWorkerService } from '@hivemind/shared/nest/bootstrap';
 import { GatewayModule } from './gateway.module';
 import { announceDashboard, setupGatewayHttp } from './http/gateway-http';
+import { errorMessage } from '@hivemind/shared/util/errors';
 
 void bootWorkerService('gateway', (config, logger, credentials) => GatewayModule.forRoot(config, logger, credentials!), {
   needsCredentials: true,
@@ -14,7 +15,7 @@ void bootWorkerService('gateway', (config, logger, credentials) => GatewayModule
       config.cpuScore = r.cpuScore;
       logger.info({ cpuScore: r.cpuScore, source: r.source, machineScore: r.machineScore, cores: config.cpuCores }, 'cpu score');
     } catch (err) {
-      logger.warn({ err: (err as Error).message, cpuScore: config.cpuScore }, 'cpu benchmark failed; registering 100 per core');
+      logger.warn({ err: errorMessage(err), cpuScore: config.cpuScore }, 'cpu benchmark failed; registering 100 per core');
     }
   },
   http: (c) => ({ host: c.HTTP_HOST, port: c.HTTP_PORT }),

@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadWorkerConfig } from '@hivemind/shared/config/worker-config';
 import { generateKeyPair, interfaceAddress, requestJoin, writePrivateFile } from '@hivemind/shared/vpn/wireguard';
+import { errorMessage } from '@hivemind/shared/util/errors';
 
 const USAGE = `usage: npm run vpn-join -- [<master-url> | --vpn-join <master-url>] [options]
 
@@ -56,7 +57,7 @@ async function main(argv: string[]): Promise<number> {
       },
     });
   } catch (err) {
-    console.error(`${(err as Error).message}\n\n${USAGE}`);
+    console.error(`${errorMessage(err)}\n\n${USAGE}`);
     return 2;
   }
   const o = args.values;
@@ -87,7 +88,7 @@ Private key: written to ${keyFile} (mode 0600); put it in the PrivateKey line of
     try {
       nodeId = loadWorkerConfig().NODE_ID;
     } catch (err) {
-      console.error((err as Error).message);
+      console.error(errorMessage(err));
       return 2;
     }
   }
@@ -96,7 +97,7 @@ Private key: written to ${keyFile} (mode 0600); put it in the PrivateKey line of
     try {
       ca = await fs.readFile(o.ca);
     } catch (err) {
-      console.error(`--ca: cannot read ${o.ca}: ${(err as Error).message}`);
+      console.error(`--ca: cannot read ${o.ca}: ${errorMessage(err)}`);
       return 2;
     }
   }
@@ -104,7 +105,7 @@ Private key: written to ${keyFile} (mode 0600); put it in the PrivateKey line of
   try {
     config = await requestJoin(masterUrl, nodeId ?? '', { ca });
   } catch (err) {
-    console.error(`vpn join failed: ${(err as Error).message}`);
+    console.error(`vpn join failed: ${errorMessage(err)}`);
     return 2;
   }
   await writePrivateFile(out, config);
@@ -133,7 +134,7 @@ Private key: written to ${keyFile} (mode 0600); put it in the PrivateKey line of
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {
-    console.error(`vpn join failed: ${(err as Error).message}`);
+    console.error(`vpn join failed: ${errorMessage(err)}`);
     process.exit(2);
   },
 );

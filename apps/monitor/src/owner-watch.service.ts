@@ -11,6 +11,7 @@ import { OwnerState, tasksCpuPercent, writeOwnerState } from '@hivemind/shared/o
 import { scheduleStatus } from '@hivemind/shared/owner/work-schedule';
 import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { Ticker } from '@hivemind/shared/util/ticker';
+import { errorMessage } from '@hivemind/shared/util/errors';
 
 /**
  * Watches the owner: feeds each new host sample, minus what the node's tasks use, to
@@ -37,7 +38,7 @@ export class OwnerWatchService implements OnApplicationBootstrap, OnApplicationS
       busyAfterMs: config.OWNER_BUSY_AFTER * 1000,
       idleAfterMs: config.OWNER_IDLE_AFTER * 1000,
     });
-    this.ticker = new Ticker('owner-watch', 1000, async () => void (await this.tick()), (_n, err) => this.logger.warn({ err: (err as Error).message }, 'owner watch failed'));
+    this.ticker = new Ticker('owner-watch', 1000, async () => void (await this.tick()), (_n, err) => this.logger.warn({ err: errorMessage(err) }, 'owner watch failed'));
   }
 
   onApplicationBootstrap(): void {

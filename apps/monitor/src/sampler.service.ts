@@ -9,6 +9,7 @@ import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { Ticker } from '@hivemind/shared/util/ticker';
 import { HostProbe, NetCounters } from './host-probe.adapter';
+import { errorMessage } from '@hivemind/shared/util/errors';
 
 /**
  * Samples the host every MONITOR_INTERVAL and publishes the latest sample and a
@@ -28,7 +29,7 @@ export class SamplerService implements OnApplicationBootstrap, OnApplicationShut
     private readonly probe: HostProbe,
   ) {
     this.ticker = new Ticker('sample', config.MONITOR_INTERVAL * 1000, () => this.sampleAndPublish(), (_n, err) =>
-      this.logger.warn({ err: (err as Error).message }, 'host sample failed'),
+      this.logger.warn({ err: errorMessage(err) }, 'host sample failed'),
     );
   }
 

@@ -22,6 +22,7 @@ import { NodeStatusService } from '../node-status.service';
 import { GatewayMetrics, RefusalKind } from '../metrics/gateway-metrics.service';
 import { HeartbeatService } from '../pool/heartbeat.service';
 import { TASKS_QUEUE } from '../queues.provider';
+import { errorMessage } from '@hivemind/shared/util/errors';
 
 /**
  * Decides whether the node takes a pushed task, and if so stores its zip and queues
@@ -132,7 +133,7 @@ export class AdmissionService {
     } catch (err) {
       await rollBack().catch(() => undefined);
       this.logger.error({ taskId, err }, 'could not store or queue an admitted task');
-      return refuse('store_failed', `the node could not store the task: ${(err as Error).message}`);
+      return refuse('store_failed', `the node could not store the task: ${errorMessage(err)}`);
     }
     this.logger.info(
       { taskId, peer, entry: summary.entry.file, files: summary.files, bytes: summary.uncompressedBytes, limits },

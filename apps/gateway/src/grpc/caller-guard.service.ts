@@ -11,6 +11,7 @@ import { CallerGuard, CallerVerdict, defaultAllowlist, parseAllowlist } from '@h
 import { RefusalLog } from '@hivemind/shared/security/refusal-log';
 import { readSecretFile } from '@hivemind/shared/security/secrets';
 import { Ticker } from '@hivemind/shared/util/ticker';
+import { errorMessage } from '@hivemind/shared/util/errors';
 
 /** How often the default allow list follows the pool's name to its current addresses. */
 const RESOLVE_MS = 5 * 60_000;
@@ -49,7 +50,7 @@ export class CallerGuardService implements OnApplicationBootstrap, OnApplication
     const entries = await this.allowEntries();
     this.guard = new CallerGuard(parseAllowlist(entries), entries, secret);
     this.logger.info({ allowed: entries, sharedSecret: Boolean(secret) }, 'callers allowed to push tasks');
-    const onError = (name: string, err: unknown) => this.logger.warn({ job: name, err: (err as Error).message }, 'caller guard job failed');
+    const onError = (name: string, err: unknown) => this.logger.warn({ job: name, err: errorMessage(err) }, 'caller guard job failed');
     this.tickers.push(new Ticker('refusal-log', 60_000, async () => this.refusalLog.flush(), onError));
     if (!c.ALLOWED_POOL_ADDRESSES) {
       this.tickers.push(new Ticker('resolve-pool', RESOLVE_MS, () => this.refresh(), onError));
@@ -67,7 +68,7 @@ export class CallerGuardService implements OnApplicationBootstrap, OnApplication
     try {
       return await defaultAllowlist(this.config.NODE_POOL_ADDRESS);
     } catch (err) {
-      this.logger.error({ pool: this.config.NODE_POOL_ADDRESS, err: (err as Error).message }, 'cannot resolve the pool address; only loopback may push tasks until it resolves');
+      this.logger.error({ pool: this.config.NODE_POOL_ADDRESS, err: errorMessage(err) }, 'cannot resolve the pool address; only loopback may push tasks until it resolves');
       return ['127.0.0.0/8', '::1/128'];
     }
   }

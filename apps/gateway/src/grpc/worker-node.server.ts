@@ -17,6 +17,7 @@ import { serverCredentials } from '@hivemind/shared/security/tls';
 import { AdmissionService } from '../admission/admission.service';
 import { StopService } from '../admission/stop.service';
 import { CallerGuardService } from './caller-guard.service';
+import { errorMessage } from '@hivemind/shared/util/errors';
 
 /**
  * The worker's half of WorkerNodeService on GRPC_PORT (50053), accepting messages up
@@ -53,7 +54,7 @@ export class WorkerNodeServer implements OnApplicationBootstrap, OnApplicationSh
         void this.stops
           .stop(call.request.task_id, call.getPeer())
           .then((res) => cb(null, res))
-          .catch((err) => cb({ code: status.INTERNAL, details: `stop failed: ${(err as Error).message}` }, null)),
+          .catch((err) => cb({ code: status.INTERNAL, details: `stop failed: ${errorMessage(err)}` }, null)),
     };
     // Task zips reach 500 MB: decode ExecuteTask without copying the zip out of the message.
     const service = {
@@ -81,7 +82,7 @@ export class WorkerNodeServer implements OnApplicationBootstrap, OnApplicationSh
       res = await this.admission.admit(call.request, call.getPeer(), () => call.cancelled);
     } catch (err) {
       this.logger.error({ err, taskId: call.request.task_id }, 'ExecuteTask failed');
-      res = { success: false, message: `the node failed to admit the task: ${(err as Error).message}` };
+      res = { success: false, message: `the node failed to admit the task: ${errorMessage(err)}` };
     }
     cb(null, res);
     if (res.success && !call.cancelled) await this.admission.markReplied(call.request.task_id).catch(() => undefined);

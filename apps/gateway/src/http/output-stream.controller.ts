@@ -7,6 +7,7 @@ import { LOGGER } from '@hivemind/shared/logging/logger';
 import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { outputQuerySchema, parseOr400 } from './validation';
+import { errorMessage } from '@hivemind/shared/util/errors';
 
 /** Live streams open at once; each holds one Redis connection for its blocking read. */
 const MAX_STREAMS = 16;
@@ -69,7 +70,7 @@ export class OutputStreamController implements OnApplicationShutdown {
         }
       } catch (err) {
         if (closed) break;
-        this.logger.debug({ err: (err as Error).message }, 'live output read failed; retrying');
+        this.logger.debug({ err: errorMessage(err) }, 'live output read failed; retrying');
         await new Promise((r) => setTimeout(r, 1000));
       }
     }

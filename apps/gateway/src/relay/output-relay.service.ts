@@ -9,6 +9,7 @@ import { grpcErrorText } from '@hivemind/shared/proto/grpc';
 import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { sleep } from '@hivemind/shared/util/ticker';
 import { PoolLinkService } from '../pool/pool-link.service';
+import { errorMessage } from '@hivemind/shared/util/errors';
 
 /** The pool keeps only this many characters of a task's output. */
 export const POOL_OUTPUT_TAIL = 10_240;
@@ -96,12 +97,12 @@ export class OutputRelayService implements OnApplicationBootstrap, OnApplication
         if (failures) await sleep(500 * 2 ** failures);
       } catch (err) {
         if (this.stopped) return;
-        if (/NOGROUP/.test((err as Error).message)) {
+        if (/NOGROUP/.test(errorMessage(err))) {
           // The stream (and its group) went away, e.g. Redis lost its data: start again.
           await this.reader.xgroup('CREATE', this.keys.output, GROUP, '0', 'MKSTREAM').catch(() => undefined);
           continue;
         }
-        this.logger.warn({ err: (err as Error).message }, 'output relay read failed; retrying');
+        this.logger.warn({ err: errorMessage(err) }, 'output relay read failed; retrying');
         await sleep(1000);
       }
     }

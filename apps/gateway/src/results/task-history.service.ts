@@ -9,11 +9,14 @@ import { ResultJob } from '@hivemind/shared/queue/queues';
 import { RedisKeys, RunningTask } from '@hivemind/shared/queue/redis-keys';
 import { zipEntryTail } from '@hivemind/shared/task-format/zip-entry-tail';
 import { Ticker } from '@hivemind/shared/util/ticker';
+import { errorMessage } from '@hivemind/shared/util/errors';
 
 /** One finished task as the dashboard lists it. */
 export interface TaskHistoryEntry {
   taskId: string;
   status: ResultJob['status'];
+  /** Why it ended, as a code (see libs/shared/src/task-format/outcome.ts); absent for results queued before codes. */
+  code?: ResultJob['code'];
   reason: string;
   exitCode: number | null;
   receivedAt: number;
@@ -64,7 +67,7 @@ export class TaskHistoryService implements OnApplicationBootstrap, OnApplication
     private readonly keys: RedisKeys,
   ) {
     this.ticker = new Ticker('usage-average', config.TASK_USAGE_INTERVAL * 1000, () => this.sampleUsage(), (_n, err) =>
-      this.logger.debug({ err: (err as Error).message }, 'usage averaging failed'),
+      this.logger.debug({ err: errorMessage(err) }, 'usage averaging failed'),
     );
   }
 
@@ -108,6 +111,7 @@ export class TaskHistoryService implements OnApplicationBootstrap, OnApplication
     const entry: TaskHistoryEntry = {
       taskId: job.taskId,
       status: job.status,
+      code: job.code,
       reason: job.reason,
       exitCode: job.exitCode,
       receivedAt: job.receivedAt,

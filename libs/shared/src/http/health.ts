@@ -6,6 +6,7 @@ import type { Registry } from 'prom-client';
 import { WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
 import { METRICS_REGISTRY } from '../metrics/registry';
 import { loadDashboardToken, presentedToken, tokenMatches } from './dashboard-token';
+import { errorMessage } from '../util/errors';
 
 /** One readiness indicator: a name and a check that says why when it fails. */
 export interface ReadinessCheck {
@@ -40,7 +41,7 @@ export function redisCheck(redis: Redis): ReadinessCheck {
         const pong = await redis.ping();
         return { ok: pong === 'PONG' };
       } catch (err) {
-        return { ok: false, reason: `Redis does not answer: ${(err as Error).message}` };
+        return { ok: false, reason: `Redis does not answer: ${errorMessage(err)}` };
       }
     },
   };
@@ -80,7 +81,7 @@ export class HealthController {
       const data = { ...(r.details ?? {}), ...(r.reason ? { reason: r.reason } : {}) };
       return r.ok ? session.up(data) : session.down(data);
     } catch (err) {
-      return session.down({ reason: (err as Error).message });
+      return session.down({ reason: errorMessage(err) });
     }
   }
 }

@@ -7,6 +7,7 @@ import { loadWorkerConfig, WorkerConfig } from '../config/worker-config';
 import { resolveCredentials } from '../security/secrets';
 import { createLogger, effectiveLevel } from '../logging/logger';
 import { PoolCredentials } from '../proto/pool-client';
+import { errorMessage } from '../util/errors';
 
 /**
  * Closes the app on SIGTERM/SIGINT (Nest runs the shutdown hooks: workers close,
@@ -90,7 +91,7 @@ export async function bootWorkerService(
     try {
       await web.listen(http.port, http.host);
     } catch (err) {
-      logger.fatal({ err: (err as Error).message, host: http.host, port: http.port }, `${service} cannot listen for HTTP`);
+      logger.fatal({ err: errorMessage(err), host: http.host, port: http.port }, `${service} cannot listen for HTTP`);
       process.exit(1);
     }
     logger.info({ host: http.host, port: http.port }, `${service} HTTP listening`);

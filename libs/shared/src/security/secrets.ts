@@ -1,6 +1,7 @@
 import { promises as fs, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError } from '../config/env-parsers';
+import { errorMessage } from '../util/errors';
 
 export interface PoolCredentialsFile {
   username: string;
@@ -12,7 +13,7 @@ export function readSecretFile(file: string, variable: string): string {
   try {
     return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
   } catch (err) {
-    throw new ConfigError(`Invalid configuration:\n  ${variable}: cannot read "${file}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new ConfigError(`Invalid configuration:\n  ${variable}: cannot read "${file}" (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`);
   }
 }
 

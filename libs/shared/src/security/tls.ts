@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { ChannelCredentials, credentials, ServerCredentials } from '@grpc/grpc-js';
 import { ConfigError } from '../config/env-parsers';
+import { errorMessage } from '../util/errors';
 
 function read(file: string, variable: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
-    throw new ConfigError(`Invalid configuration:\n  ${variable}: cannot read "${file}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new ConfigError(`Invalid configuration:\n  ${variable}: cannot read "${file}" (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`);
   }
 }
 
