@@ -51,6 +51,7 @@ export class GatewayMetrics {
   readonly accepted: Counter;
   readonly refused: Counter<'reason'>;
   readonly finished: Counter<'outcome'>;
+  readonly finishedByCode: Counter<'code'>;
   readonly duration: Histogram<'outcome'>;
   readonly queueWait: Histogram;
   readonly uploadAttempts: Counter;
@@ -71,6 +72,12 @@ export class GatewayMetrics {
       name: 'hivemind_tasks_finished_total',
       help: 'Tasks whose result the pool took, by outcome (success, failed, stopped, timed_out)',
       labelNames: ['outcome'],
+      registers: r,
+    });
+    this.finishedByCode = new Counter({
+      name: 'hivemind_tasks_finished_by_code_total',
+      help: 'Tasks whose result the pool took, by outcome code (timed_out, out_of_memory, quota_exceeded, result_too_large, ...)',
+      labelNames: ['code'],
       registers: r,
     });
     this.duration = new Histogram({ name: 'hivemind_task_duration_seconds', help: 'Run time of finished tasks', labelNames: ['outcome'], buckets: DURATION_BUCKETS, registers: r });
@@ -138,6 +145,7 @@ export class GatewayMetrics {
   taskFinished(job: ResultJob): void {
     const outcome = outcomeLabel(job);
     this.finished.inc({ outcome });
+    this.finishedByCode.inc({ code: job.code ?? 'unknown' });
     this.duration.observe({ outcome }, Math.max(0, (job.finishedAt - job.startedAt) / 1000));
     this.queueWait.observe(Math.max(0, (job.startedAt - job.receivedAt) / 1000));
   }
