@@ -41,7 +41,6 @@ async function main(): Promise<void> {
       command: ['python3', '-u', 'work.py'],
       env: { TASK_ID: `hard-${i}`, HOME: '/tmp' },
       limits: { nanoCpus: 1e9, memoryBytes: 1024 ** 3 },
-      labels: {},
       entryKind: 'python',
     });
   const plain = (i: number): Docker.ContainerCreateOptions => {

@@ -91,7 +91,6 @@ export function bareRunner(docker: Docker, image: string, workspace: string, nan
         command,
         env: { TASK_ID: id, RESULT_DIR: '/workspace/result', HOME: '/tmp' },
         limits: { nanoCpus, memoryBytes: 1024 ** 3 },
-        labels: {},
       }),
     );
     await c.start();
