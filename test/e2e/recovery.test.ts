@@ -1,4 +1,5 @@
 import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
 import { Job, Queue } from 'bullmq';
 import Docker from 'dockerode';
 import IORedis from 'ioredis';
@@ -149,8 +150,10 @@ describe('executor crashes and shutdown', () => {
       await redis.hset(`${prefix}:task:ghost-1`, { acceptedAt: old, repliedAt: old });
       await redis.hset(`${prefix}:ledger`, 'ghost-2', JSON.stringify({ cpuScore: 0, memoryMb: 128, gpuScore: 0, gpuMemoryGb: 0, at: old }));
       const job = await waitFor('a result job for ghost-1', async () => Job.fromId(results, 'ghost-1'), 20_000);
-      expect(job.data).toMatchObject({ taskId: 'ghost-1', status: 'Failed', reason: expect.stringContaining('the task was lost') });
-      const exec = (await unzip(await fs.readFile(job.data.resultFile))).get('execution_log.txt')!.data.toString();
+      expect(job.data).toMatchObject({ taskId: 'ghost-1', status: 'Failed', code: 'lost', reason: expect.stringContaining('the task was lost') });
+      // The result job names no file: its zip is where every task's result is, by its id.
+      expect(job.data).not.toHaveProperty('resultFile');
+      const exec = (await unzip(await fs.readFile(path.join(stack.env.WORK_DIR, 'results', 'ghost-1.zip')))).get('execution_log.txt')!.data.toString();
       expect(exec).toContain('Status: Failed');
       // The pool never heard ghost-2 was accepted, and will offer it again: only its share is freed.
       await waitFor('ghost-2 to be released', async () => !(await redis.hexists(`${prefix}:ledger`, 'ghost-2')), 20_000);
