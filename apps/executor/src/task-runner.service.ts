@@ -13,7 +13,7 @@ import { ResultJob, TaskJob } from '@hivemind/shared/queue/queues';
 import { wantsGpu } from '@hivemind/shared/resources/gpu';
 import { RedisKeys, RunningTask } from '@hivemind/shared/queue/redis-keys';
 import { entryCommand } from '@hivemind/shared/task-format/entry-point';
-import { ExecutionRecord, TaskOutcome, writeResultZip } from '@hivemind/shared/task-format/result-zip';
+import { ExecutionRecord, ResultBudgetError, TaskOutcome, writeResultZip } from '@hivemind/shared/task-format/result-zip';
 import { TaskFormatError } from '@hivemind/shared/task-format/task-format.error';
 import { TaskLog } from '@hivemind/shared/task-format/task-log';
 import { extractZip } from '@hivemind/shared/task-format/zip-extract';
@@ -537,10 +537,12 @@ export class TaskRunnerService {
     const cap = Math.min(this.config.maxMessageBytes - Math.min(1024 * 1024, this.config.maxMessageBytes / 16), this.store.maxBytes);
     let why: string | null = null;
     try {
-      const size = await writeResultZip({ workspace, record, logFile, outFile });
+      const size = await writeResultZip({ workspace, record, logFile, outFile, maxZipBytes: cap, maxReadBytes: this.config.RESULT_MAX_READ_MB * 1024 * 1024 });
       if (size > cap) why = `the result packs to ${size} bytes, more than the ${cap} bytes one upload can carry (MAX_MESSAGE_MB); only the logs are sent`;
     } catch (err) {
-      why = `the workspace could not be packed: ${(err as Error).message}`;
+      why = err instanceof ResultBudgetError
+        ? `${err.message} (${err.kind === 'zip_too_large' ? 'MAX_MESSAGE_MB' : 'RESULT_MAX_READ_MB'}); only the logs are sent`
+        : `the workspace could not be packed: ${(err as Error).message}`;
     }
     if (!why) return;
     this.logger.warn({ taskId: record.taskId, why }, 'result without the workspace');

@@ -73,6 +73,7 @@ export const workerEnvSchema = z.object({
   TASK_USAGE_INTERVAL: num(1, { min: 0.2 }),
   OUTPUT_FLUSH_INTERVAL: num(1, { min: 0.05, max: 1 }),
   RESULT_UPLOAD_GUARD: num(1, { min: 0 }),
+  RESULT_MAX_READ_MB: num(8192, { min: 1 }),
   POOL_CALL_TIMEOUT: num(30, { min: 1 }),
 
   DOCKER_ENABLED: bool(true),
