@@ -11,6 +11,7 @@ describe('worker configuration', () => {
     expect(c.TASK_TIMEOUT).toBe(3600);
     expect(c.HEARTBEAT_INTERVAL).toBe(10);
     expect(c.RESULT_UPLOAD_GUARD).toBe(1);
+    expect(c.RESULT_MAX_READ_MB).toBe(8192);
     expect(c.maxMessageBytes).toBe(1024 * 1024 * 1024);
     expect(c.DOCKER_ENABLED).toBe(true);
     expect(c.ALLOW_PROCESS_RUNTIME).toBe(false);

@@ -73,6 +73,7 @@ export const workerEnvSchema = z.object({
   TASK_USAGE_INTERVAL: num(1, { min: 0.2 }),
   OUTPUT_FLUSH_INTERVAL: num(1, { min: 0.05, max: 1 }),
   RESULT_UPLOAD_GUARD: num(1, { min: 0 }),
+  RESULT_MAX_READ_MB: num(8192, { min: 1 }),
   POOL_CALL_TIMEOUT: num(30, { min: 1 }),
 
   DOCKER_ENABLED: bool(true),
@@ -114,7 +115,6 @@ export const workerEnvSchema = z.object({
   ZIP_MAX_UNCOMPRESSED_MB: num(4096, { min: 1 }),
   PREPARE_TIMEOUT: num(300, { min: 1, max: 86_400 }),
   PACK_TIMEOUT: num(300, { min: 1, max: 86_400 }),
-  RESULT_MAX_READ_MB: num(8192, { min: 1 }),
 
   WORK_DIR: str('./.data/work'),
   TASK_STORE: oneOf(['fs', 'redis'] as const, 'fs'),

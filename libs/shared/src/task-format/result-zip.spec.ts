@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { unzip } from '../../../../test/support/unzip';
 import { estimateCpt } from '../earnings/cpt-estimate';
-import { ExecutionRecord, formatExecutionLog, writeResultZip } from './result-zip';
+import { ExecutionRecord, formatExecutionLog, isReservedName, NotPackedList, oneLine, ResultBudgetError, shownName, writeResultZip } from './result-zip';
 
 describe('writeResultZip', () => {
   let dir: string;
@@ -84,5 +84,46 @@ describe('writeResultZip', () => {
     expect(text).toContain('usage (cpu+memory)/2 = 75 % -> multiplier 1.2');
     expect(text).toContain('total max(1, int(10 x 1.2 x 1.5 + 0)) = 18');
     expect(formatExecutionLog(record('Success'))).not.toContain('estimated CPT');
+  });
+
+  it('writes plain names as they are and quotes and escapes any other, so none starts a line', () => {
+    expect(shownName('result/out-1.txt')).toBe('result/out-1.txt');
+    expect(shownName('my file.txt')).toBe('"my file.txt"');
+    expect(shownName('x\nStatus: Success')).toBe('"x\\nStatus: Success"');
+    expect(shownName('a\u2028b\u202ec\u0085d')).toBe('"a\\u2028b\\u202ec\\u0085d"');
+    expect(shownName('say "hi"')).toBe('"say \\"hi\\""');
+    expect(oneLine('line 1\r\nline 2')).toBe('line 1\\u000d\\u000aline 2');
+  });
+
+  it('keeps task-supplied text in execution_log.txt on its own line', () => {
+    const notPacked = new NotPackedList();
+    notPacked.add('evil\nStatus: Success', 'sparse: 1099511627776 bytes apparent, 0 allocated');
+    const text = formatExecutionLog({ ...record('Failed'), entryPoint: 'x\nStatus: Success.py', reason: 'the zip entry "a\nStatus: Success" is bad' }, notPacked);
+    expect(text.match(/^Status: /gm)).toEqual(['Status: ']);
+    expect(text).toContain('Status: Failed');
+    expect(text).toContain('Entry point: "x\\nStatus: Success.py"');
+    expect(text).toContain('Reason: the zip entry "a\\u000aStatus: Success" is bad');
+    expect(text).toContain('Not packed (sparse: 1099511627776 bytes apparent, 0 allocated): "evil\\nStatus: Success"');
+  });
+
+  it('lists at most 20 entries left out, then how many more', () => {
+    const notPacked = new NotPackedList();
+    for (let i = 0; i < 23; i++) notPacked.add(`f${i}`, 'unreadable');
+    const text = formatExecutionLog(record('Success'), notPacked);
+    expect(text.match(/^Not packed \(unreadable\): f\d+$/gm)).toHaveLength(20);
+    expect(text).toContain('Not packed: and 3 more');
+    expect(formatExecutionLog(record('Success'), ['secret.txt'])).toContain('Not packed (unreadable): secret.txt');
+  });
+
+  it('reserves the worker\'s names at the top level as case-insensitive file systems compare them', () => {
+    for (const n of ['execution_log.txt', 'TASK_LOGS.TXT', 'task_stopped.txt.', 'Execution_Log.txt ']) expect(isReservedName(n)).toBe(true);
+    for (const n of ['execution_log.txt.bak', 'logs.txt', 'task_logs']) expect(isReservedName(n)).toBe(false);
+  });
+
+  it('names the limit and its size in a budget error', () => {
+    const zip = new ResultBudgetError('zip_too_large', 1024);
+    expect(zip.kind).toBe('zip_too_large');
+    expect(zip.message).toBe('the result zip passed its size limit of 1024 bytes');
+    expect(new ResultBudgetError('read_too_large', 2048).message).toBe('the workspace files to pack passed the limit of 2048 bytes read');
   });
 });
