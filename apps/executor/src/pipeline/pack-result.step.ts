@@ -66,7 +66,8 @@ export class PackResultStep {
       return input.outcome;
     } catch (err) {
       if (err instanceof ResultBudgetError) {
-        final = { code: 'result_too_large', status: 'Failed', reason: `${input.outcome.reason}; ${err.message} (MAX_MESSAGE_MB, RESULT_MAX_READ_MB); only the logs are sent` };
+        const setting = err.kind === 'zip_too_large' ? 'MAX_MESSAGE_MB' : 'RESULT_MAX_READ_MB';
+        final = outcomes.resultTooLarge(`${input.outcome.reason}; ${err.message} (${setting}); only the logs are sent`);
       } else if (err instanceof TaskCancelled) {
         const o = err.outcome;
         const when = o.code === 'stopped' ? ' while its result was packed' : '';
