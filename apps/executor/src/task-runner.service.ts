@@ -26,6 +26,9 @@ import { RuntimeService } from './runtime/runtime.service';
 import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE, LABEL_TASK } from './runtime/docker.runtime';
 import { RunExit, RunningTaskHandle, TaskRuntime } from './runtime/task-runtime.port';
 import { WorkspaceQuota } from './workspace/quota';
+import { TaskCancelled } from './pipeline/cancellation';
+import { installRequirements, PACKAGES_DIR } from './pipeline/install-requirements.step';
+import { outcomes } from '@hivemind/shared/task-format/outcome';
 
 interface Live {
   handle: RunningTaskHandle | null;
@@ -41,12 +44,13 @@ interface Live {
   failReason: string | null;
   /** GPUs allocated to the task. */
   gpus?: string[];
+  /** Cancels the requirements.txt step (a stop). */
+  cancel: AbortController;
 }
 
 export const OWNER_STOP = 'stopped at the request of the task owner';
 
-/** Where the requirements.txt step installs packages, inside the workspace (not packed into the result). */
-export const PACKAGES_DIR = '.hivemind-packages';
+export { PACKAGES_DIR };
 
 const exists = (p: string) => fs.stat(p).then(() => true, () => false);
 
@@ -134,6 +138,7 @@ export class TaskRunnerService {
     const l = this.live.get(taskId);
     if (!l) return false;
     l.stopReason ??= reason;
+    l.cancel.abort(new TaskCancelled(outcomes.stopped(l.stopReason)));
     // A task paused for the owner is resumed first, or it could not act on the signal.
     void this.freeze.thaw(taskId).finally(() => l.handle?.stop(this.config.STOP_GRACE_PERIOD));
     return true;
@@ -154,7 +159,7 @@ export class TaskRunnerService {
     const log = this.logger.child({ taskId: job.taskId });
     const { workspace, logFile, resultFile } = this.paths(job.taskId);
     const startedAt = new Date();
-    const live: Live = { handle: null, stopReason: this.stopping, usage: null, ranMs: 0, frozenMs: 0, failReason: null };
+    const live: Live = { handle: null, stopReason: this.stopping, usage: null, ranMs: 0, frozenMs: 0, failReason: null, cancel: new AbortController() };
     this.live.set(job.taskId, live);
     let sink: OutputSink | null = null;
     let exit: RunExit = { exitCode: null, oomKilled: false };
@@ -198,12 +203,22 @@ export class TaskRunnerService {
             live.gpus = gpus.uuids;
             sink.note(`GPUs: ${gpus.uuids.join(', ')}`);
           }
-          const install = outcome ? null : await this.installRequirements(runtime, job, workspace, sink, live);
+          if (live.stopReason) live.cancel.abort(new TaskCancelled(outcomes.stopped(live.stopReason)));
+          const out = sink;
+          const install = outcome
+            ? null
+            : await installRequirements({
+                taskId: job.taskId, workspace, runtime, limits: job.limits, config: this.config, signal: live.cancel.signal,
+                note: (line) => out.note(line),
+                push: (chunk) => out.push(chunk),
+              }).catch((err: unknown) => {
+                if (err instanceof TaskCancelled) return outcomes.stopped(live.stopReason ?? err.message, 'while its requirements were installed');
+                throw err;
+              });
           if (outcome) {
             // refused above
           } else if (install) {
-            exit = install.exit;
-            outcome = live.stopReason ? { status: 'Stopped', reason: `${live.stopReason} while its requirements were installed` } : { status: 'Failed', reason: install.reason };
+            outcome = { status: install.status, reason: install.reason };
           } else {
             exit = await this.execute(runtime, job, workspace, sink, live, executorId, () => (timedOut = true));
           }
@@ -339,76 +354,6 @@ export class TaskRunnerService {
         await sleep(Math.min(5000, 250 * 2 ** attempt));
       }
     }
-  }
-
-  /**
-   * The requirements.txt step: `pip install --target` into the workspace, in its own
-   * run that may use the network (index URL and proxy from config). Returns null when
-   * there was nothing to do or it worked, else why the task cannot run.
-   */
-  private async installRequirements(
-    runtime: TaskRuntime,
-    job: TaskJob,
-    workspace: string,
-    sink: OutputSink,
-    live: Live,
-  ): Promise<{ exit: RunExit; reason: string } | null> {
-    const c = this.config;
-    if (!c.REQUIREMENTS_INSTALL || !(await exists(path.join(workspace, 'requirements.txt')))) return null;
-    const inside = runtime.workspacePath(workspace);
-    const args = ['python3', '-m', 'pip', 'install', '--no-cache-dir', '--disable-pip-version-check', '--no-input', '--progress-bar', 'off'];
-    args.push('--target', path.posix.join(inside, PACKAGES_DIR), '-r', 'requirements.txt');
-    if (c.PIP_INDEX_URL) args.push('--index-url', c.PIP_INDEX_URL);
-    for (const h of (c.PIP_TRUSTED_HOST ?? '').split(',').map((x) => x.trim()).filter(Boolean)) args.push('--trusted-host', h);
-    if (c.PIP_PROXY) args.push('--proxy', c.PIP_PROXY);
-    sink.note(`installing requirements.txt: ${args.slice(3).join(' ')}`);
-    let tail = '';
-    const handle = await runtime.start(
-      {
-        taskId: job.taskId,
-        workspace,
-        command: args,
-        env: { HOME: '/tmp', TMPDIR: '/tmp', LANG: 'C.UTF-8', PYTHONUNBUFFERED: '1', PIP_ROOT_USER_ACTION: 'ignore' },
-        limits: job.limits,
-        entryKind: 'python',
-        phase: 'install',
-        labels: {
-          [LABEL_MANAGED]: 'true',
-          [LABEL_TASK]: job.taskId,
-          [LABEL_NODE]: c.NODE_ID || 'unknown',
-          [LABEL_INSTANCE]: c.REDIS_PREFIX,
-        },
-      },
-      (chunk) => {
-        sink.push(chunk);
-        tail = (tail + chunk.toString('utf8')).slice(-8192);
-      },
-    );
-    live.handle = handle;
-    if (live.stopReason) void handle.stop(c.STOP_GRACE_PERIOD);
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      void handle.stop(c.STOP_GRACE_PERIOD);
-    }, c.INSTALL_TIMEOUT * 1000);
-    let exit: RunExit;
-    try {
-      exit = await handle.done;
-    } finally {
-      clearTimeout(timer);
-      live.handle = null;
-      await runtime.remove(job.taskId, 'install');
-    }
-    if (exit.exitCode === 0 && !exit.error && !live.stopReason && !timedOut) {
-      sink.note('requirements installed');
-      return null;
-    }
-    const errors = tail.split('\n').filter((l) => /^ERROR:/.test(l.trim())).map((l) => l.trim());
-    const detail = errors.length ? errors.join(' ') : tail.trim().split('\n').slice(-3).join(' ');
-    const why = timedOut
-      ? `timed out after ${c.INSTALL_TIMEOUT} s (INSTALL_TIMEOUT)`
-      : exit.error ?? (exit.oomKilled ? 'ran out of memory' : `pip exited with code ${exit.exitCode}`);
-    return { exit, reason: `installing requirements.txt failed (${why}): ${detail.slice(0, 2000) || 'no output'}` };
   }
 
   private async execute(
