@@ -283,4 +283,28 @@ describe('requirements.txt', () => {
     expect(r.history.reason).toMatch(/^installing requirements.txt failed: no wheel for "hmsdist==1.0" on the package index .*REQUIREMENTS_ALLOW_SDIST=false/);
     expect(r.files.has('result/ran.txt')).toBe(false);
   });
+
+  it("a stop reaches the install step: its container is stopped and removed, and the task ends Stopped", async () => {
+    // A frozen index: pip's download hangs on it (for minutes of retries) until stopped.
+    await index.pause();
+    try {
+      const zip = await makeZip([
+        { name: 'requirements.txt', content: 'hmdemo==1.0\n' },
+        { name: 'main.py', content: 'open("result/ran.txt", "w").write("ran")\n' },
+      ]);
+      expect((await uploadTask(pool, 'reqs-stop', zip)).success).toBe(true);
+      await waitFor('the install step running', async () => (await docker.getContainer('hivemind-install-reqs-stop').inspect().catch(() => null))?.State.Running);
+      const stop = await pool.call(pool.master, pool.master.stopTask, (t) => ({ task_id: 'reqs-stop', token: t }));
+      expect(stop.success).toBe(true);
+      await waitForStatus(pool, 'reqs-stop', ['STOPPED']);
+      const history = await waitFor('reqs-stop in the history', async () => {
+        const res = await fetch(`${stack.gatewayHttp}/api/tasks/reqs-stop`, { headers: { Authorization: `Bearer ${token}` } });
+        return res.status === 200 ? ((await res.json()) as { status: string; reason: string }) : null;
+      });
+      expect(history).toMatchObject({ status: 'Stopped', reason: expect.stringMatching(/while its requirements were installed$/) });
+      expect(await docker.getContainer('hivemind-install-reqs-stop').inspect().catch(() => null)).toBeNull();
+    } finally {
+      await index.unpause();
+    }
+  });
 });
