@@ -78,11 +78,13 @@ describe('the Docker runtime (real daemon)', () => {
 
   it('gives the install step a network, and the task none', () => {
     const net = new DockerRuntime(docker, { image: IMAGE, user: '1:1', pidsLimit: 64, tmpfsMb: 16, installNetwork: 'hm-net' });
-    const install = net.createOptions({ ...spec('rt-i', '/tmp/x', ['true']), phase: 'install', entryKind: 'shell' });
+    const install = net.createOptions({ ...spec('rt-i', '/tmp/x', ['true']), phase: 'install', network: true, entryKind: 'shell' });
     expect(install.name).toBe('hivemind-install-rt-i');
     expect(install.Image).toBe(IMAGE);
     expect(install.NetworkDisabled).toBe(false);
     expect(install.HostConfig).toMatchObject({ NetworkMode: 'hm-net', CapDrop: ['ALL'], ReadonlyRootfs: true });
+    // The install step's offline run (pip install from downloaded wheels) gets none either.
+    expect(net.createOptions({ ...spec('rt-i', '/tmp/x', ['true']), phase: 'install' }).HostConfig?.NetworkMode).toBe('none');
     const task = net.createOptions(spec('rt-i', '/tmp/x', ['true']));
     expect(task.name).toBe('hivemind-task-rt-i');
     expect(task.NetworkDisabled).toBe(true);
@@ -198,7 +200,7 @@ describe('the process runtime in bubblewrap', () => {
 
   it('gives the requirements.txt install step the host network, and only that step', async () => {
     const ws = await workspace({ 'n.py': 'import socket\nprint("interfaces", len(socket.if_nameindex()))' });
-    const install = await run(rt, { ...spec('bw-net', ws, ['python3', '-u', 'n.py']), phase: 'install' });
+    const install = await run(rt, { ...spec('bw-net', ws, ['python3', '-u', 'n.py']), phase: 'install', network: true });
     expect(Number(/interfaces (\d+)/.exec(install.out)![1])).toBeGreaterThan(1);
     const task = await run(rt, spec('bw-net', ws, ['python3', '-u', 'n.py']));
     expect(task.out).toContain('interfaces 1');

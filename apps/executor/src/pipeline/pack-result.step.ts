@@ -10,7 +10,7 @@ import { TASK_STORE, TaskStore } from '@hivemind/shared/task-store/task-store';
 import { errorMessage } from '@hivemind/shared/util/errors';
 import { removeTree } from '../workspace/remove-tree';
 import { TaskCancelled, withBudget } from './cancellation';
-import { PACKAGES_DIR } from './task-context';
+import { PACKAGES_DIR } from './install-requirements.step';
 
 export interface PackInput {
   taskId: string;

@@ -11,7 +11,8 @@ import { OwnerFreezeService } from '../owner-freeze.service';
 import { RuntimeService } from '../runtime/runtime.service';
 import { RunExit, RunningTaskHandle } from '../runtime/task-runtime.port';
 import { onCancel } from './cancellation';
-import { PACKAGES_DIR, quotaOf, TaskContext } from './task-context';
+import { PACKAGES_DIR } from './install-requirements.step';
+import { quotaOf, TaskContext } from './task-context';
 import { startWatchdogs } from './watchdogs';
 
 const exists = (p: string) => fs.stat(p).then(() => true, () => false);

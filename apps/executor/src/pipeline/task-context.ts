@@ -9,9 +9,6 @@ import { TaskRuntime } from '../runtime/task-runtime.port';
 import { WorkspaceQuota } from '../workspace/quota';
 import { LiveTask } from './live-task';
 
-/** Where the requirements.txt step installs packages, inside the workspace (never packed into the result). */
-export const PACKAGES_DIR = '.hivemind-packages';
-
 /** What every step of one task works with. */
 export interface TaskContext {
   job: TaskJob;

@@ -94,7 +94,7 @@ export class DockerRuntime implements TaskRuntime {
   }
 
   createOptions(spec: RunSpec): Docker.ContainerCreateOptions {
-    const install = spec.phase === 'install';
+    const network = spec.network === true;
     return {
       name: DockerRuntime.containerName(spec.taskId, spec.phase),
       Image: this.imageFor(spec),
@@ -103,14 +103,14 @@ export class DockerRuntime implements TaskRuntime {
       User: this.opts.user,
       Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
       Labels: spec.labels,
-      // Only the install step gets a network, and only to fetch packages.
-      NetworkDisabled: !install,
+      // Only the install step's download gets a network, and only to fetch packages.
+      NetworkDisabled: !network,
       AttachStdout: true,
       AttachStderr: true,
       Tty: false,
       OpenStdin: false,
       HostConfig: {
-        NetworkMode: install ? (this.opts.installNetwork ?? 'bridge') : 'none',
+        NetworkMode: network ? (this.opts.installNetwork ?? 'bridge') : 'none',
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges'],
         ReadonlyRootfs: true,

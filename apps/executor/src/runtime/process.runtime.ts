@@ -101,7 +101,7 @@ export class ProcessRuntime implements TaskRuntime {
     const args = ['bwrap', '--unshare-all', '--die-with-parent', '--new-session', '--cap-drop', 'ALL'];
     if (this.opts.user) args.push('--unshare-user', '--uid', String(this.opts.user.uid), '--gid', String(this.opts.user.gid));
     // The install step may fetch packages: it keeps the host's network and DNS setup.
-    if (spec.phase === 'install') args.push('--share-net', '--ro-bind-try', '/etc/resolv.conf', '/etc/resolv.conf', '--ro-bind-try', '/etc/hosts', '/etc/hosts');
+    if (spec.network) args.push('--share-net', '--ro-bind-try', '/etc/resolv.conf', '/etc/resolv.conf', '--ro-bind-try', '/etc/hosts', '/etc/hosts');
     for (const p of BWRAP_RO) args.push('--ro-bind-try', p, p);
     args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--bind', spec.workspace, spec.workspace, '--remount-ro', '/', '--chdir', spec.workspace, '--clearenv');
     for (const [k, v] of Object.entries(this.env(spec, privateTmp))) args.push('--setenv', k, v);

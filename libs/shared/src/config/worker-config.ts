@@ -86,7 +86,20 @@ export const workerEnvSchema = z.object({
   TASK_IMAGE_ALLOWLIST: optStr(),
   TASK_IMAGE_PULL: bool(true),
   REQUIREMENTS_INSTALL: bool(true),
-  PIP_INDEX_URL: optStr(),
+  REQUIREMENTS_ALLOW_SDIST: bool(false),
+  REQUIREMENTS_MAX_KB: num(64, { int: true, min: 1, max: 10_240 }),
+  REQUIREMENTS_MAX_LINES: num(1000, { int: true, min: 1, max: 100_000 }),
+  // Never echoed in an error: it may hold a password.
+  PIP_INDEX_URL: optStr().superRefine((v, ctx) => {
+    if (v === undefined) return;
+    let ok = false;
+    try {
+      ok = ['http:', 'https:'].includes(new URL(v).protocol);
+    } catch {
+      ok = false;
+    }
+    if (!ok) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'expected an http:// or https:// URL (the value is not shown: it may hold a password)' });
+  }),
   PIP_TRUSTED_HOST: optStr(),
   PIP_PROXY: optStr(),
   INSTALL_NETWORK: str('bridge'),
