@@ -26,6 +26,7 @@ import { RuntimeService } from './runtime/runtime.service';
 import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE, LABEL_TASK } from './runtime/docker.runtime';
 import { RunExit, RunningTaskHandle, TaskRuntime } from './runtime/task-runtime.port';
 import { WorkspaceQuota } from './workspace/quota';
+import { removeTree } from './workspace/remove-tree';
 
 interface Live {
   handle: RunningTaskHandle | null;
@@ -56,25 +57,6 @@ async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) await chownTree(p, uid, gid);
     else await fs.lchown(p, uid, gid);
-  }
-}
-
-/**
- * Removes a workspace. A task may leave folders without write or search permission,
- * which stop a non-root executor's rm; those are opened up first.
- */
-async function removeTree(dir: string): Promise<void> {
-  try {
-    await fs.rm(dir, { recursive: true, force: true });
-    return;
-  } catch {
-    const openUp = async (d: string): Promise<void> => {
-      await fs.chmod(d, 0o700).catch(() => undefined);
-      const entries = await fs.readdir(d, { withFileTypes: true }).catch(() => []);
-      for (const e of entries) if (e.isDirectory()) await openUp(path.join(d, e.name));
-    };
-    await openUp(dir);
-    await fs.rm(dir, { recursive: true, force: true });
   }
 }
 
@@ -493,7 +475,7 @@ export class TaskRunnerService {
               })
               .catch(() => undefined)
               .finally(() => (checking = false));
-          }, quota.mode === 'loop' ? 500 : 2000);
+          }, quota.pollMs);
     // Counted from the task's own start, which for an adopted task was before this
     // executor, leaving out the time it was paused for the owner: when the timer fires
     // early because of a pause, it is set again for what is left.
@@ -514,6 +496,10 @@ export class TaskRunnerService {
       // A task that failed on a full workspace before the watcher saw it: say why.
       if (!live.failReason && exit.exitCode !== 0 && quota.mode === 'loop' && (await quota.full(workspace, this.config.workspaceQuotaBytes))) {
         live.failReason = `workspace quota exceeded: the task filled its ${quotaMb} MB workspace quota (WORKSPACE_QUOTA_MB); writes past it failed`;
+      }
+      // watch: a task that went past its quota and ended before a check saw it.
+      if (!live.failReason && quota.mode === 'watch' && (await quota.full(workspace, this.config.workspaceQuotaBytes).catch(() => false))) {
+        live.failReason = `workspace quota exceeded: the task wrote more than its ${quotaMb} MB workspace quota (WORKSPACE_QUOTA_MB)`;
       }
       return exit;
     } finally {
