@@ -100,12 +100,15 @@ export class DiskGuardService implements OnApplicationShutdown {
   }
 
   /** Deletes one kept workspace; one that cannot be deleted is noted and left for the next pass. */
-  private async dropKept(k: { name: string; file: string }, report: DiskReport): Promise<void> {
+  private async dropKept(k: { name: string; file: string; mtimeMs: number }, report: DiskReport): Promise<void> {
     try {
       await removeTree(k.file);
       report.keptRemoved.push(k.name);
     } catch (err) {
       report.keptFailed.push({ name: k.name, error: errorMessage(err) });
+      // What was removed touched the folder: it keeps its age, so it is due again next time.
+      const t = new Date(k.mtimeMs);
+      await fs.utimes(k.file, t, t).catch(() => undefined);
       this.logger.warn({ kept: k.name, err: errorMessage(err) }, 'a kept workspace could not be deleted; trying again on the next check');
     }
   }
