@@ -87,10 +87,12 @@ export class DiskGuardService implements OnApplicationShutdown {
       }
       const runtime = this.runtimes.runtime;
       if (runtime && this.runtimes.pulled.length) {
-        await runtime.removeUnusedImages(this.runtimes.pulled).then(
-          (ids) => report.imagesRemoved.push(...ids),
-          (err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'unused task images not removed'),
-        );
+        await Promise.resolve()
+          .then(() => runtime.removeUnusedImages(this.runtimes.pulled))
+          .then(
+            (ids) => report.imagesRemoved.push(...ids),
+            (err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'unused task images not removed'),
+          );
       }
       await this.reconciler.reconcile();
       report.freeMb = await freeMb(c.workDir);
