@@ -13,6 +13,8 @@ import { errorCode, errorMessage } from '@hivemind/shared/util/errors';
 
 const DEFAULT_TIMEOUT_MS = 120_000;
 const MAX_BUFFER = 4 * 1024 * 1024;
+/** A fixed environment: absolute PATH only (find -execdir refuses a relative one), messages in English. */
+const TOOL_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C', LC_ALL: 'C' };
 
 interface Ran {
   code: number;
@@ -23,7 +25,7 @@ interface Ran {
 /** Runs a tool to its end (or its time limit); a non-zero exit is returned, not thrown. */
 function tool(cmd: string, args: string[], timeoutMs: number): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: MAX_BUFFER }, (err, stdout, stderr) => {
+    execFile(cmd, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: MAX_BUFFER, env: TOOL_ENV }, (err, stdout, stderr) => {
       if (!err) return resolve({ code: 0, stdout, stderr });
       const e = err as NodeJS.ErrnoException & { killed?: boolean; code?: number | string };
       if (e.killed) return reject(new Error(`${cmd} did not finish within ${Math.round(timeoutMs / 1000)} s`));
