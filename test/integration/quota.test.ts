@@ -1,8 +1,15 @@
+import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { transformSync } from '@swc/core';
 import pino from 'pino';
 import { isMountPoint, WorkspaceQuota } from '../../apps/executor/src/workspace/quota';
+import { removeTree, treeBytes } from '../../apps/executor/src/workspace/remove-tree';
+
+const run = promisify(execFile);
+const NOBODY = 65534;
 
 const logger = pino({ level: 'silent' });
 const MB = 1024 * 1024;
@@ -34,7 +41,7 @@ describe('workspace quota', () => {
   afterEach(async () => {
     // Never leave a volume mounted behind, even when a test failed half way.
     await new WorkspaceQuota('loop', path.join(dir, 'volumes'), logger).release('t1', path.join(dir, 'ws'));
-    await fs.rm(dir, { recursive: true, force: true });
+    await removeTree(dir);
   });
 
   it('auto picks loop here (root, loop devices); a loop workspace refuses writes past its size and goes away on release', async () => {
@@ -107,4 +114,113 @@ describe('workspace quota', () => {
     await fill(path.join(ws, 'a'), 2);
     expect(await quota.full(ws, 1 * MB)).toBe(false);
   });
+
+  it('watch sees space reserved with fallocate, in many files each under the quota, at the next cheap check', async () => {
+    const quota = new WorkspaceQuota('watch', path.join(dir, 'volumes'), logger);
+    expect(quota.pollMs).toBeLessThanOrEqual(250);
+    const ws = path.join(dir, 'ws');
+    await quota.create('t4', ws, 16 * MB);
+    expect(await quota.full(ws, 16 * MB)).toBe(false);
+    const before = quota.lastUsage(ws)!;
+    expect(before.measures).toBe(1);
+    // 8 files of 12 MB: each under the quota (the per-file limit would let them through), 96 MB together.
+    await run('python3', ['-c', 'import os,sys\nfor i in range(8):\n  fd=os.open(os.path.join(sys.argv[1],"f%d"%i),os.O_CREAT|os.O_WRONLY)\n  os.posix_fallocate(fd,0,12<<20)\n  os.close(fd)', ws]);
+    // The very next check measures (free space dropped by far more than a quarter of the quota) and sees it.
+    expect(await quota.full(ws, 16 * MB)).toBe(true);
+    const after = quota.lastUsage(ws)!;
+    expect(after.measures).toBe(2);
+    expect(after.usedBytes).toBeGreaterThanOrEqual(96 * MB);
+    await quota.release('t4', ws);
+    expect(quota.lastUsage(ws)).toBeNull();
+  });
+
+  it('counts and removes a tree nested deeper than PATH_MAX; watch counts it against the quota', async () => {
+    const ws = path.join(dir, 'ws');
+    await fs.mkdir(ws);
+    await deepTree(ws, 8);
+    const quota = new WorkspaceQuota('watch', path.join(dir, 'volumes'), logger);
+    expect(await treeBytes(ws)).toBeGreaterThanOrEqual(8 * MB);
+    expect(await quota.full(ws, 4 * MB)).toBe(true);
+    await removeTree(ws);
+    await expect(fs.lstat(ws)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('a non-root remover removes a deep tree of mode-000 folders and read-only files it owns', async () => {
+    await fs.chmod(dir, 0o755);
+    // The user's own folder, the workspace in it, all made by that user.
+    const home = path.join(dir, 'home');
+    await fs.mkdir(home);
+    await fs.chown(home, NOBODY, NOBODY);
+    const ws = path.join(home, 'ws');
+    await run('mkdir', [ws], { uid: NOBODY, gid: NOBODY });
+    await deepTree(ws, 1, NOBODY);
+    await fs.chmod(ws, 0o000);
+    const js = await compiledRemoveTree(path.join(dir, 'js'));
+    // Node's own rm, as that user, cannot (EACCES on the closed folders, or ENAMETOOLONG).
+    const old = await asNobody(`require('fs').promises.rm(${JSON.stringify(ws)}, { recursive: true, force: true })`);
+    expect(old.code).not.toBe(0);
+    const res = await asNobody(`require(${JSON.stringify(js)}).removeTree(${JSON.stringify(ws)})`);
+    expect(res).toEqual({ code: 0, stderr: '' });
+    await expect(fs.lstat(ws)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('removeTree never crosses into a filesystem mounted inside, and says so; a missing tree is no error', async () => {
+    const ws = path.join(dir, 'ws');
+    const inner = path.join(ws, 'vol');
+    await fs.mkdir(inner, { recursive: true });
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', inner]);
+    try {
+      await fs.writeFile(path.join(inner, 'keep'), 'x');
+      await expect(removeTree(ws)).rejects.toThrow(ws);
+      expect(await fs.readFile(path.join(inner, 'keep'), 'utf8')).toBe('x');
+      await expect(removeTree(inner)).rejects.toThrow(/mount point/);
+    } finally {
+      await run('umount', [inner]);
+    }
+    await removeTree(ws);
+    await removeTree(ws);
+    await expect(fs.lstat(ws)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
 });
+
+/**
+ * Builds, under `root`, 40 folders of 200-character names one in another (8 kB of path,
+ * twice PATH_MAX) with a `mb` MB file at the bottom, a read-only file and mode-000 folders
+ * (one holding a file), as a task would: relative mkdir and cd.
+ */
+async function deepTree(root: string, mb: number, uid?: number): Promise<void> {
+  const script = [
+    'set -e',
+    'cd "$1"',
+    'n=$(printf "d%.0s" $(seq 1 200))',
+    'for i in $(seq 1 40); do mkdir "$n"; cd "$n"; done',
+    'head -c $(($2 * 1048576)) /dev/urandom > big',
+    'echo ro > ro; chmod 444 ro',
+    'mkdir -p closed/inner; echo x > closed/inner/f; chmod 000 closed/inner closed',
+  ].join('\n');
+  await run('bash', ['-c', script, 'deep', root, String(mb)], uid === undefined ? {} : { uid, gid: uid });
+}
+
+/** remove-tree.ts as plain JavaScript another user's node can load, in `out` (made readable to all). */
+async function compiledRemoveTree(out: string): Promise<string> {
+  await fs.mkdir(out, { recursive: true, mode: 0o755 });
+  const src = path.join(__dirname, '../../apps/executor/src/workspace/remove-tree.ts');
+  const errors = path.join(__dirname, '../../libs/shared/src/util/errors.ts');
+  const compile = async (file: string) =>
+    transformSync(await fs.readFile(file, 'utf8'), { filename: file, jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } }).code;
+  await fs.writeFile(path.join(out, 'errors.js'), await compile(errors), { mode: 0o644 });
+  await fs.writeFile(path.join(out, 'remove-tree.js'), (await compile(src)).replace('@hivemind/shared/util/errors', './errors'), { mode: 0o644 });
+  return path.join(out, 'remove-tree.js');
+}
+
+/** Runs a promise-returning expression in node as uid/gid 65534: its exit code and complaints. */
+async function asNobody(expr: string): Promise<{ code: number; stderr: string }> {
+  const code = `${expr}.then(() => process.exit(0), (e) => { process.stderr.write(String(e && e.message)); process.exit(1); })`;
+  try {
+    await run(process.execPath, ['-e', code], { uid: NOBODY, gid: NOBODY, cwd: '/' });
+    return { code: 0, stderr: '' };
+  } catch (err) {
+    const e = err as { code?: number; stderr?: string };
+    return { code: e.code ?? -1, stderr: e.stderr ?? '' };
+  }
+}

@@ -88,9 +88,13 @@ export class RunTaskStep {
       const exit = await handle.done;
       const cancelled = live.cancelledWith;
       if (cancelled) return { exit, outcome: cancelled };
-      // A task that failed on a full volume before the watchdog saw it: say why.
-      if (exit.exitCode !== 0 && quota.mode === 'loop' && (await quota.full(ctx.paths.workspace, c.workspaceQuotaBytes))) {
+      // A task that failed on a full volume, or went past a watched quota and ended,
+      // before the watchdog saw it: say why.
+      if (quota.mode === 'loop' && exit.exitCode !== 0 && (await quota.full(ctx.paths.workspace, c.workspaceQuotaBytes))) {
         return { exit, outcome: outcomes.quotaExceeded(c.workspaceQuotaBytes, 'writes failed') };
+      }
+      if (quota.mode === 'watch' && (await quota.full(ctx.paths.workspace, c.workspaceQuotaBytes).catch(() => false))) {
+        return { exit, outcome: outcomes.quotaExceeded(c.workspaceQuotaBytes, 'found at its end') };
       }
       return { exit, outcome: outcomeOfExit(exit, job.limits.memoryBytes) };
     } finally {

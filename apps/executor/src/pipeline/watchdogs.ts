@@ -62,7 +62,7 @@ export function startWatchdogs(ctx: TaskContext, handle: RunningTaskHandle, runn
             })
             .catch(() => undefined)
             .finally(() => (checking = false));
-        }, quota.mode === 'loop' ? 500 : 250);
+        }, quota.pollMs);
 
   // For an adopted task the start was before this executor. When the timer fires early
   // because the task was paused meanwhile, it is set again for what is left.

@@ -3,16 +3,15 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
+import { errorMessage } from '@hivemind/shared/util/errors';
+import { isMountPoint, treeBytes } from './remove-tree';
+import { QuotaUsage, TreeWatch, WatchedUsage } from './tree-watch';
+
+export { isMountPoint, treeBytes, type QuotaUsage, type WatchedUsage };
 
 const run = promisify(execFile);
 
 export type QuotaMode = 'loop' | 'watch' | 'off';
-
-/** How full a workspace is. */
-export interface QuotaUsage {
-  usedBytes: number;
-  limitBytes: number;
-}
 
 /**
  * Bounds what a task can write into its workspace.
@@ -20,9 +19,8 @@ export interface QuotaUsage {
  * - `loop`: the workspace is its own ext4 filesystem, a sparse image file of the quota's
  *   size loop-mounted (nosuid, nodev) on the workspace folder. The kernel enforces the
  *   size: writes past it fail with ENOSPC. Needs root, `mkfs.ext4` and loop devices.
- * - `watch`: the workspace is a plain folder whose size is measured every few seconds;
- *   a task past its quota is stopped. A fast writer can overshoot by what it writes
- *   between two measurements.
+ * - `watch`: the workspace is a plain folder, measured often (see TreeWatch for what that
+ *   can and cannot promise); a task past its quota is stopped. No hard bound on the disk.
  * - `off`: no bound beyond the disk itself.
  */
 export class WorkspaceQuota {
@@ -34,12 +32,16 @@ export class WorkspaceQuota {
    * (`<volumes>-spare`), out of the reconciler's way; one per executor process.
    */
   private spare: Promise<{ limitBytes: number; file: string } | null> | null = null;
+  /** watch: what is known of each workspace. */
+  private readonly watch: TreeWatch;
 
   constructor(
     readonly mode: QuotaMode,
     private readonly volumesDir: string,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.watch = new TreeWatch(logger);
+  }
 
   /**
    * Picks the mode for `auto`: loop when this process is root and can make and mount an
@@ -62,7 +64,7 @@ export class WorkspaceQuota {
       return probe;
     } catch (err) {
       await probe.release('probe', dir).catch(() => undefined);
-      logger.warn({ err: (err as Error).message }, 'loop-mounted workspaces are not possible here; measuring workspace sizes instead (WORKSPACE_QUOTA=watch)');
+      logger.warn({ err: errorMessage(err) }, 'loop-mounted workspaces are not possible here; measuring workspace sizes instead (WORKSPACE_QUOTA=watch)');
       return new WorkspaceQuota('watch', volumesDir, logger);
     }
   }
@@ -78,6 +80,7 @@ export class WorkspaceQuota {
   /** Makes an empty workspace folder bounded to `limitBytes`. */
   async create(taskId: string, workspace: string, limitBytes: number): Promise<void> {
     await fs.mkdir(workspace, { recursive: true });
+    this.watch.forget(workspace);
     if (this.mode !== 'loop') return;
     await fs.mkdir(this.volumesDir, { recursive: true, mode: 0o700 });
     if (!(await this.fromSpare(taskId, workspace, limitBytes))) await this.format(taskId, workspace, limitBytes);
@@ -104,7 +107,7 @@ export class WorkspaceQuota {
       await fs.rm(path.join(workspace, 'lost+found'), { recursive: true, force: true });
       return true;
     } catch (err) {
-      this.logger.warn({ taskId, err: (err as Error).message }, 'the spare workspace volume could not be used; formatting one');
+      this.logger.warn({ taskId, err: errorMessage(err) }, 'the spare workspace volume could not be used; formatting one');
       await this.unmount(workspace).catch(() => undefined);
       await fs.rm(image, { force: true });
       await fs.rm(ready.file, { force: true });
@@ -128,7 +131,7 @@ export class WorkspaceQuota {
       await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1', file], { timeout: 60_000 });
       return { limitBytes, file };
     } catch (err) {
-      this.logger.debug({ err: (err as Error).message }, 'no spare workspace volume');
+      this.logger.debug({ err: errorMessage(err) }, 'no spare workspace volume');
       return null;
     }
   }
@@ -182,11 +185,16 @@ export class WorkspaceQuota {
     } catch (err) {
       await this.unmount(workspace).catch(() => undefined);
       await fs.rm(image, { force: true });
-      throw new Error(`could not make the task's ${Math.round(limitBytes / 1048576)} MB workspace volume: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
+      throw new Error(`could not make the task's ${Math.round(limitBytes / 1048576)} MB workspace volume: ${(err as { stderr?: string }).stderr?.trim() || errorMessage(err)}`);
     }
   }
 
-  /** What the workspace holds now; null when it cannot be measured. */
+  /** How often the executor should ask `full` while a task runs, in ms. */
+  get pollMs(): number {
+    return this.mode === 'loop' ? 500 : 250;
+  }
+
+  /** What the workspace holds now (watch: measured now); null when it cannot be measured. */
   async usage(workspace: string, limitBytes: number): Promise<QuotaUsage | null> {
     if (this.mode === 'off') return null;
     if (this.mode === 'loop') {
@@ -195,21 +203,30 @@ export class WorkspaceQuota {
       const total = st.blocks * st.bsize;
       return { usedBytes: total - st.bavail * st.bsize, limitBytes: total };
     }
-    return { usedBytes: await treeBytes(workspace), limitBytes };
+    return this.watch.usage(workspace, limitBytes);
   }
 
-  /** Whether a task has used up its quota (loop: less than 1 MB or no inode left). */
+  /** watch: what was last known of a workspace (its last measure), without measuring; null when not watched. */
+  lastUsage(workspace: string): WatchedUsage | null {
+    return this.watch.last(workspace);
+  }
+
+  /**
+   * Whether a task has used up its quota (loop: less than 1 MB or no inode left; watch:
+   * its last measure is past the quota, measuring first when one is due, see the class).
+   */
   async full(workspace: string, limitBytes: number): Promise<boolean> {
+    if (this.mode === 'off') return false;
     if (this.mode === 'loop') {
       const st = await fs.statfs(workspace).catch(() => null);
       return Boolean(st && (st.bavail * st.bsize < 1024 * 1024 || st.ffree === 0));
     }
-    const u = await this.usage(workspace, limitBytes);
-    return Boolean(u && u.usedBytes > u.limitBytes);
+    return this.watch.full(workspace, limitBytes);
   }
 
   /** Unmounts a task's volume (if any) and deletes its image; the folder's contents stay. */
   async release(taskId: string, workspace: string): Promise<void> {
+    this.watch.forget(workspace);
     await this.unmount(workspace);
     await fs.rm(this.imageFile(taskId), { force: true });
     if (path.basename(workspace).startsWith('probe-')) await fs.rm(workspace, { recursive: true, force: true });
@@ -221,39 +238,7 @@ export class WorkspaceQuota {
     try {
       await run('umount', [dir], { timeout: 30_000 });
     } catch {
-      await run('umount', ['-l', dir], { timeout: 30_000 }).catch((err: Error) =>
-        this.logger.warn({ dir, err: err.message }, 'could not unmount a task workspace'),
-      );
+      await run('umount', ['-l', dir], { timeout: 30_000 }).catch((err: unknown) => this.logger.warn({ dir, err: errorMessage(err) }, 'could not unmount a task workspace'));
     }
   }
-}
-
-/** Whether `dir` is a mount point (per /proc/self/mountinfo). */
-export async function isMountPoint(dir: string): Promise<boolean> {
-  const real = await fs.realpath(dir).catch(() => null);
-  if (!real) return false;
-  const info = await fs.readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-  return info.split('\n').some((line) => unescapeMount(line.split(' ')[4] ?? '') === real);
-}
-
-function unescapeMount(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
-/** Bytes a folder tree takes on disk (allocated blocks; links not followed). */
-export async function treeBytes(dir: string): Promise<number> {
-  let total = 0;
-  const stack = [dir];
-  while (stack.length) {
-    const d = stack.pop() as string;
-    const entries = await fs.readdir(d, { withFileTypes: true }).catch(() => []);
-    for (const e of entries) {
-      const p = path.join(d, e.name);
-      const st = await fs.lstat(p).catch(() => null);
-      if (!st) continue;
-      total += st.blocks * 512;
-      if (e.isDirectory()) stack.push(p);
-    }
-  }
-  return total;
 }

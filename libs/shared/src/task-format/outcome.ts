@@ -64,12 +64,12 @@ export const outcomes = {
   stopped: (why: string, when?: 'before it started' | 'while its requirements were installed' | 'while its result was packed') =>
     make('stopped', when ? `${why} ${when}` : why),
   outOfMemory: (limitBytes: number) => make('out_of_memory', `out of memory: the task passed its limit of ${mb(limitBytes)} and was killed`),
-  quotaExceeded: (limitBytes: number, how: 'stopped' | 'writes failed') =>
+  quotaExceeded: (limitBytes: number, how: 'stopped' | 'writes failed' | 'found at its end') =>
     make(
       'quota_exceeded',
-      how === 'stopped'
-        ? `workspace quota exceeded: the task wrote more than its ${mb(limitBytes)} workspace quota (WORKSPACE_QUOTA_MB) and was stopped`
-        : `workspace quota exceeded: the task filled its ${mb(limitBytes)} workspace quota (WORKSPACE_QUOTA_MB); writes past it failed`,
+      how === 'writes failed'
+        ? `workspace quota exceeded: the task filled its ${mb(limitBytes)} workspace quota (WORKSPACE_QUOTA_MB); writes past it failed`
+        : `workspace quota exceeded: the task wrote more than its ${mb(limitBytes)} workspace quota (WORKSPACE_QUOTA_MB)${how === 'stopped' ? ' and was stopped' : ''}`,
     ),
   resultTooLarge: (detail: string) => make('result_too_large', detail),
   resultUnpackable: (detail: string) => make('result_unpackable', `the workspace could not be packed: ${detail}`),
