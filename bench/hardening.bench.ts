@@ -41,7 +41,6 @@ async function main(): Promise<void> {
       command: ['python3', '-u', 'work.py'],
       env: { TASK_ID: `hard-${i}`, HOME: '/tmp' },
       limits: { nanoCpus: 1e9, memoryBytes: 1024 ** 3 },
-      labels: {},
       entryKind: 'python',
     });
   const plain = (i: number): Docker.ContainerCreateOptions => {
@@ -62,9 +61,13 @@ async function main(): Promise<void> {
     await docker.getContainer(opts.name as string).remove({ force: true }).catch(() => undefined);
     const t0 = performance.now();
     const c = await docker.createContainer(opts);
-    await c.start();
-    const { StatusCode } = (await c.wait()) as { StatusCode: number };
-    await c.remove({ force: true });
+    let StatusCode: number;
+    try {
+      await c.start();
+      ({ StatusCode } = (await c.wait()) as { StatusCode: number });
+    } finally {
+      await c.remove({ force: true });
+    }
     if (StatusCode !== 0) throw new Error(`the work exited with ${StatusCode}`);
     return performance.now() - t0;
   }
