@@ -215,19 +215,50 @@ export function readRunState(run: string): RunState | null {
   }
 }
 
-/** Other jest runs on this machine whose process is still alive. */
+function parentOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return 0;
+  }
+}
+
+/** Whether `pid` is this process, one of its descendants (jest's workers) or ancestors (npx, sh). */
+function isOurs(pid: number): boolean {
+  for (let p = pid, i = 0; p > 1 && i < 64; p = parentOf(p), i++) if (p === process.pid) return true;
+  for (let p = parentOf(process.pid), i = 0; p > 1 && i < 64; p = parentOf(p), i++) if (p === pid) return true;
+  return false;
+}
+
+/**
+ * Other jest runs on this machine that are still going: those that noted themselves in
+ * RUNS_DIR, and any other jest process (a run of a checkout without that note).
+ */
 export function otherLiveRuns(run: string): { run: string; pid: number }[] {
   let files: string[] = [];
   try {
     files = readdirSync(RUNS_DIR).filter((f) => f.endsWith('.json'));
   } catch {
-    return [];
+    // none noted
   }
-  return files
+  const noted = files
     .map((f) => f.slice(0, -'.json'.length))
     .filter((r) => r !== run)
     .map((r) => ({ run: r, pid: readRunState(r)?.pid ?? 0 }))
     .filter(({ pid }) => pid > 0 && existsSync(`/proc/${pid}`));
+  const jests: { run: string; pid: number }[] = [];
+  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    const pid = Number(p);
+    if (isOurs(pid) || noted.some((n) => n.pid === pid)) continue;
+    try {
+      const args = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      if (args.some((a) => /(^|\/)jest(\.js)?$|jest-worker|jest\/bin/.test(a))) jests.push({ run: '(unnoted)', pid });
+    } catch {
+      // gone
+    }
+  }
+  return [...noted, ...jests];
 }
 
 /** Mount points under os.tmpdir()/hm-* (where the tests make their folders). */
