@@ -7,6 +7,7 @@ import { insecure, messageSizeOptions, unary } from '@hivemind/shared/proto/grpc
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { SECRET_METADATA_KEY } from '@hivemind/shared/security/caller-guard';
 import { makeTestPki, TestPki } from '../support/certs';
+import { makeTempDir } from '../support/cleanup';
 import { executeRequest, uploadTask, waitForStatus } from '../support/pool';
 import { apiStatus } from '../support/node-state';
 import { Stack, waitFor } from '../support/stack';
@@ -146,7 +147,7 @@ describe('TLS and mTLS', () => {
   let pool: PoolClient;
 
   beforeAll(async () => {
-    const dir = path.join(await fs.mkdtemp('/tmp/hm-pki-'), 'pki');
+    const dir = path.join(await makeTempDir('hm-pki-'), 'pki');
     pki = await makeTestPki(dir);
     stack = await Stack.create('tls', {
       // The worker serves mTLS and talks TLS to the pool.

@@ -161,6 +161,30 @@ export async function removeTree(dir: string, opts: { keepFiles?: boolean } = {}
   return left;
 }
 
+// --- temporary folders of a test file ---------------------------------------------------
+
+const tempDirs = new Set<string>();
+
+/**
+ * A new folder under os.tmpdir() (named `<prefix>XXXXXX`), removed with whatever is
+ * mounted in it when the test file ends (jest-setup), or by the global teardown if the
+ * file's worker died first.
+ */
+export async function makeTempDir(prefix: string): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
+  recordDir(dir);
+  tempDirs.add(dir);
+  return dir;
+}
+
+/** Removes the folders makeTempDir made (at the end of each test file). */
+export async function removeTempDirs(): Promise<void> {
+  const dirs = [...tempDirs];
+  tempDirs.clear();
+  const keepFiles = process.env.HM_KEEP_TEST_DIRS === '1';
+  await Promise.all(dirs.map((d) => removeTree(d, { keepFiles })));
+}
+
 // --- the run's manifest ----------------------------------------------------------------
 // Jest runs test files in worker processes; what they make on the host is written to a
 // file of the run's own, so the global teardown can find what a crashed worker left.
