@@ -23,7 +23,7 @@ leftovers() {
       "$tmp"/hm-bench-*) d=/dev/$(basename "$(dirname "$(dirname "$dev")")"); log "LEFTOVER loop device $d"; losetup -d "$d" || true; found=1 ;;
     esac
   done
-  for m in "$tmp"/hm-bench-*; do
+  for m in "$tmp"/hm-bench-*-??????; do
     [ -e "$m" ] || continue
     log "LEFTOVER folder $m"; rm -rf "$m" || true; found=1
   done
