@@ -55,7 +55,7 @@ async function bigTask(): Promise<string[]> {
     pool.close();
     worker.close();
     redis.disconnect();
-    await stack.stopAll();
+    await stack.destroy();
   }
 }
 
@@ -108,7 +108,7 @@ async function flood(): Promise<string[]> {
   } finally {
     pool.close();
     worker.close();
-    await stack.stopAll();
+    await stack.destroy();
   }
 }
 

@@ -65,7 +65,7 @@ async function idle(): Promise<string[]> {
       `Target < 1 % of one core and < 350 MB in total: ${totalCpu < 1 && totalRss < 350 * 1024 ** 2 ? 'met' : '**missed**'}.`,
     ];
   } finally {
-    await stack.stopAll();
+    await stack.destroy();
   }
 }
 
@@ -91,8 +91,8 @@ async function monitorCost(): Promise<string[]> {
         ` At the default 5 s interval that is ${(perSample / 50).toFixed(3)} % of one core.`,
     ];
   } finally {
-    await fast.stopAll();
-    await slow.stopAll();
+    await fast.destroy();
+    await slow.destroy();
   }
 }
 
@@ -134,7 +134,7 @@ async function heartbeatUnderLoad(): Promise<string[]> {
   } finally {
     pool.close();
     worker.close();
-    await stack.stopAll();
+    await stack.destroy();
   }
 }
 

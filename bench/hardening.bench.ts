@@ -61,9 +61,13 @@ async function main(): Promise<void> {
     await docker.getContainer(opts.name as string).remove({ force: true }).catch(() => undefined);
     const t0 = performance.now();
     const c = await docker.createContainer(opts);
-    await c.start();
-    const { StatusCode } = (await c.wait()) as { StatusCode: number };
-    await c.remove({ force: true });
+    let StatusCode: number;
+    try {
+      await c.start();
+      ({ StatusCode } = (await c.wait()) as { StatusCode: number });
+    } finally {
+      await c.remove({ force: true });
+    }
     if (StatusCode !== 0) throw new Error(`the work exited with ${StatusCode}`);
     return performance.now() - t0;
   }

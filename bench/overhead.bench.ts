@@ -118,7 +118,7 @@ async function main(): Promise<void> {
     await results.close();
     eventsRedis.disconnect();
     redis.disconnect();
-    await stack.stopAll();
+    await stack.destroy();
     await fs.rm(ws, { recursive: true, force: true });
   }
 }
@@ -156,7 +156,7 @@ async function helloWorld(): Promise<void> {
   } finally {
     gateway.close();
     pool.close();
-    await stack.stopAll();
+    await stack.destroy();
   }
   const hs = summarize(helloMs);
   const helloBody = [

@@ -91,7 +91,7 @@ async function viaWorker(replicas: number, n: number, tag: string): Promise<Run>
   } finally {
     pool.close();
     worker.close();
-    await stack.stopAll();
+    await stack.destroy();
   }
 }
 
@@ -119,17 +119,20 @@ async function raw(n: number): Promise<{ seconds: number; cpuPerTask: Map<string
   const selfBefore = (process.cpuUsage().user + process.cpuUsage().system) / 1000 / n;
   const t0 = performance.now();
   let next = 0;
-  await Promise.all(
-    Array.from({ length: C }, async () => {
-      while (next < n) await run(`bench-raw-${process.pid}-${next++}`, ['python3', '-u', 'run.py']);
-    }),
-  );
+  try {
+    await Promise.all(
+      Array.from({ length: C }, async () => {
+        while (next < n) await run(`bench-raw-${process.pid}-${next++}`, ['python3', '-u', 'run.py']);
+      }),
+    );
+  } finally {
+    await fs.rm(ws, { recursive: true, force: true });
+  }
   const seconds = (performance.now() - t0) / 1000;
   const cpu1 = await Promise.all(procs.map((p) => procStat(p.pid).then((st) => st.cpuMs, () => 0)));
   const cpuPerTask = new Map<string, number>();
   procs.forEach((p, i) => cpuPerTask.set(p.name, (cpuPerTask.get(p.name) ?? 0) + (cpu1[i] - cpu0[i]) / n));
   cpuPerTask.set('benchmark (dockerode loop)', (process.cpuUsage().user + process.cpuUsage().system) / 1000 / n - selfBefore);
-  await fs.rm(ws, { recursive: true, force: true });
   return { seconds, cpuPerTask };
 }
 

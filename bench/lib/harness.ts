@@ -5,7 +5,16 @@ import { insecure, messageSizeOptions, unary } from '@hivemind/shared/proto/grpc
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { DockerRuntime } from '../../apps/executor/src/runtime/docker.runtime';
 import { executeRequest, uploadTask } from '../../test/support/pool';
-import { RunningService } from '../../test/support/stack';
+import { RunningService, Stack } from '../../test/support/stack';
+
+// Interrupted (Ctrl-C, a CI timeout): the stacks' services, task containers, workspace
+// volumes and folders go before the process does.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`${signal}: removing the benchmark's stacks`);
+    void Stack.destroyAll().finally(() => process.exit(130));
+  });
+}
 
 /** Environment every benchmark stack shares: the upload guard off, quiet logs. */
 export const BENCH_ENV = { LOG_LEVEL: 'info', RESULT_UPLOAD_GUARD: '0' };
@@ -93,9 +102,12 @@ export function bareRunner(docker: Docker, image: string, workspace: string, nan
         limits: { nanoCpus, memoryBytes: 1024 ** 3 },
       }),
     );
-    await c.start();
-    await c.wait();
-    await c.remove({ force: true });
+    try {
+      await c.start();
+      await c.wait();
+    } finally {
+      await c.remove({ force: true });
+    }
   };
 }
 

@@ -27,7 +27,8 @@ describe('a Docker daemon restart while a task runs', () => {
 
   afterAll(async () => {
     pool?.close();
-    await stack?.stopAll();
+    // The stack first (its task containers live in this daemon), then the daemon with its mounts.
+    await stack?.destroy();
     await dockerd?.destroy();
   });
 

@@ -2,11 +2,11 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { hardwareFingerprint } from '@hivemind/shared/capacity/cpu-benchmark';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
-import { ownerClient, uploadTask, waitForStatus } from '../support/pool';
+import { NEVER_OFFERED, ownerClient, taskInfo, uploadTask, waitForStatus } from '../support/pool';
+import { apiStatus, waitForReportedStatus } from '../support/node-state';
 import { makeZip } from '../support/zips';
-import { Stack, waitFor } from '../support/stack';
+import { Stack } from '../support/stack';
 import { unzip } from '../support/unzip';
-
 /**
  * The volunteer's earnings: a real task run through devpool, gateway, executor and
  * monitor ends in a result zip whose execution_log.txt holds the node's CPT estimate
@@ -56,20 +56,34 @@ describe('earnings and honest capacity', () => {
     expect(exec).toMatch(/total max\(1, int\(10 x [\d.]+ x 0\.00\d+ \+ 0\)\) = 1/);
   });
 
+  /** The pool dispatches by the node's registered cpu score: `score` fits, `score + 1` is never offered. */
+  async function expectPoolScore(score: number, tag: string): Promise<void> {
+    const zip = await makeZip([{ name: 'run.sh', content: 'echo fits' }]);
+    expect((await uploadTask(pool, `${tag}-over`, zip, { cpuScore: score + 1 })).success).toBe(true);
+    expect((await uploadTask(pool, `${tag}-exact`, zip, { cpuScore: score })).success).toBe(true);
+    expect((await waitForStatus(pool, `${tag}-exact`, ['COMPLETED', 'FAILED'], 60_000)).status).toBe('COMPLETED');
+    expect(await taskInfo(pool, `${tag}-over`)).toMatchObject({ status: 'PENDING', message: NEVER_OFFERED });
+    // Not to be offered later, when the node registers another score.
+    await pool.call(pool.master, pool.master.stopTask, (token) => ({ task_id: `${tag}-over`, token }));
+  }
+
   it('registers the cpu score its benchmark measured, cached per hardware and reused on the next start', async () => {
     const cache = JSON.parse(await fs.readFile(path.join(stack.env.WORK_DIR, 'cpu-benchmark.json'), 'utf8'));
     expect(cache.fingerprint).toBe(hardwareFingerprint());
     expect(cache.machineScore).toBeGreaterThan(0);
     const gateway = () => stack.services.filter((s) => s.name === 'gateway').pop()!;
-    expect(gateway().output()).toContain(`"cpuScore":${cache.machineScore},"source":"benchmark"`);
-    const devpool = stack.services.find((s) => s.name === 'devpool')!;
-    expect(devpool.output()).toContain(`"cpuScore":${cache.machineScore},"cores":`);
+    expect((await apiStatus(stack)).capacity.cpuScore).toBe(cache.machineScore);
+    // What the pool heard shows in what it offers: a task asking one point more than the
+    // registered score is never offered (it stays PENDING with no message); one asking
+    // exactly the score runs.
+    await expectPoolScore(cache.machineScore, 'bench');
 
     // A planted score shows the next start reads the cache instead of measuring again.
     await fs.writeFile(path.join(stack.env.WORK_DIR, 'cpu-benchmark.json'), JSON.stringify({ ...cache, machineScore: 4321 }));
     await stack.stop(gateway());
     await stack.start('gateway');
-    expect(gateway().output()).toContain('"cpuScore":4321,"source":"cache"');
-    await waitFor('the pool to hear the new score', async () => devpool.output().includes('"cpuScore":4321,"cores":'), 40_000);
+    expect((await apiStatus(stack)).capacity.cpuScore).toBe(4321);
+    await waitForReportedStatus(stack, 'Idle', 40_000);
+    await expectPoolScore(4321, 'cache');
   });
 });

@@ -1,6 +1,7 @@
 import Docker from 'dockerode';
 import { ownerClient, taskInfo, uploadTask } from '../support/pool';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
+import { historyOf, uploadsSucceeded } from '../support/node-state';
 import { RunningService, Stack, waitFor } from '../support/stack';
 import { unzip } from '../support/unzip';
 import { makeZip } from '../support/zips';
@@ -56,11 +57,16 @@ describe(`the executor SIGKILLed ${KILLS} times while tasks run`, () => {
       return infos.every((t) => t && ['COMPLETED', 'FAILED'].includes(t.status));
     }, 240_000);
 
-    // devpool's log lines travel through a pipe and can trail the statuses it reports.
-    const received = () => stack.services.filter((s) => s.name === 'devpool').flatMap((s) => s.output().split('\n')).filter((l) => l.includes('result received'));
-    await waitFor('devpool to log every result', async () => ids.every((id) => received().some((l) => l.includes(`"taskId":"${id}"`))), 10_000).catch(() => undefined);
-    const devpoolLines = stack.services.filter((s) => s.name === 'devpool').flatMap((s) => s.output().split('\n'));
-    const uploads = new Map(ids.map((id) => [id, devpoolLines.filter((l) => l.includes(`"taskId":"${id}"`) && l.includes('result received')).length]));
+    // Uploads: the node's task history has one entry per result the pool took (written
+    // just after the upload), and the gateway (never killed here) counts every upload
+    // the pool accepted in its /metrics.
+    const delivered = async () => {
+      const history = await historyOf(stack);
+      return new Map(ids.map((id) => [id, history.filter((e) => e.taskId === id).length]));
+    };
+    await waitFor('every delivery to be recorded', async () => [...(await delivered()).values()].every((n) => n > 0), 10_000).catch(() => undefined);
+    const uploads = await delivered();
+    const uploadedInAll = await uploadsSucceeded(stack.services.find((s) => s.name === 'gateway')!);
     const starts = new Map<string, number>();
     const statuses = new Map<string, string>();
     for (const id of ids) {
@@ -78,12 +84,13 @@ describe(`the executor SIGKILLed ${KILLS} times while tasks run`, () => {
       accepted: TASKS,
       completedAtPool: pool_.filter((t) => t?.status === 'COMPLETED').length,
       uploads: [...uploads.values()].reduce((a, b) => a + b, 0),
+      uploadedInAll,
       duplicates: [...uploads.values()].filter((n) => n > 1).length,
       ranTwice: [...starts.values()].filter((n) => n > 1).length,
       succeeded: [...statuses.values()].filter((s) => s === 'Success').length,
       orphans,
     };
     console.log(`faults: ${KILLS} executor kills; ${JSON.stringify(counts)}; statuses ${JSON.stringify(Object.fromEntries(statuses))}`);
-    expect(counts).toEqual({ accepted: TASKS, completedAtPool: TASKS, uploads: TASKS, duplicates: 0, ranTwice: 0, succeeded: TASKS, orphans: 0 });
+    expect(counts).toEqual({ accepted: TASKS, completedAtPool: TASKS, uploads: TASKS, uploadedInAll: TASKS, duplicates: 0, ranTwice: 0, succeeded: TASKS, orphans: 0 });
   });
 });

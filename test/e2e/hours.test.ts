@@ -4,6 +4,7 @@ import { WorkerNodeServiceClient } from '@hivemind/shared/proto/generated/nodepo
 import { insecure, messageSizeOptions, unary } from '@hivemind/shared/proto/grpc';
 import { executeRequest } from '../support/pool';
 import { makeZip } from '../support/zips';
+import { waitForReportedStatus } from '../support/node-state';
 import { Stack, waitFor } from '../support/stack';
 
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
@@ -36,7 +37,8 @@ describe('working hours and CPU-only mode', () => {
     const res = await unary(worker, worker.executeTask, executeRequest({ task_id: 'closed-1', task_zip: zip }));
     expect(res.success).toBe(false);
     expect(res.message).toMatch(new RegExp(`^the node takes tasks only during its working hours \\(WORK_SCHEDULE "${schedule}"\\); it opens ${day} 03:00 \\(\\d{4}-`));
-    await waitFor('the gateway to report Closed (working hours)', async () => stack.services.find((s) => s.name === 'gateway')!.output().includes('"status":"Closed (working hours)"'), 15_000);
+    // The node's status (/api/status) says so, and the pool has heard it since.
+    await waitForReportedStatus(stack, 'Closed (working hours)');
     // The owner state the dashboard shows says so too.
     const redis = new IORedis(stack.env.REDIS_URL);
     try {

@@ -1,4 +1,5 @@
 import IORedis from 'ioredis';
+import { ExecutorBeat, RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { Stack, waitFor } from '../support/stack';
 
 /** The executor's start-up check of the default task images. */
@@ -12,21 +13,21 @@ describe('task images at executor start', () => {
   it('a missing default image that cannot be pulled fails readiness with a message naming it and the build script', async () => {
     stack = await Stack.create('images', { TASK_IMAGE: 'hivemind/missing-image:test', TASK_SHELL_IMAGE: 'hivemind/task-runtime:latest' });
     const executor = await stack.start('executor', {}, /executor not ready/);
-    const line = executor.output().split('\n').find((l) => l.includes('executor not ready'))!;
-    const problem = (JSON.parse(line) as { problem: string }).problem;
-    expect(problem).toMatch(/^the task image hivemind\/missing-image:test is missing and pulling it failed: .+; build it with scripts\/build-task-image\.sh/);
-    expect(executor.output()).not.toContain('executor ready; consuming tasks');
-    // It tells the gateway it can run nothing, so the node reports Unavailable and refuses tasks.
+    // It tells the gateway, with its beat in Redis, that it can run nothing and why, so the
+    // node reports Unavailable and refuses tasks; the problem travels with the beat, for the
+    // gateway and anything that shows the node's health.
     const redis = new IORedis(stack.env.REDIS_URL);
     try {
       const beats = await waitFor('the executor beat', async () => {
-        const all = Object.values(await redis.hgetall(`${stack.env.REDIS_PREFIX}:executors`));
-        const parsed = all.map((v) => JSON.parse(v) as { runtime: string; problem: string | null });
+        const all = Object.values(await redis.hgetall(new RedisKeys(stack.env.REDIS_PREFIX).executors));
+        const parsed = all.map((v) => JSON.parse(v) as ExecutorBeat);
         return parsed.length && parsed.every((b) => b.problem) ? parsed : null;
       });
       expect(beats.map((b) => b.runtime)).toEqual(['none']);
-      // The problem travels with the beat, for the gateway and anything that shows the node's health.
-      expect(beats[0].problem).toBe(problem);
+      expect(beats[0].problem).toMatch(/^the task image hivemind\/missing-image:test is missing and pulling it failed: .+; build it with scripts\/build-task-image\.sh/);
+      // And it is not ready (it does not consume tasks): its readiness endpoint does not say ready.
+      const ready = await fetch(`http://127.0.0.1:${executor.httpPort}/health/ready`).then((r) => r.status, () => 'not listening');
+      expect(ready).not.toBe(200);
     } finally {
       redis.disconnect();
     }

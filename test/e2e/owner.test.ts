@@ -7,6 +7,7 @@ import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { OwnerState } from '@hivemind/shared/owner/owner-state';
 import { executeRequest, ownerClient, uploadTask, waitForStatus } from '../support/pool';
 import { makeZip } from '../support/zips';
+import { waitForReportedStatus } from '../support/node-state';
 import { Stack, waitFor } from '../support/stack';
 import { unzip } from '../support/unzip';
 
@@ -84,7 +85,7 @@ describe('owner first: a busy owner', () => {
     expect(refused.success).toBe(false);
     expect(refused.message).toMatch(/^the machine's owner is using it \(.+\); the node takes no new tasks until the owner has been idle for 3 s$/);
     // The pool was told: the node is not Idle, so it gets no work.
-    await waitFor('the gateway to report Busy (owner)', async () => stack.services.find((s) => s.name === 'gateway')!.output().includes('"status":"Busy (owner)"'), 15_000);
+    await waitForReportedStatus(stack, 'Busy (owner)');
 
     stopHog(hog);
     await idle();

@@ -5,6 +5,7 @@ import { WorkerNodeServiceClient } from '@hivemind/shared/proto/generated/nodepo
 import { insecure, messageSizeOptions, unary } from '@hivemind/shared/proto/grpc';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { executeRequest, ownerClient, uploadTask, waitForStatus } from '../support/pool';
+import { waitForReportedStatus } from '../support/node-state';
 import { Stack, waitFor } from '../support/stack';
 import { makeZip } from '../support/zips';
 
@@ -65,10 +66,10 @@ describe('a node low on disk', () => {
     const old = path.join(stack.env.WORK_DIR, 'kept', 'old-task');
     await fs.mkdir(old, { recursive: true });
     await fs.writeFile(path.join(old, 'big.bin'), Buffer.alloc(1024));
-    const devpool = await stack.start('devpool');
+    await stack.start('devpool');
     await stack.start('executor');
     await stack.start('gateway');
-    await waitFor('the Low disk status at the pool', async () => /"node":"alice","status":"Low disk","msg":"node status changed"/.test(devpool.output()));
+    await waitForReportedStatus(stack, 'Low disk');
     await waitFor('the kept workspace collected', async () => !(await exists(old)), 20_000, 200);
     const worker = new WorkerNodeServiceClient(stack.gatewayAddress, insecure(), messageSizeOptions(64 << 20));
     try {

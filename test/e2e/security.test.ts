@@ -7,7 +7,9 @@ import { insecure, messageSizeOptions, unary } from '@hivemind/shared/proto/grpc
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { SECRET_METADATA_KEY } from '@hivemind/shared/security/caller-guard';
 import { makeTestPki, TestPki } from '../support/certs';
+import { makeTempDir } from '../support/cleanup';
 import { executeRequest, uploadTask, waitForStatus } from '../support/pool';
+import { apiStatus } from '../support/node-state';
 import { Stack, waitFor } from '../support/stack';
 import { unzip } from '../support/unzip';
 import { makeZip } from '../support/zips';
@@ -145,7 +147,7 @@ describe('TLS and mTLS', () => {
   let pool: PoolClient;
 
   beforeAll(async () => {
-    const dir = path.join(await fs.mkdtemp('/tmp/hm-pki-'), 'pki');
+    const dir = path.join(await makeTempDir('hm-pki-'), 'pki');
     pki = await makeTestPki(dir);
     stack = await Stack.create('tls', {
       // The worker serves mTLS and talks TLS to the pool.
@@ -176,8 +178,13 @@ describe('TLS and mTLS', () => {
   it('carries the whole loop over TLS both ways, with the pool presenting a client certificate', async () => {
     expect((await uploadTask(pool, 'tls-1', await makeZip([{ name: 'run.sh', content: 'echo over tls' }]))).success).toBe(true);
     expect((await waitForStatus(pool, 'tls-1', ['COMPLETED', 'FAILED'])).status).toBe('COMPLETED');
-    const gateway = stack.services.find((s) => s.name === 'gateway')!;
-    expect(gateway.output()).toContain('"transport":"mtls"');
+    // The gateway serves mutual TLS (so the pool's dial carried its client certificate): a TLS caller without one is turned away.
+    const anonymous = new WorkerNodeServiceClient(stack.gatewayAddress, credentials.createSsl(readFileSync(pki.ca.cert)));
+    try {
+      await expect(unary(anonymous, anonymous.executeTask, request({ task_id: 'bad id' }), new Metadata(), 5000)).rejects.toMatchObject({ code: status.UNAVAILABLE });
+    } finally {
+      anonymous.close();
+    }
   });
 
   it('refuses callers without a valid client certificate, and plaintext callers', async () => {
@@ -214,7 +221,11 @@ describe('a stored credential file', () => {
     await fs.chmod(file, 0o600);
     await stack.start('devpool');
     await stack.start('gateway', { NODE_PASSWORD: '', CREDENTIALS_FILE: file });
-    await waitFor('the gateway to log in with the stored password', async () => /"msg":"CPT balance"/.test(stack.services.at(-1)!.output()), 20_000);
+    // Logged in with the stored password: /api/status shows the pool link up and the CPT balance it fetched.
+    await waitFor('the gateway to log in with the stored password', async () => {
+      const s = await apiStatus(stack);
+      return s.pool.loggedIn && s.cpt.balance !== null;
+    }, 20_000);
     await stack.stopAll();
   });
 });

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { zipFolder } from '../../apps/devpool/src/submit-client';
+import { makeTempDir } from '../support/cleanup';
 import { ownerClient, taskInfo, uploadTask, waitForStatus } from '../support/pool';
 import { makeZip } from '../support/zips';
 import { ROOT, Stack, waitFor } from '../support/stack';
@@ -140,7 +140,7 @@ describe('a task from the Node Pool to a result zip', () => {
   });
 
   it('submit exits 0 for a task that succeeds and 1 for one that fails, unpacking the result', async () => {
-    const out = await fs.mkdtemp(path.join(os.tmpdir(), 'hm-submit-'));
+    const out = await makeTempDir('hm-submit-');
     const failing = path.join(out, 'failing');
     await fs.mkdir(failing);
     await fs.writeFile(path.join(failing, 'run.py'), 'import sys\nprint("nope")\nsys.exit(2)\n');

@@ -1,8 +1,10 @@
 import { spawn, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { testMounts, testNetworks, writeRunState } from './cleanup';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -17,6 +19,9 @@ async function freePort(): Promise<number> {
 /**
  * Starts a throwaway redis-server for the integration tests (unless TEST_REDIS_URL
  * points at one) and checks that the Docker daemon answers: these tests never skip.
+ * Gives the run an id (HM_TEST_RUN: in every stack's Redis prefix and container
+ * instance label) and notes what the host held before it, so the global teardown can
+ * tell what this run left behind.
  */
 export default async function globalSetup(): Promise<void> {
   try {
@@ -24,6 +29,9 @@ export default async function globalSetup(): Promise<void> {
   } catch {
     throw new Error('the Docker daemon does not answer: run the tests with npm test (scripts/setup.sh starts it)');
   }
+  const run = randomBytes(3).toString('hex');
+  process.env.HM_TEST_RUN = run;
+  writeRunState(run, { pid: process.pid, started: Date.now(), mounts: testMounts(), networks: testNetworks() });
   if (process.env.TEST_REDIS_URL) return;
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hm-test-redis-'));
@@ -45,4 +53,5 @@ export default async function globalSetup(): Promise<void> {
   }
   process.env.TEST_REDIS_URL = `redis://127.0.0.1:${port}`;
   process.env.TEST_REDIS_PID = String(child.pid);
+  process.env.TEST_REDIS_DIR = dir;
 }

@@ -9,6 +9,12 @@ export function ownerClient(address: string, username = 'alice', password = `${u
 
 export { uploadTask } from '../../apps/devpool/src/submit-client';
 
+/**
+ * A devpool task's message until the pool first offers it to a node: a task still
+ * PENDING with it was never offered (it fits no node the pool knows as Idle).
+ */
+export const NEVER_OFFERED = 'waiting for a node';
+
 export async function taskInfo(pool: PoolClient, taskId: string): Promise<TaskInfo | undefined> {
   return (await pool.call(pool.master, pool.master.getAllUserTasks, (token) => ({ token }))).tasks.find((t) => t.task_id === taskId);
 }

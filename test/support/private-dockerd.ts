@@ -4,7 +4,11 @@ import { createWriteStream, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Docker from 'dockerode';
+import { recordDir, removeContainers, removeTree } from './cleanup';
 import { waitFor } from './stack';
+
+/** Daemons not yet destroyed (jest-setup destroys what a test file left). */
+const live = new Set<PrivateDockerd>();
 
 /**
  * A second Docker daemon of the test's own (own socket, data and exec roots, no
@@ -30,12 +34,25 @@ export class PrivateDockerd {
    */
   static async create(): Promise<PrivateDockerd> {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hm-dockerd-'));
+    recordDir(dir);
     const bridge = `hmbr${randomBytes(3).toString('hex')}`;
+    const d = new PrivateDockerd(dir, bridge);
+    live.add(d);
     const octet = 100 + (randomBytes(1)[0] % 100);
-    execFileSync('ip', ['link', 'add', bridge, 'type', 'bridge']);
-    execFileSync('ip', ['addr', 'add', `10.${octet}.0.1/24`, 'dev', bridge]);
-    execFileSync('ip', ['link', 'set', bridge, 'up']);
-    return new PrivateDockerd(dir, bridge);
+    try {
+      execFileSync('ip', ['link', 'add', bridge, 'type', 'bridge']);
+      execFileSync('ip', ['addr', 'add', `10.${octet}.0.1/24`, 'dev', bridge]);
+      execFileSync('ip', ['link', 'set', bridge, 'up']);
+    } catch (err) {
+      await d.destroy();
+      throw err;
+    }
+    return d;
+  }
+
+  /** Destroys every daemon not yet destroyed. */
+  static async destroyAll(): Promise<void> {
+    await Promise.all([...live].map((d) => d.destroy()));
   }
 
   async start(opts: { liveRestore?: boolean } = {}): Promise<void> {
@@ -85,15 +102,25 @@ export class PrivateDockerd {
     });
   }
 
-  async destroy(): Promise<void> {
-    const all = await this.docker.listContainers({ all: true }).catch(() => []);
-    await Promise.all(all.map((c) => this.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
-    await this.stop();
+  /**
+   * Removes the daemon and everything it made, whatever state a failed or timed-out
+   * test left it in: its containers (while it still answers), the daemon itself, any
+   * process still naming its folder (its containerd, container shims), every mount
+   * under its folder (its data root's bind mount, overlay layers, network namespaces:
+   * lazily where busy), loop devices, its bridge, then the folder. Returns what it had
+   * to remove besides the containers and the daemon.
+   */
+  async destroy(): Promise<string[]> {
+    live.delete(this);
+    const answers = await this.docker.ping().then(() => true, () => false);
+    if (answers) await removeContainers(this.docker, {});
+    await this.stop().catch(() => undefined);
+    const left = await removeTree(this.dir);
     try {
-      execFileSync('ip', ['link', 'del', this.bridge]);
+      execFileSync('ip', ['link', 'del', this.bridge], { stdio: 'ignore' });
     } catch {
       // already gone
     }
-    await fs.rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+    return left;
   }
 }

@@ -4,6 +4,8 @@ import { createWriteStream, existsSync, promises as fs } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import Docker from 'dockerode';
+import { LABEL_INSTANCE, LABEL_MANAGED, recordDir, removeContainers, removeTree, runId } from './cleanup';
 
 /** The repository root (from test/support, or from dist/test/support when compiled for bench/). */
 export const ROOT = (() => {
@@ -28,7 +30,14 @@ export function redisUrl(): string {
   return url;
 }
 
-export const uniquePrefix = (name: string) => `hmtest-${name}-${randomBytes(4).toString('hex')}`;
+/**
+ * A Redis prefix (and container instance label) of a test's own. Inside a jest run it
+ * carries the run's id, so the global teardown knows which containers this run made.
+ */
+export const uniquePrefix = (name: string) => `hmtest-${runId() ? `${runId()}-` : ''}${name}-${randomBytes(4).toString('hex')}`;
+
+/** Stacks not yet destroyed (jest-setup destroys what a test file left). */
+const live = new Set<Stack>();
 
 export type Service = 'devpool' | 'gateway' | 'executor' | 'monitor';
 
@@ -67,6 +76,7 @@ export class Stack {
 
   static async create(name: string, extra: Record<string, string> = {}): Promise<Stack> {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), `hm-${name}-`));
+    recordDir(dir);
     const devpoolPort = await freePort();
     const grpcPort = await freePort();
     const env: Record<string, string> = {
@@ -89,7 +99,14 @@ export class Stack {
       LOG_LEVEL: 'debug',
       ...extra,
     };
-    return new Stack(dir, env);
+    const stack = new Stack(dir, env);
+    live.add(stack);
+    return stack;
+  }
+
+  /** Destroys every stack not yet destroyed (after each test file, and at a benchmark's end). */
+  static async destroyAll(): Promise<void> {
+    await Promise.all([...live].map((s) => s.destroy()));
   }
 
   get devpoolAddress(): string {
@@ -162,6 +179,24 @@ export class Stack {
 
   async stopAll(): Promise<void> {
     await Promise.all([...this.services].reverse().map((s) => this.stop(s)));
+  }
+
+  /**
+   * Stops every service and removes everything the stack put on the host, whatever
+   * state a failed or timed-out test left it in: the containers of its instance
+   * (an executor leaves a running task's container for its successor), mounts and
+   * loop devices under its folder (the tasks' workspace volumes), then the folder.
+   * HM_KEEP_TEST_DIRS=1 keeps the folder's files (the services' logs) for a post-mortem.
+   * Returns what it had to remove besides the folder.
+   */
+  async destroy(): Promise<string[]> {
+    live.delete(this);
+    await this.stopAll().catch(() => undefined);
+    const docker = new Docker(this.env.DOCKER_SOCKET ? { socketPath: this.env.DOCKER_SOCKET } : undefined);
+    const left = (await removeContainers(docker, { label: [`${LABEL_MANAGED}=true`, `${LABEL_INSTANCE}=${this.env.REDIS_PREFIX}`] })).map((c) => `container ${c}`);
+    const keepFiles = process.env.HM_KEEP_TEST_DIRS === '1';
+    if (keepFiles) console.log(`keeping ${this.dir} (HM_KEEP_TEST_DIRS=1)`);
+    return [...left, ...(await removeTree(this.dir, { keepFiles }))];
   }
 
   logs(): string {
