@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import Docker from 'dockerode';
 import IORedis from 'ioredis';
 import type { ExecutorBeat } from '@hivemind/shared/queue/redis-keys';
@@ -55,6 +56,7 @@ describe('hostile output', () => {
     await stack?.stopAll();
     // An executor killed while its task ran leaves the container: remove what is left of ours.
     for (const id of [FLOOD, SMALL, LONG]) await docker.getContainer(`hivemind-task-${id}`).remove({ force: true }).catch(() => undefined);
+    if (stack) await fs.rm(stack.dir, { recursive: true, force: true }).catch(() => undefined);
   });
 
   async function start(taskId: string, content: string): Promise<void> {
