@@ -2,28 +2,69 @@ import type { Redis } from 'ioredis';
 import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { LineSplitter, TaskLog } from '@hivemind/shared/task-format/task-log';
 
-/** Upper bound on what one flush sends to Redis: the pool keeps 10,240 characters anyway. */
-const MAX_BATCH_CHARS = 10_240;
 /**
- * Output entries kept in the stream at most (about 50 MB at worst). The gateway deletes
- * what the pool took; during a long pool outage the oldest go first.
+ * Upper bound on one output entry's text, in UTF-8 bytes. Every character is at least one
+ * byte, so it also holds at most 10,240 characters: what the pool keeps anyway.
  */
-const STREAM_MAXLEN = 5_000;
+export const MAX_BATCH_BYTES = 10_240;
+/**
+ * Output entries kept in the stream at most. The gateway deletes what the pool took;
+ * during a long pool outage the oldest go first. With MAX_BATCH_BYTES per entry the
+ * stream holds at most about 5,000 × 10 KiB ≈ 50 MB of text, whatever the tasks print
+ * (`MAXLEN ~` trims whole stream nodes, so a hundred entries or so more at times).
+ */
+export const STREAM_MAXLEN = 5_000;
+/** Room kept in each entry for the "skipped" marker line. */
+const MARKER_ROOM = 160;
+/** What the lines of one entry may take (with their newlines). */
+const LINES_BUDGET = MAX_BATCH_BYTES - MARKER_ROOM;
+/** Room kept in a cut line for its own marker. */
+const CUT_MARKER_ROOM = 100;
+/** Slots for pending lines (a power of two above LINES_BUDGET: every line takes a byte at least). */
+const RING = 16_384;
+const MASK = RING - 1;
+
+/** The longest prefix of `s` that takes at most `maxBytes` of UTF-8 (a character is never split). */
+export function cutUtf8(s: string, maxBytes: number): string {
+  let end = Math.min(s.length, maxBytes);
+  const c = s.charCodeAt(end - 1);
+  if (end < s.length && c >= 0xd800 && c <= 0xdbff) end -= 1;
+  const head = s.slice(0, end);
+  if (Buffer.byteLength(head, 'utf8') <= maxBytes) return head;
+  const buf = Buffer.from(head, 'utf8');
+  let i = maxBytes;
+  // Back to the first byte of the character that byte maxBytes belongs to.
+  while (i > 0 && (buf[i] & 0xc0) === 0x80) i -= 1;
+  return buf.toString('utf8', 0, i);
+}
 
 /**
  * Where a running task's output goes: every line to the task's bounded log file, and
- * new lines in batches (every flushMs, bounded) to the output stream the gateway relays.
+ * new lines in batches (every flushMs) to the output stream the gateway relays.
+ *
+ * The stream is bounded in bytes, not only in entries: one flush sends one entry of at
+ * most MAX_BATCH_BYTES. A line too long for an entry is cut, with a marker saying how
+ * many characters were cut; when a batch overflows, its oldest lines go first and the
+ * entry starts with a marker saying how many characters were skipped. Each line costs
+ * O(its length), so a chunk of 64 Ki empty lines costs well under a millisecond or two.
  */
 export class OutputSink {
   private readonly splitter = new LineSplitter((line) => this.onLine(line));
-  private pending: string[] = [];
-  private pendingChars = 0;
+  // Pending lines, a ring of RING slots from `first` (`count` of them): their texts, UTF-8
+  // sizes with the newline, and the characters of output each stands for (more than its
+  // text when it was cut). Every line takes a byte at least, so RING slots always suffice.
+  private readonly texts: string[] = new Array<string>(RING).fill('');
+  private readonly sizes = new Int32Array(RING);
+  private readonly chars = new Float64Array(RING);
+  private first = 0;
+  private count = 0;
+  private pendingBytes = 0;
   private skipped = 0;
   private timer: NodeJS.Timeout;
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Pick<Redis, 'xadd'>,
     private readonly keys: RedisKeys,
     private readonly taskId: string,
     readonly log: TaskLog,
@@ -43,25 +84,46 @@ export class OutputSink {
 
   private onLine(line: string): void {
     this.log.line(line);
-    this.pending.push(line);
-    this.pendingChars += line.length + 1;
-    while (this.pendingChars > MAX_BATCH_CHARS && this.pending.length > 1) {
-      const gone = this.pending.shift() as string;
-      this.pendingChars -= gone.length + 1;
-      this.skipped += gone.length + 1;
+    let text = line;
+    let size = line.length ? Buffer.byteLength(line, 'utf8') + 1 : 1;
+    if (size > LINES_BUDGET) {
+      const kept = cutUtf8(line, LINES_BUDGET - 1 - CUT_MARKER_ROOM);
+      text = `${kept} [hivemind: ${line.length - kept.length} characters of this line cut in the live view]`;
+      size = Buffer.byteLength(text, 'utf8') + 1;
+    }
+    const slot = (this.first + this.count) & MASK;
+    this.texts[slot] = text;
+    this.sizes[slot] = size;
+    this.chars[slot] = line.length + 1;
+    this.count += 1;
+    this.pendingBytes += size;
+    // Each line fits LINES_BUDGET, so the newest line always stays.
+    while (this.pendingBytes > LINES_BUDGET) {
+      const i = this.first;
+      this.pendingBytes -= this.sizes[i];
+      this.skipped += this.chars[i];
+      this.texts[i] = '';
+      this.first = (i + 1) & MASK;
+      this.count -= 1;
     }
   }
 
   flush(): Promise<void> {
     this.flushing = this.flushing.then(async () => {
-      if (!this.pending.length) return;
-      const lines = this.pending;
-      const head = this.skipped ? [`[hivemind: ${this.skipped} characters of output skipped in the live view; task_logs.txt keeps them]`] : [];
-      this.pending = [];
-      this.pendingChars = 0;
+      if (!this.count) return;
+      const lines: string[] = [];
+      if (this.skipped) lines.push(`[hivemind: ${this.skipped} characters of output skipped in the live view; task_logs.txt keeps them]`);
+      for (let k = 0; k < this.count; k++) {
+        const i = (this.first + k) & MASK;
+        lines.push(this.texts[i]);
+        this.texts[i] = '';
+      }
+      this.first = 0;
+      this.count = 0;
+      this.pendingBytes = 0;
       this.skipped = 0;
       await this.redis
-        .xadd(this.keys.output, 'MAXLEN', '~', STREAM_MAXLEN, '*', 'task', this.taskId, 'text', [...head, ...lines].join('\n'))
+        .xadd(this.keys.output, 'MAXLEN', '~', STREAM_MAXLEN, '*', 'task', this.taskId, 'text', lines.join('\n'))
         .catch(() => undefined);
     });
     return this.flushing;
