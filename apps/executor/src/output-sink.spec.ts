@@ -37,7 +37,7 @@ async function sinkWith(headBytes = 64 * 1024, tailBytes = 64 * 1024) {
 
 /** Runs of one character as `c{n}`, so that a failure shows a readable difference. */
 const squash = (s: string) => s.replace(/(.)\1{9,}/gsu, (run: string, c: string) => `${c === '\n' ? '\\n' : c}{${[...run].length}}`);
-const skippedMarker = (n: number) => `[hivemind: ${n} characters of output skipped in the live view; task_logs.txt keeps them]`;
+const skippedMarker = (n: number) => `[hivemind: ${n} characters of output skipped in the live view; the result's task_logs.txt keeps its head and tail]`;
 const cutMarker = (n: number) => ` [hivemind: ${n} characters of this line cut in the live view]`;
 const dropMarker = (bytes: number, lines: number) =>
   `\n[hivemind: ${bytes} bytes (${lines} lines) of output dropped here; the head and the tail are kept]\n\n`;
@@ -112,7 +112,7 @@ describe('OutputSink', () => {
     const text = entries[0].text;
     expect(Buffer.byteLength(text)).toBeLessThanOrEqual(MAX_BATCH_BYTES);
     expect(text).not.toContain('\ufffd');
-    expect(text).toMatch(/^\[hivemind: 20001 characters of output skipped in the live view; task_logs.txt keeps them\]\n(😀)+ \[hivemind: \d+ characters of this line cut in the live view\]$/u);
+    expect(text).toMatch(/^\[hivemind: 20001 characters of output skipped in the live view; the result's task_logs.txt keeps its head and tail\]\n(😀)+ \[hivemind: \d+ characters of this line cut in the live view\]$/u);
   });
 
   it('keeps the entries of a long flood of long lines under MAX_BATCH_BYTES, so the stream stays under MAXLEN × MAX_BATCH_BYTES', async () => {

@@ -112,7 +112,7 @@ export class OutputSink {
     this.flushing = this.flushing.then(async () => {
       if (!this.count) return;
       const lines: string[] = [];
-      if (this.skipped) lines.push(`[hivemind: ${this.skipped} characters of output skipped in the live view; task_logs.txt keeps them]`);
+      if (this.skipped) lines.push(`[hivemind: ${this.skipped} characters of output skipped in the live view; the result's task_logs.txt keeps its head and tail]`);
       for (let k = 0; k < this.count; k++) {
         const i = (this.first + k) & MASK;
         lines.push(this.texts[i]);
