@@ -29,7 +29,7 @@ const WORK = [
 
 async function main(): Promise<void> {
   const docker = new Docker({ socketPath: '/var/run/docker.sock' });
-  const rt = new DockerRuntime(docker, { image: IMAGE, user: '10001:10001', pidsLimit: 256, tmpfsMb: 64 });
+  const rt = new DockerRuntime(docker, { image: IMAGE, user: '10001:10001', pidsLimit: 256, tmpfsMb: 64, nodeId: 'bench', instance: 'hivemind-bench' });
   const ws = await fs.mkdtemp(path.join(os.tmpdir(), 'hm-bench-hard-'));
   await fs.writeFile(path.join(ws, 'work.py'), WORK);
   await fs.chmod(ws, 0o777);
@@ -41,7 +41,6 @@ async function main(): Promise<void> {
       command: ['python3', '-u', 'work.py'],
       env: { TASK_ID: `hard-${i}`, HOME: '/tmp' },
       limits: { nanoCpus: 1e9, memoryBytes: 1024 ** 3 },
-      labels: {},
       entryKind: 'python',
     });
   const plain = (i: number): Docker.ContainerCreateOptions => {

@@ -81,16 +81,8 @@ export class DiskGuardService implements OnApplicationShutdown {
         await fs.rm(k.file, { recursive: true, force: true });
         report.keptRemoved.push(k.name);
       }
-      if (this.runtimes.runtime?.name === 'docker') {
-        const dangling = await this.runtimes.engine.listImages({ filters: { dangling: ['true'] } }).catch(() => []);
-        for (const img of dangling) {
-          if (!this.runtimes.pulled.includes(img.Id)) continue;
-          await this.runtimes.engine.getImage(img.Id).remove().then(
-            () => report.imagesRemoved.push(img.Id),
-            () => undefined,
-          );
-        }
-      }
+      // Images this executor pulled that nothing uses any more.
+      report.imagesRemoved.push(...((await this.runtimes.runtime?.removeUnusedImages(this.runtimes.pulled).catch(() => [])) ?? []));
       await this.reconciler.reconcile();
       report.freeMb = await freeMb(c.workDir);
     }

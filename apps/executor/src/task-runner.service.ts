@@ -23,7 +23,6 @@ import { GpuAllocatorService } from './gpu-allocator.service';
 import { OutputSink } from './output-sink';
 import { OwnerFreezeService } from './owner-freeze.service';
 import { RuntimeService } from './runtime/runtime.service';
-import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE, LABEL_TASK } from './runtime/docker.runtime';
 import { RunExit, RunningTaskHandle, TaskRuntime } from './runtime/task-runtime.port';
 import { WorkspaceQuota } from './workspace/quota';
 
@@ -192,7 +191,7 @@ export class TaskRunnerService {
           const gpus = await this.gpus.allocate(job.taskId, job.request);
           if ('error' in gpus) {
             outcome = { status: 'Failed', reason: gpus.error };
-          } else if (gpus.uuids.length && runtime.name !== 'docker') {
+          } else if (gpus.uuids.length && !runtime.supportsGpu) {
             outcome = { status: 'Failed', reason: 'the task asks for a GPU; the process runtime cannot give one' };
           } else if (gpus.uuids.length) {
             live.gpus = gpus.uuids;
@@ -372,12 +371,7 @@ export class TaskRunnerService {
         limits: job.limits,
         entryKind: 'python',
         phase: 'install',
-        labels: {
-          [LABEL_MANAGED]: 'true',
-          [LABEL_TASK]: job.taskId,
-          [LABEL_NODE]: c.NODE_ID || 'unknown',
-          [LABEL_INSTANCE]: c.REDIS_PREFIX,
-        },
+        network: true,
       },
       (chunk) => {
         sink.push(chunk);
@@ -439,12 +433,6 @@ export class TaskRunnerService {
         limits: job.limits,
         entryKind: job.entry.kind,
         gpus: live.gpus,
-        labels: {
-          [LABEL_MANAGED]: 'true',
-          [LABEL_TASK]: job.taskId,
-          [LABEL_NODE]: this.config.NODE_ID || 'unknown',
-          [LABEL_INSTANCE]: this.config.REDIS_PREFIX,
-        },
       },
       (chunk) => sink.push(chunk),
     );
@@ -457,7 +445,7 @@ export class TaskRunnerService {
     const running: RunningTask = { executorId, startedAt, cpuPercent: 0, memoryPercent: 0, memoryBytes: 0, usageAt: startedAt };
     const usage = (live.usage = new TaskUsageAverage(job.limits.nanoCpus / 1e9));
     await this.redis.hset(this.keys.running, job.taskId, JSON.stringify(running));
-    await this.freeze.track(job.taskId, runtime.name);
+    await this.freeze.track(job.taskId, runtime);
     let finished = false;
     let primed = false;
     const usageTimer = setInterval(() => {
