@@ -1,8 +1,42 @@
+import { promises as fs } from 'node:fs';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
-import { ownerClient, taskInfo, uploadTask } from '../support/pool';
+import { ownerClient, taskInfo, uploadTask, waitForStatus } from '../support/pool';
 import { makeZip } from '../support/zips';
 import { Stack, waitFor } from '../support/stack';
 import { unzip } from '../support/unzip';
+
+/** Pids of live processes whose command line holds `marker`. */
+async function withMarker(marker: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const n of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(n)) continue;
+    const cmd = await fs.readFile(`/proc/${n}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes(marker)) pids.push(Number(n));
+  }
+  return pids;
+}
+
+/** main.py: a child leaves the session (setsid), ignores SIGTERM and sleeps holding stdout; the top then runs `top`. */
+const escaping = (marker: string, top: string) =>
+  [
+    'import os, time',
+    'if os.fork() == 0:',
+    '    os.setsid()',
+    `    os.execvp("python3", ["python3", "-c", "import signal, time\\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\\nwhile True: time.sleep(1)", "${marker}"])`,
+    'print("escaped", flush=True)',
+    top,
+  ].join('\n');
+
+const markers: string[] = [];
+const marker = (what: string) => {
+  const m = `HM_E2E_MARK_${what}_${process.pid}`;
+  markers.push(m);
+  return m;
+};
+
+afterAll(async () => {
+  for (const m of markers) for (const pid of await withMarker(m)) process.kill(pid, 'SIGKILL');
+});
 
 /** Without a Docker daemon, and only when allowed, tasks run as plain processes. */
 describe('the process runtime, end to end', () => {
@@ -10,7 +44,7 @@ describe('the process runtime, end to end', () => {
   let pool: PoolClient;
 
   beforeAll(async () => {
-    stack = await Stack.create('proc', { DOCKER_SOCKET: '/nonexistent/docker.sock', ALLOW_PROCESS_RUNTIME: 'true', REGISTER_INTERVAL: '1' });
+    stack = await Stack.create('proc', { DOCKER_SOCKET: '/nonexistent/docker.sock', ALLOW_PROCESS_RUNTIME: 'true', REGISTER_INTERVAL: '1', STOP_GRACE_PERIOD: '1' });
     await stack.startAll();
     pool = ownerClient(stack.devpoolAddress);
   });
@@ -18,6 +52,7 @@ describe('the process runtime, end to end', () => {
   afterAll(async () => {
     pool?.close();
     await stack?.stopAll();
+    await fs.rm(stack?.dir ?? '/nonexistent', { recursive: true, force: true });
   });
 
   it('registers docker_status unavailable and runs the task as a process', async () => {
@@ -34,5 +69,61 @@ describe('the process runtime, end to end', () => {
     const files = await unzip(Buffer.from(res.result_zip));
     expect(files.get('execution_log.txt')!.data.toString()).toMatch(/Status: Success[\s\S]*Runtime: process/);
     expect(files.get('task_logs.txt')!.data.toString()).toContain('task proc-1');
+  });
+
+  it('ends a task with its top process although a setsid() child holds its output, and nothing of it survives', async () => {
+    const m = marker('exit');
+    expect((await uploadTask(pool, 'proc-escape', await makeZip([{ name: 'main.py', content: escaping(m, 'time.sleep(1)') }]))).success).toBe(true);
+    expect((await waitForStatus(pool, 'proc-escape', ['COMPLETED', 'FAILED', 'STOPPED'])).status).toBe('COMPLETED');
+    await waitFor('no process of the task', async () => (await withMarker(m)).length === 0, 10_000);
+  });
+
+  it('StopTaskExecution ends a task whose setsid() child ignores SIGTERM, and nothing of it survives', async () => {
+    const m = marker('stop');
+    expect((await uploadTask(pool, 'proc-escape-stop', await makeZip([{ name: 'main.py', content: escaping(m, 'time.sleep(300)') }]))).success).toBe(true);
+    await waitFor('the escaped child to run', async () => (await withMarker(m)).length === 1, 90_000);
+    const stop = await pool.call(pool.master, pool.master.stopTask, (token) => ({ task_id: 'proc-escape-stop', token }));
+    expect(stop.success).toBe(true);
+    expect((await waitForStatus(pool, 'proc-escape-stop', ['COMPLETED', 'FAILED', 'STOPPED'])).status).toBe('STOPPED');
+    await waitFor('no process of the task', async () => (await withMarker(m)).length === 0, 10_000);
+  });
+});
+
+describe('the process runtime without a sandbox', () => {
+  let stack: Stack;
+  let pool: PoolClient;
+
+  beforeAll(async () => {
+    stack = await Stack.create('proc-none', { DOCKER_SOCKET: '/nonexistent/docker.sock', ALLOW_PROCESS_RUNTIME: 'true', PROCESS_SANDBOX: 'none', REGISTER_INTERVAL: '1' });
+    await stack.start('devpool');
+    await stack.start('monitor');
+    pool = ownerClient(stack.devpoolAddress);
+  });
+
+  afterAll(async () => {
+    pool?.close();
+    await stack?.stopAll();
+    await fs.rm(stack?.dir ?? '/nonexistent', { recursive: true, force: true });
+  });
+
+  it('is refused (the executor is not ready, and says why) unless PROCESS_SANDBOX_FORCE_NONE=true', async () => {
+    const refused = await stack.start('executor', {}, /executor not ready/);
+    const ready = await waitFor('the executor\'s readiness answer', async () => {
+      const res = await fetch(`http://127.0.0.1:${refused.httpPort}/health/ready`).catch(() => null);
+      return res ? { status: res.status, body: await res.text() } : null;
+    });
+    expect(ready.status).toBe(503);
+    expect(ready.body).toContain('PROCESS_SANDBOX=none is refused');
+    expect(ready.body).toContain('PROCESS_SANDBOX_FORCE_NONE=true');
+    await stack.stop(refused);
+  });
+
+  it('when forced, still ends a task with its top process although a setsid() child holds its output, and kills the child', async () => {
+    await stack.start('executor', { PROCESS_SANDBOX_FORCE_NONE: 'true' });
+    await stack.start('gateway');
+    const m = marker('none');
+    expect((await uploadTask(pool, 'none-escape', await makeZip([{ name: 'main.py', content: escaping(m, 'time.sleep(2)') }]))).success).toBe(true);
+    expect((await waitForStatus(pool, 'none-escape', ['COMPLETED', 'FAILED', 'STOPPED'])).status).toBe('COMPLETED');
+    await waitFor('no process of the task', async () => (await withMarker(m)).length === 0, 10_000);
   });
 });
