@@ -5,6 +5,8 @@ import { promises as fs } from 'node:fs';
 export interface ProcInfo {
   pid: number;
   ppid: number;
+  /** Its process group. */
+  pgrp: number;
   /** When it started, in clock ticks since boot: with the pid, names it across pid reuse. */
   startTicks: number;
   /** utime + stime, in clock ticks. */
@@ -36,6 +38,7 @@ export function parseStat(pid: number, stat: string): ProcInfo | null {
   return {
     pid,
     ppid: Number(fields[1]),
+    pgrp: Number(fields[2]),
     cpuTicks: Number(fields[11]) + Number(fields[12]),
     startTicks: Number(fields[19]),
     rssPages: Number(fields[21]),

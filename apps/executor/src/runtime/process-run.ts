@@ -23,7 +23,10 @@ const key = (p: ProcInfo) => `${p.pid}:${p.startTicks}`;
 export class ProcessRun {
   readonly done: Promise<RunExit>;
   readonly startedAt = Date.now();
-  /** Processes of the task seen so far, `pid:startTicks` → pid (unsandboxed runs). */
+  /**
+   * Processes to kill once the child is gone (its pid may then be reused), `pid:startTicks`
+   * → pid: every process of the task seen (unsandboxed), or bwrap's init (bubblewrap).
+   */
   private readonly seen = new Map<string, number>();
   private readonly tracker: NodeJS.Timeout | null = null;
   private prev: { cpu: Map<string, number>; at: number } | null = null;
@@ -59,40 +62,49 @@ export class ProcessRun {
     return this.child.pid;
   }
 
+  /** Whether the child is not reaped yet: until then its pid (and group) are still its own. */
+  private get childLive(): boolean {
+    return this.child.pid !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   /**
    * The task's processes now. In bubblewrap: the descendants of the namespace's init
-   * (bwrap's own two processes left out). Unsandboxed: the child's tree, noted in `seen`.
+   * (bwrap's own two processes left out, the init noted). Unsandboxed: the child's tree, noted.
    */
-  private async taskProcs(): Promise<ProcInfo[]> {
+  private async taskProcs(procs?: Map<number, ProcInfo>): Promise<ProcInfo[]> {
     const root = this.child.pid;
-    if (!root) return [];
-    const tree = descendants(await readProcs(), root);
+    if (!root || !this.childLive) return [];
+    const tree = descendants(procs ?? (await readProcs()), root);
     if (this.sandboxed) {
-      const inits = new Set(tree.filter((p) => p.ppid === root).map((p) => p.pid));
-      return tree.filter((p) => p.pid !== root && !inits.has(p.pid));
+      const inits = tree.filter((p) => p.ppid === root);
+      for (const p of inits) this.seen.set(key(p), p.pid);
+      return tree.filter((p) => p.pid !== root && !inits.includes(p));
     }
     for (const p of tree) this.seen.set(key(p), p.pid);
     return tree;
   }
 
-  /** Every process of the run, now and (unsandboxed) seen before, still the same process. */
-  private async everyProcess(): Promise<number[]> {
-    const procs = await readProcs();
-    const root = this.child.pid;
-    const pids = new Set(root ? descendants(procs, root).map((p) => p.pid) : []);
+  /** Pids noted in `seen` that are still the same processes. */
+  private stillSeen(procs: Map<number, ProcInfo>): number[] {
+    const pids: number[] = [];
     for (const [k, pid] of this.seen) {
       const p = procs.get(pid);
-      if (p && key(p) === k) pids.add(pid);
+      if (p && key(p) === k) pids.push(pid);
       else this.seen.delete(k);
     }
-    return [...pids];
+    return pids;
   }
 
   /** Asks every process of the task to end (SIGTERM), without touching the sandbox. */
   private async terminate(): Promise<void> {
-    if (!this.sandboxed && this.child.pid) signal(-this.child.pid, 'SIGTERM');
-    const pids = this.sandboxed ? (await this.taskProcs()).map((p) => p.pid) : await this.everyProcess();
-    for (const pid of pids) signal(pid, 'SIGTERM');
+    const procs = await readProcs();
+    const task = (await this.taskProcs(procs)).map((p) => p.pid);
+    if (this.sandboxed) {
+      for (const pid of task) signal(pid, 'SIGTERM');
+      return;
+    }
+    if (this.childLive) signal(-this.child.pid!, 'SIGTERM');
+    for (const pid of new Set([...task, ...this.stillSeen(procs)])) signal(pid, 'SIGTERM');
   }
 
   /** Kills the whole run at once: in bubblewrap, its pid namespace (by its init). */
@@ -100,14 +112,12 @@ export class ProcessRun {
     const root = this.child.pid;
     if (!root) return;
     const procs = await readProcs();
-    if (this.sandboxed) {
-      // The init first: the kernel then kills the namespace; bwrap outside follows.
-      for (const p of procs.values()) if (p.ppid === root) signal(p.pid, 'SIGKILL');
-      signal(root, 'SIGKILL');
-      return;
-    }
-    signal(-root, 'SIGKILL');
-    for (const pid of await this.everyProcess()) signal(pid, 'SIGKILL');
+    await this.taskProcs(procs);
+    // In bubblewrap the init first: the kernel then kills the namespace; bwrap outside follows.
+    for (const pid of this.stillSeen(procs)) signal(pid, 'SIGKILL');
+    // The group (unsandboxed) while it has members: its id cannot be reused until then.
+    if (!this.sandboxed && [...procs.values()].some((p) => p.pgrp === root)) signal(-root, 'SIGKILL');
+    if (this.childLive) signal(root, 'SIGKILL');
   }
 
   handle(): RunningTaskHandle {
