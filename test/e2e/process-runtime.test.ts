@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { ownerClient, taskInfo, uploadTask, waitForStatus } from '../support/pool';
@@ -38,6 +39,15 @@ afterAll(async () => {
   for (const m of markers) for (const pid of await withMarker(m)) process.kill(pid, 'SIGKILL');
 });
 
+/** Stops the stack and removes its folder, with any workspace volume still mounted under it. */
+async function cleanUp(stack: Stack | undefined): Promise<void> {
+  if (!stack) return;
+  await stack.stopAll();
+  const mounts = (await fs.readFile('/proc/mounts', 'utf8')).split('\n').map((l) => l.split(' ')[1] ?? '');
+  for (const m of mounts.filter((m) => m.startsWith(`${stack.dir}/`)).reverse()) execFileSync('umount', ['-l', m]);
+  await fs.rm(stack.dir, { recursive: true, force: true });
+}
+
 /** Without a Docker daemon, and only when allowed, tasks run as plain processes. */
 describe('the process runtime, end to end', () => {
   let stack: Stack;
@@ -51,8 +61,7 @@ describe('the process runtime, end to end', () => {
 
   afterAll(async () => {
     pool?.close();
-    await stack?.stopAll();
-    await fs.rm(stack?.dir ?? '/nonexistent', { recursive: true, force: true });
+    await cleanUp(stack);
   });
 
   it('registers docker_status unavailable and runs the task as a process', async () => {
@@ -82,9 +91,17 @@ describe('the process runtime, end to end', () => {
     const m = marker('stop');
     expect((await uploadTask(pool, 'proc-escape-stop', await makeZip([{ name: 'main.py', content: escaping(m, 'time.sleep(300)') }]))).success).toBe(true);
     await waitFor('the escaped child to run', async () => (await withMarker(m)).length === 1, 90_000);
+    // The pool passes a stop on to the node only once it knows the task runs.
+    await waitForStatus(pool, 'proc-escape-stop', ['RUNNING']);
     const stop = await pool.call(pool.master, pool.master.stopTask, (token) => ({ task_id: 'proc-escape-stop', token }));
     expect(stop.success).toBe(true);
     expect((await waitForStatus(pool, 'proc-escape-stop', ['COMPLETED', 'FAILED', 'STOPPED'])).status).toBe('STOPPED');
+    // The pool says STOPPED at once; the executor has stopped the task when its result is there.
+    const files = await waitFor('the result of proc-escape-stop', async () => {
+      const res = await pool.call(pool.master, pool.master.getTaskResult, (token) => ({ task_id: 'proc-escape-stop', token }));
+      return res.success ? unzip(Buffer.from(res.result_zip)) : null;
+    }, 120_000);
+    expect(files.get('execution_log.txt')!.data.toString()).toContain('Status: Stopped');
     await waitFor('no process of the task', async () => (await withMarker(m)).length === 0, 10_000);
   });
 });
@@ -102,8 +119,7 @@ describe('the process runtime without a sandbox', () => {
 
   afterAll(async () => {
     pool?.close();
-    await stack?.stopAll();
-    await fs.rm(stack?.dir ?? '/nonexistent', { recursive: true, force: true });
+    await cleanUp(stack);
   });
 
   it('is refused (the executor is not ready, and says why) unless PROCESS_SANDBOX_FORCE_NONE=true', async () => {

@@ -1,4 +1,5 @@
 import { ChildProcess } from 'node:child_process';
+import { promises as fs } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { descendants, ProcInfo, readProcs, signal, sysconf } from './proc-tree';
 import { RunExit, RunningTaskHandle, Usage } from './task-runtime.port';
@@ -28,7 +29,10 @@ export class ProcessRun {
    * → pid: every process of the task seen (unsandboxed), or bwrap's init (bubblewrap).
    */
   private readonly seen = new Map<string, number>();
-  private readonly tracker: NodeJS.Timeout | null = null;
+  private readonly tracker: NodeJS.Timeout;
+  /** The task's pid namespace (bubblewrap), held open so that its inode is not reused. */
+  private pidNs: { handle: fs.FileHandle; ino: number; dev: number } | null = null;
+  private noting: Promise<void> | null = null;
   private prev: { cpu: Map<string, number>; at: number } | null = null;
 
   constructor(
@@ -36,10 +40,12 @@ export class ProcessRun {
     private readonly sandboxed: boolean,
     private readonly memoryBytes: number,
   ) {
-    if (!sandboxed) {
-      this.tracker = setInterval(() => void this.taskProcs().catch(() => undefined), TRACK_MS);
-      this.tracker.unref();
-    }
+    // Unsandboxed: notes the task's processes as they come. Bubblewrap: its pid namespace.
+    this.tracker = setInterval(() => {
+      if (sandboxed && this.pidNs) clearInterval(this.tracker);
+      else void this.taskProcs().catch(() => undefined);
+    }, TRACK_MS);
+    this.tracker.unref();
     const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
     const ended = new Promise<RunExit>((resolve) => {
       child.once('error', (err) => resolve({ exitCode: null, oomKilled: false, error: `the process could not start: ${err.message}` }));
@@ -53,7 +59,9 @@ export class ProcessRun {
       clearTimeout(timer);
       child.stdout?.destroy();
       child.stderr?.destroy();
-      if (this.tracker) clearInterval(this.tracker);
+      clearInterval(this.tracker);
+      await this.noting;
+      await this.pidNs?.handle.close().catch(() => undefined);
       return exit;
     });
   }
@@ -78,10 +86,36 @@ export class ProcessRun {
     if (this.sandboxed) {
       const inits = tree.filter((p) => p.ppid === root);
       for (const p of inits) this.seen.set(key(p), p.pid);
+      if (!this.pidNs && !this.noting && inits.length) {
+        this.noting = this.notePidNs(inits[0].pid).finally(() => (this.noting = null));
+        await this.noting;
+      }
       return tree.filter((p) => p.pid !== root && !inits.includes(p));
     }
     for (const p of tree) this.seen.set(key(p), p.pid);
     return tree;
+  }
+
+  /** Holds on to the pid namespace bwrap's init made (not ours: it may not have made it yet). */
+  private async notePidNs(init: number): Promise<void> {
+    const handle = await fs.open(`/proc/${init}/ns/pid`, 'r').catch(() => null);
+    if (!handle) return;
+    const [st, self] = await Promise.all([handle.stat(), fs.stat('/proc/self/ns/pid')]);
+    if (st.ino === self.ino && st.dev === self.dev) await handle.close();
+    else this.pidNs = { handle, ino: st.ino, dev: st.dev };
+  }
+
+  /** Every process in the task's pid namespace, whoever its parent is now. */
+  private async inPidNs(procs: Map<number, ProcInfo>): Promise<number[]> {
+    const ns = this.pidNs;
+    if (!ns) return [];
+    const found = await Promise.all(
+      [...procs.keys()].map(async (pid) => {
+        const st = await fs.stat(`/proc/${pid}/ns/pid`).catch(() => null);
+        return st && st.ino === ns.ino && st.dev === ns.dev ? pid : null;
+      }),
+    );
+    return found.filter((pid): pid is number => pid !== null);
   }
 
   /** Pids noted in `seen` that are still the same processes. */
@@ -115,6 +149,8 @@ export class ProcessRun {
     await this.taskProcs(procs);
     // In bubblewrap the init first: the kernel then kills the namespace; bwrap outside follows.
     for (const pid of this.stillSeen(procs)) signal(pid, 'SIGKILL');
+    // And anything still in that namespace (held open: its id is still this task's).
+    for (const pid of await this.inPidNs(procs)) signal(pid, 'SIGKILL');
     // The group (unsandboxed) while it has members: its id cannot be reused until then.
     if (!this.sandboxed && [...procs.values()].some((p) => p.pgrp === root)) signal(-root, 'SIGKILL');
     if (this.childLive) signal(root, 'SIGKILL');
