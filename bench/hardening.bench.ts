@@ -29,7 +29,7 @@ const WORK = [
 
 async function main(): Promise<void> {
   const docker = new Docker({ socketPath: '/var/run/docker.sock' });
-  const rt = new DockerRuntime(docker, { image: IMAGE, user: '10001:10001', pidsLimit: 256, tmpfsMb: 64 });
+  const rt = new DockerRuntime(docker, { image: IMAGE, user: '10001:10001', pidsLimit: 256, tmpfsMb: 64, nodeId: 'bench', instance: 'hivemind-bench' });
   const ws = await fs.mkdtemp(path.join(os.tmpdir(), 'hm-bench-hard-'));
   await fs.writeFile(path.join(ws, 'work.py'), WORK);
   await fs.chmod(ws, 0o777);

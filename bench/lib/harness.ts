@@ -91,7 +91,7 @@ export const mb = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(0)} MB`;
 
 /** The same hardened container the executor runs, created straight through dockerode. */
 export function bareRunner(docker: Docker, image: string, workspace: string, nanoCpus = 1e9) {
-  const rt = new DockerRuntime(docker, { image, user: '10001:10001', pidsLimit: 256, tmpfsMb: 64 });
+  const rt = new DockerRuntime(docker, { image, user: '10001:10001', pidsLimit: 256, tmpfsMb: 64, nodeId: 'bench', instance: 'hivemind-bench' });
   return async (id: string, command: string[]): Promise<void> => {
     const c = await docker.createContainer(
       rt.createOptions({

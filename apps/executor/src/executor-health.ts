@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { READINESS_CHECKS, ReadinessCheck, redisCheck } from '@hivemind/shared/http/health';
 import { REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { errorMessage } from '@hivemind/shared/util/errors';
 import { RuntimeService } from './runtime/runtime.service';
 
 /** The executor is ready when Redis and Docker answer and it has a runtime to run tasks with. */
@@ -14,12 +15,12 @@ export function executorReadiness(config: WorkerConfig, redis: Redis, runtimes: 
       check: async () => {
         if (!config.DOCKER_ENABLED) return { ok: runtimes.runtime !== null, details: { docker: 'disabled' }, reason: runtimes.problem ?? 'DOCKER_ENABLED=false' };
         try {
-          await runtimes.engine.ping();
+          await runtimes.ping();
           return { ok: true, details: { socket: config.DOCKER_SOCKET } };
         } catch (err) {
           // With the process runtime allowed, a missing Docker is a degraded but working executor.
-          const ok = runtimes.runtime?.name === 'process';
-          return { ok, details: { socket: config.DOCKER_SOCKET }, reason: `Docker does not answer at ${config.DOCKER_SOCKET}: ${(err as Error).message}` };
+          const ok = runtimes.runtime !== null && !runtimes.usesDocker;
+          return { ok, details: { socket: config.DOCKER_SOCKET }, reason: `Docker does not answer at ${config.DOCKER_SOCKET}: ${errorMessage(err)}` };
         }
       },
     },

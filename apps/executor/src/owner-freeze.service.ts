@@ -6,13 +6,13 @@ import { LOGGER } from '@hivemind/shared/logging/logger';
 import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { readOwnerState } from '@hivemind/shared/owner/owner-state';
 import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { errorMessage } from '@hivemind/shared/util/errors';
 import { Ticker } from '@hivemind/shared/util/ticker';
-import { DockerRuntime } from './runtime/docker.runtime';
-import { RuntimeService } from './runtime/runtime.service';
+import { TaskRuntime } from './runtime/task-runtime.port';
 
 interface Tracked {
-  /** Pausable: Docker tasks only (a plain process task keeps running). */
-  docker: boolean;
+  /** The runtime the task runs in; only one that supportsPause is frozen (a process keeps running). */
+  runtime: TaskRuntime;
   frozenSince: number | null;
   frozenMs: number;
   /** Being stopped: thawed for good, so the stop signal reaches it. */
@@ -36,9 +36,8 @@ export class OwnerFreezeService implements OnApplicationBootstrap, OnApplication
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(REDIS) private readonly redis: Redis,
     private readonly keys: RedisKeys,
-    private readonly runtimes: RuntimeService,
   ) {
-    this.ticker = new Ticker('owner-freeze', 1000, () => this.tick(), (_n, err) => this.logger.warn({ err: (err as Error).message }, 'owner freeze check failed'));
+    this.ticker = new Ticker('owner-freeze', 1000, () => this.tick(), (_n, err) => this.logger.warn({ err: errorMessage(err) }, 'owner freeze check failed'));
   }
 
   onApplicationBootstrap(): void {
@@ -49,18 +48,13 @@ export class OwnerFreezeService implements OnApplicationBootstrap, OnApplication
     this.ticker.stop();
   }
 
-  private container(taskId: string) {
-    return this.runtimes.engine.getContainer(DockerRuntime.containerName(taskId));
-  }
-
-  /** A task's container started (or was adopted, perhaps paused by the executor before). */
-  async track(taskId: string, runtime: string): Promise<void> {
-    const t: Tracked = { docker: runtime === 'docker', frozenSince: null, frozenMs: 0, exempt: false, busy: Promise.resolve() };
+  /** A task's run started in `runtime` (or was adopted, perhaps paused by the executor before). */
+  async track(taskId: string, runtime: TaskRuntime): Promise<void> {
+    const t: Tracked = { runtime, frozenSince: null, frozenMs: 0, exempt: false, busy: Promise.resolve() };
     this.tasks.set(taskId, t);
-    if (!t.docker) return;
+    if (!runtime.supportsPause) return;
     // An adopted container may have been paused by the executor that crashed.
-    const info = await this.container(taskId).inspect().catch(() => null);
-    if (info?.State?.Paused) {
+    if (await runtime.isPaused(taskId).catch(() => false)) {
       t.frozenSince = Date.now();
       await this.redis.hset(this.keys.ownerFrozen, taskId, String(t.frozenSince)).catch(() => undefined);
       // This executor does not pause tasks: resume it now rather than leave it frozen.
@@ -101,42 +95,33 @@ export class OwnerFreezeService implements OnApplicationBootstrap, OnApplication
   private set(taskId: string, t: Tracked, freeze: boolean): Promise<void> {
     t.busy = t.busy.then(async () => {
       if (freeze === (t.frozenSince !== null)) return;
-      const c = this.container(taskId);
       try {
+        // False: it could not be frozen (it ended meanwhile); thawing a gone task counts as done.
+        if (!(await t.runtime.setPaused(taskId, freeze))) return;
         if (freeze) {
-          await c.pause();
           t.frozenSince = Date.now();
           await this.redis.hset(this.keys.ownerFrozen, taskId, String(t.frozenSince));
           this.logger.info({ taskId }, 'task paused: the owner is busy');
         } else {
-          await c.unpause();
           t.frozenMs += Date.now() - (t.frozenSince ?? Date.now());
           t.frozenSince = null;
           await this.redis.hdel(this.keys.ownerFrozen, taskId);
           this.logger.info({ taskId, pausedS: Math.round(t.frozenMs / 1000) }, 'task resumed');
         }
       } catch (err) {
-        const msg = (err as Error).message;
-        // Already in the wanted state (e.g. it ended meanwhile, or paused before a crash).
-        if (/is not paused/.test(msg) && !freeze) {
-          t.frozenMs += Date.now() - (t.frozenSince ?? Date.now());
-          t.frozenSince = null;
-          await this.redis.hdel(this.keys.ownerFrozen, taskId).catch(() => undefined);
-        } else if (!/is not running|No such container/.test(msg)) {
-          this.logger.warn({ taskId, err: msg }, freeze ? 'could not pause the task' : 'could not resume the task');
-        }
+        this.logger.warn({ taskId, err: errorMessage(err) }, freeze ? 'could not pause the task' : 'could not resume the task');
       }
     });
     return t.busy;
   }
 
-  /** Freezes or thaws every tracked Docker task to match the owner state. */
+  /** Freezes or thaws every tracked task that can be paused to match the owner state. */
   async tick(): Promise<void> {
     if (this.tasks.size === 0) return;
     const owner = await readOwnerState(this.redis, this.keys);
     const freeze = Boolean(owner?.busy);
     await Promise.all(
-      [...this.tasks].filter(([, t]) => t.docker).map(([id, t]) => this.set(id, t, freeze && !t.exempt)),
+      [...this.tasks].filter(([, t]) => t.runtime.supportsPause).map(([id, t]) => this.set(id, t, freeze && !t.exempt)),
     );
   }
 }

@@ -3,9 +3,9 @@ import type { Logger } from 'pino';
 import { WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { OwnerFreezeService } from './owner-freeze.service';
-import { RuntimeService } from './runtime/runtime.service';
+import { TaskRuntime } from './runtime/task-runtime.port';
 
-/** A Docker engine and a Redis that keep just what the freeze logic touches. */
+/** A pausable runtime, one that cannot pause, and a Redis that keep just what the freeze logic touches. */
 function setup(pauseTasks = true, pausedAtStart = false) {
   const store = new Map<string, string>();
   const frozen = new Map<string, string>();
@@ -16,25 +16,28 @@ function setup(pauseTasks = true, pausedAtStart = false) {
     hset: async (_k: string, f: string, v: string) => frozen.set(f, v),
     hdel: async (_k: string, f: string) => frozen.delete(f),
   } as unknown as Redis;
-  const engine = {
-    getContainer: (name: string) => ({
-      inspect: async () => ({ State: { Paused: paused } }),
-      pause: async () => {
-        calls.push(`pause ${name}`);
-        paused = true;
-      },
-      unpause: async () => {
-        calls.push(`unpause ${name}`);
-        if (!paused) throw new Error('Container is not paused');
-        paused = false;
-      },
-    }),
-  };
+  const docker = {
+    supportsPause: true,
+    isPaused: async () => paused,
+    setPaused: async (taskId: string, pause: boolean) => {
+      calls.push(`${pause ? 'pause' : 'unpause'} ${taskId}`);
+      paused = pause;
+      return true;
+    },
+  } as unknown as TaskRuntime;
+  const processes = {
+    supportsPause: false,
+    isPaused: async () => false,
+    setPaused: async (taskId: string) => {
+      calls.push(`process ${taskId}`);
+      return false;
+    },
+  } as unknown as TaskRuntime;
   const keys = new RedisKeys('t');
   const logger = { info: () => undefined, warn: () => undefined } as unknown as Logger;
-  const svc = new OwnerFreezeService({ OWNER_BUSY_PAUSE_TASKS: pauseTasks } as WorkerConfig, logger, redis, keys, { engine } as unknown as RuntimeService);
+  const svc = new OwnerFreezeService({ OWNER_BUSY_PAUSE_TASKS: pauseTasks } as WorkerConfig, logger, redis, keys);
   const setBusy = (busy: boolean) => store.set(keys.ownerState, JSON.stringify({ busy, ownerCpuPercent: 0, since: null, reason: '', frozenTasks: [], scheduleOpen: true }));
-  return { svc, calls, frozen, setBusy };
+  return { svc, calls, frozen, setBusy, docker, processes };
 }
 
 describe('OwnerFreezeService', () => {
@@ -42,12 +45,12 @@ describe('OwnerFreezeService', () => {
 
   it('pauses tracked Docker tasks while the owner is busy, resumes them after, and adds up the paused time', async () => {
     jest.useFakeTimers({ now: 1_000_000, doNotFake: ['nextTick', 'setImmediate'] });
-    const { svc, calls, frozen, setBusy } = setup();
-    await svc.track('a', 'docker');
-    await svc.track('p', 'process');
+    const { svc, calls, frozen, setBusy, docker, processes } = setup();
+    await svc.track('a', docker);
+    await svc.track('p', processes);
     setBusy(true);
     await svc.tick();
-    expect(calls).toEqual(['pause hivemind-task-a']);
+    expect(calls).toEqual(['pause a']);
     expect(svc.isFrozen('a')).toBe(true);
     expect([...frozen.keys()]).toEqual(['a']);
     jest.setSystemTime(1_004_000);
@@ -57,7 +60,7 @@ describe('OwnerFreezeService', () => {
     setBusy(false);
     jest.setSystemTime(1_005_000);
     await svc.tick();
-    expect(calls).toEqual(['pause hivemind-task-a', 'unpause hivemind-task-a']);
+    expect(calls).toEqual(['pause a', 'unpause a']);
     expect(frozen.size).toBe(0);
     jest.setSystemTime(1_009_000);
     expect(svc.frozenMs('a')).toBe(5000);
@@ -69,20 +72,20 @@ describe('OwnerFreezeService', () => {
   });
 
   it('thaws a task that is being stopped and never pauses it again', async () => {
-    const { svc, calls, setBusy } = setup();
-    await svc.track('a', 'docker');
+    const { svc, calls, setBusy, docker } = setup();
+    await svc.track('a', docker);
     setBusy(true);
     await svc.tick();
     await svc.thaw('a');
     await svc.tick();
-    expect(calls).toEqual(['pause hivemind-task-a', 'unpause hivemind-task-a']);
+    expect(calls).toEqual(['pause a', 'unpause a']);
     expect(svc.isFrozen('a')).toBe(false);
   });
 
   it('resumes an adopted container left paused when this executor does not pause tasks', async () => {
-    const { svc, calls, frozen } = setup(false, true);
-    await svc.track('a', 'docker');
-    expect(calls).toEqual(['unpause hivemind-task-a']);
+    const { svc, calls, frozen, docker } = setup(false, true);
+    await svc.track('a', docker);
+    expect(calls).toEqual(['unpause a']);
     expect(svc.isFrozen('a')).toBe(false);
     expect(frozen.size).toBe(0);
   });

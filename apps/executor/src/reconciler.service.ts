@@ -13,7 +13,6 @@ import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { TASK_STORE, TaskStore } from '@hivemind/shared/task-store/task-store';
 import { Ticker } from '@hivemind/shared/util/ticker';
 import { GpuAllocatorService } from './gpu-allocator.service';
-import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_TASK } from './runtime/docker.runtime';
 import { RuntimeService } from './runtime/runtime.service';
 import { FallbackResults } from './pipeline/fallback-result';
 import { outcomes } from '@hivemind/shared/task-format/outcome';
@@ -89,18 +88,11 @@ export class ReconcilerService implements OnApplicationShutdown {
     const report: ReconcileReport = { containersRemoved: [], filesRemoved: [], lostTasks: [], staleRunning: [] };
     const held = await this.ledger.entries();
 
-    if (this.runtimes.runtime?.name === 'docker') {
-      // Only this worker's containers: another instance may share the Docker daemon.
-      const ours = await this.runtimes.engine.listContainers({
-        all: true,
-        filters: { label: [`${LABEL_MANAGED}=true`, `${LABEL_INSTANCE}=${this.config.REDIS_PREFIX}`] },
-      });
-      for (const c of ours) {
-        const taskId = c.Labels?.[LABEL_TASK];
-        if (taskId && (held.has(taskId) || (await this.ledger.holds(taskId)))) continue;
-        await this.runtimes.engine.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
-        report.containersRemoved.push(taskId ?? c.Id);
-      }
+    // Only this worker instance's runs (another instance may share the Docker daemon).
+    for (const run of (await this.runtimes.runtime?.listManaged()) ?? []) {
+      if (run.taskId && (held.has(run.taskId) || (await this.ledger.holds(run.taskId)))) continue;
+      await this.runtimes.runtime?.removeManaged(run.id).catch(() => undefined);
+      report.containersRemoved.push(run.taskId ?? run.id);
     }
 
     const w = this.config.workDir;

@@ -81,7 +81,7 @@ export class RunTaskStep {
     });
     const running: RunningTask = { executorId: ctx.executorId, startedAt: handle.startedAt, cpuPercent: 0, memoryPercent: 0, memoryBytes: 0, usageAt: handle.startedAt };
     await this.redis.hset(this.keys.running, job.taskId, JSON.stringify(running));
-    await this.freeze.track(job.taskId, runtime.name);
+    await this.freeze.track(job.taskId, runtime);
     const quota = quotaOf(this.runtimes, c);
     const watchdogs = startWatchdogs(ctx, handle, running, { config: c, redis: this.redis, keys: this.keys, freeze: this.freeze, quota });
     try {

@@ -1,29 +1,15 @@
 import { spawn } from 'node:child_process';
-import { constants as osConstants } from 'node:os';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { OutputListener, RunExit, RunningTaskHandle, RunSpec, TaskRuntime, Usage } from './task-runtime.port';
-
-const CLK_TCK = 100;
-const PAGE = 4096;
-
-/** CPU seconds and resident bytes of one process, from /proc. */
-async function procUsage(pid: number): Promise<{ cpuSec: number; rss: number } | null> {
-  try {
-    const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const utime = Number(fields[11]);
-    const stime = Number(fields[12]);
-    const rssPages = Number(fields[21]);
-    return { cpuSec: (utime + stime) / CLK_TCK, rss: rssPages * PAGE };
-  } catch {
-    return null;
-  }
-}
+import { ProcessRun } from './process-run';
+import { ManagedRun, OutputListener, RunningTaskHandle, RunPhase, RunSpec, TaskRuntime } from './task-runtime.port';
 
 export interface ProcessRuntimeOptions {
-  /** `bwrap`: inside bubblewrap; `none`: rlimits, a scrubbed environment and a private folder only. */
+  /**
+   * `bwrap`: inside bubblewrap, in its own pid namespace. `none` (only when forced:
+   * PROCESS_SANDBOX_FORCE_NONE): rlimits, a scrubbed environment and a private folder only.
+   */
   sandbox: 'bwrap' | 'none';
   /**
    * TASK_USER, when the executor is root. With bwrap the task has this uid inside its
@@ -32,7 +18,7 @@ export interface ProcessRuntimeOptions {
   user?: { uid: number; gid: number };
   /** Most processes (RLIMIT_NPROC, counted per user). */
   pidsLimit?: number;
-  /** Largest file the task may write (RLIMIT_FSIZE). */
+  /** Largest file a run may write (RLIMIT_FSIZE) when its RunSpec sets none. */
   maxFileBytes?: number;
 }
 
@@ -60,15 +46,20 @@ const BWRAP_RO = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/etc/alt
  * - `bwrap` (bubblewrap installed): new user, pid, network (loopback only), IPC, UTS and
  *   cgroup namespaces; only the system's program folders, read-only, plus the workspace
  *   (read-write), a private /tmp, /proc and a minimal /dev; it dies with the executor.
- * - `none`: a private temporary folder as HOME/TMPDIR, no other sandbox.
+ *   The pid namespace holds the task: when its top process ends, or it is stopped,
+ *   every process in it is killed (see ProcessRun).
+ * - `none` (forced only): a private temporary folder as HOME/TMPDIR, no other sandbox.
  * Both: rlimits (processes, file size, no core dumps), a scrubbed environment, the
- * workspace as working directory, TASK_USER when the executor is root, its own process
- * group killed as a whole on stop or timeout.
+ * workspace as working directory, TASK_USER when the executor is root. No GPUs, no pausing.
  */
 export class ProcessRuntime implements TaskRuntime {
   readonly name = 'process' as const;
+  readonly supportsGpu = false;
+  readonly supportsPause = false;
+  /** Runs still going, by id (the child's pid). */
+  private readonly runs = new Map<string, { taskId: string; phase: RunPhase; run: ProcessRun }>();
 
-  constructor(private readonly opts: ProcessRuntimeOptions = { sandbox: 'none' }) {}
+  constructor(private readonly opts: ProcessRuntimeOptions) {}
 
   get sandbox(): 'bwrap' | 'none' {
     return this.opts.sandbox;
@@ -91,16 +82,41 @@ export class ProcessRuntime implements TaskRuntime {
     /* a finished process leaves nothing behind */
   }
 
+  /** A process cannot be frozen here: it keeps running. */
+  async setPaused(): Promise<boolean> {
+    return false;
+  }
+
+  async isPaused(): Promise<boolean> {
+    return false;
+  }
+
+  /** The runs of this executor still going (a crashed executor's died with it). */
+  async listManaged(): Promise<ManagedRun[]> {
+    return [...this.runs].map(([id, r]) => ({ id, taskId: r.taskId, phase: r.phase, running: true }));
+  }
+
+  async removeManaged(id: string): Promise<void> {
+    await this.runs.get(id)?.run.kill();
+  }
+
+  async removeUnusedImages(): Promise<string[]> {
+    return [];
+  }
+
   /** The argv that runs `spec.command` under the chosen sandbox and rlimits. */
   commandLine(spec: RunSpec, privateTmp: string | null): string[] {
     const limits = ['prlimit', '--core=0', '--nofile=4096'];
     if (this.opts.pidsLimit) limits.push(`--nproc=${this.opts.pidsLimit}`);
-    if (this.opts.maxFileBytes) limits.push(`--fsize=${this.opts.maxFileBytes}`);
+    const fsize = spec.maxFileBytes ?? this.opts.maxFileBytes;
+    if (fsize !== undefined) limits.push(`--fsize=${Math.max(0, Math.floor(fsize))}`);
     limits.push('--');
     if (this.opts.sandbox !== 'bwrap') return [...limits, ...spec.command];
-    const args = ['bwrap', '--unshare-all', '--die-with-parent', '--new-session', '--cap-drop', 'ALL'];
+    // --unshare-pid (in --unshare-all) without --as-pid-1: bwrap's init is pid 1, and its
+    // end (the task's top process ended, or it was killed) kills the whole namespace.
+    const args = ['bwrap', '--unshare-all', '--unshare-pid', '--die-with-parent', '--new-session', '--cap-drop', 'ALL'];
     if (this.opts.user) args.push('--unshare-user', '--uid', String(this.opts.user.uid), '--gid', String(this.opts.user.gid));
-    // The install step may fetch packages: it keeps the host's network and DNS setup.
+    // A run that may fetch packages (the install step) keeps the host's network and DNS setup.
     if (spec.network) args.push('--share-net', '--ro-bind-try', '/etc/resolv.conf', '/etc/resolv.conf', '--ro-bind-try', '/etc/hosts', '/etc/hosts');
     for (const p of BWRAP_RO) args.push('--ro-bind-try', p, p);
     args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--bind', spec.workspace, spec.workspace, '--remount-ro', '/', '--chdir', spec.workspace, '--clearenv');
@@ -130,41 +146,13 @@ export class ProcessRuntime implements TaskRuntime {
     });
     child.stdout.on('data', onOutput);
     child.stderr.on('data', onOutput);
-    const done = new Promise<RunExit>((resolve) => {
-      child.once('error', (err) => resolve({ exitCode: null, oomKilled: false, error: `the process could not start: ${err.message}` }));
-      child.once('close', (code, signal) =>
-        resolve({ exitCode: code ?? (signal ? 128 + (signalNumber(signal) ?? 0) : null), oomKilled: false }),
-      );
-    }).finally(() => (privateTmp ? fs.rm(privateTmp, { recursive: true, force: true }).catch(() => undefined) : undefined));
-    const killGroup = (sig: NodeJS.Signals) => {
-      try {
-        if (child.pid) process.kill(-child.pid, sig);
-      } catch {
-        /* already gone */
-      }
-    };
-    let prev: { cpuSec: number; at: number } | null = null;
-    return {
-      done,
-      startedAt: Date.now(),
-      stop: async (graceSec: number) => {
-        killGroup('SIGTERM');
-        const timer = setTimeout(() => killGroup('SIGKILL'), graceSec * 1000);
-        void done.then(() => clearTimeout(timer));
-      },
-      usage: async (): Promise<Usage | null> => {
-        if (!child.pid) return null;
-        const u = await procUsage(child.pid);
-        if (!u) return null;
-        const now = Date.now();
-        const cpuPercent = prev && now > prev.at ? (100 * (u.cpuSec - prev.cpuSec) * 1000) / (now - prev.at) : 0;
-        prev = { cpuSec: u.cpuSec, at: now };
-        return { cpuPercent: Math.max(0, cpuPercent), memoryBytes: u.rss, memoryPercent: (100 * u.rss) / spec.limits.memoryBytes };
-      },
-    };
+    const run = new ProcessRun(child, this.opts.sandbox === 'bwrap', spec.limits.memoryBytes);
+    const id = String(child.pid ?? `${spec.taskId}-${Date.now()}`);
+    this.runs.set(id, { taskId: spec.taskId, phase: spec.phase ?? 'task', run });
+    void run.done.finally(() => {
+      this.runs.delete(id);
+      if (privateTmp) void fs.rm(privateTmp, { recursive: true, force: true }).catch(() => undefined);
+    });
+    return run.handle();
   }
-}
-
-function signalNumber(sig: NodeJS.Signals): number | undefined {
-  return osConstants.signals[sig];
 }

@@ -1,11 +1,12 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
-import Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
+import { errorMessage } from '@hivemind/shared/util/errors';
 import { sleep } from '@hivemind/shared/util/ticker';
+import { DockerEngine } from './docker-engine';
 import { DockerRuntime } from './docker.runtime';
 import { bwrapWorks, ProcessRuntime } from './process.runtime';
 import { TaskRuntime } from './task-runtime.port';
@@ -52,14 +53,14 @@ export class RuntimeService implements OnApplicationShutdown {
   /** Ids of images this executor pulled (its disk clean-up may remove them once dangling). */
   readonly pulled: string[] = [];
   private closed = false;
-  readonly engine: Docker;
+  private readonly engine: DockerEngine;
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {
     this.docker = config.DOCKER_ENABLED ? 'unavailable' : 'disabled';
-    this.engine = new Docker({ socketPath: config.DOCKER_SOCKET });
+    this.engine = new DockerEngine(config.DOCKER_SOCKET);
   }
 
   /** One attempt; returns the runtime or null with `problem` set. */
@@ -74,8 +75,8 @@ export class RuntimeService implements OnApplicationShutdown {
         await this.engine.ping();
       } catch (err) {
         this.docker = 'unavailable';
-        if (c.ALLOW_PROCESS_RUNTIME) return await this.useProcess(`Docker is not reachable at ${c.DOCKER_SOCKET} (${(err as Error).message})`);
-        this.problem = `the Docker daemon is not reachable at ${c.DOCKER_SOCKET} (${(err as Error).message}); start it, or set ALLOW_PROCESS_RUNTIME=true to run tasks as plain processes`;
+        if (c.ALLOW_PROCESS_RUNTIME) return await this.useProcess(`Docker is not reachable at ${c.DOCKER_SOCKET} (${errorMessage(err)})`);
+        this.problem = `the Docker daemon is not reachable at ${c.DOCKER_SOCKET} (${errorMessage(err)}); start it, or set ALLOW_PROCESS_RUNTIME=true to run tasks as plain processes`;
         return null;
       }
       this.docker = 'available';
@@ -87,7 +88,7 @@ export class RuntimeService implements OnApplicationShutdown {
       this.docker = 'available';
       const { uid, gid } = taskUser(c);
       this.problem = null;
-      return (this.runtime = new DockerRuntime(this.engine, {
+      return (this.runtime = this.engine.runtime({
         image: c.taskImages.python,
         shellImage: c.taskImages.shell,
         allowedImages: c.allowedImages,
@@ -96,6 +97,8 @@ export class RuntimeService implements OnApplicationShutdown {
         tmpfsMb: c.TASK_TMPFS_MB,
         daemonWaitMs: c.DOCKER_RESTART_WAIT * 1000,
         installNetwork: c.INSTALL_NETWORK,
+        nodeId: c.NODE_ID,
+        instance: c.REDIS_PREFIX,
       }));
     }
     if (c.ALLOW_PROCESS_RUNTIME) return await this.useProcess('DOCKER_ENABLED=false');
@@ -110,18 +113,18 @@ export class RuntimeService implements OnApplicationShutdown {
   async missingImages(): Promise<string | null> {
     const c = this.config;
     for (const image of new Set([c.taskImages.python, c.taskImages.shell])) {
-      if (await this.engine.getImage(image).inspect().then(() => true, () => false)) continue;
+      if (await this.engine.imageId(image)) continue;
       let pullError = 'pulling is off (TASK_IMAGE_PULL=false)';
       if (c.TASK_IMAGE_PULL) {
         this.logger.info({ image }, 'task image missing; pulling it');
         try {
-          await this.pull(image);
-          const id = (await this.engine.getImage(image).inspect()).Id;
-          this.pulled.push(id);
+          await this.engine.pull(image);
+          const id = await this.engine.imageId(image);
+          if (id) this.pulled.push(id);
           this.logger.info({ image, id }, 'task image pulled');
           continue;
         } catch (err) {
-          pullError = `pulling it failed: ${(err as Error).message.trim().split('\n')[0]}`;
+          pullError = `pulling it failed: ${errorMessage(err).trim().split('\n')[0]}`;
         }
       }
       return `the task image ${image} is missing and ${pullError}; build it with scripts/build-task-image.sh (or docker build docker/task-runtime)`;
@@ -129,38 +132,54 @@ export class RuntimeService implements OnApplicationShutdown {
     return null;
   }
 
-  private async pull(image: string): Promise<void> {
-    const stream = await this.engine.pull(image);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no answer from the registry in 300 s')), 300_000);
-      this.engine.modem.followProgress(stream, (err: Error | null) => {
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolve();
-      });
-    });
+  /** Resolves when the Docker daemon answers; rejects with why it does not (health checks). */
+  async ping(): Promise<void> {
+    await this.engine.ping();
+  }
+
+  /** Whether the runtime in use needs Docker (a process runtime works on without it). */
+  get usesDocker(): boolean {
+    return this.runtime instanceof DockerRuntime;
   }
 
   private async useProcess(why: string): Promise<TaskRuntime | null> {
     const c = this.config;
     let user = process.getuid?.() === 0 ? taskUser(c) : undefined;
-    let sandbox: 'bwrap' | 'none' = c.PROCESS_SANDBOX === 'none' ? 'none' : 'bwrap';
-    if (sandbox === 'bwrap' && !(await bwrapWorks())) {
-      if (c.PROCESS_SANDBOX === 'bwrap') {
-        this.problem = 'PROCESS_SANDBOX=bwrap but bubblewrap is not installed or cannot make a sandbox here (apt-get install bubblewrap; user namespaces must be allowed)';
-        return null;
-      }
-      sandbox = 'none';
-    }
+    const sandbox = await this.processSandbox();
+    if (!sandbox) return null;
     if (user && sandbox === 'none' && !(await traversable(path.join(c.workDir, 'workspaces'), user))) {
       this.logger.warn({ workDir: c.workDir, user }, `TASK_USER cannot reach WORK_DIR (a parent folder lacks o+x): tasks run as the executor's own user`);
       user = undefined;
     }
     this.logger.warn({ why, sandbox }, sandbox === 'bwrap'
       ? 'running tasks as processes in bubblewrap (ALLOW_PROCESS_RUNTIME): weaker isolation than Docker'
-      : 'running tasks as plain processes (ALLOW_PROCESS_RUNTIME; no bubblewrap): weak isolation');
+      : 'running tasks as plain processes without a sandbox (PROCESS_SANDBOX_FORCE_NONE): unsafe, a task can outlive itself');
     this.problem = null;
     return (this.runtime = new ProcessRuntime({ sandbox, user, pidsLimit: user ? c.TASK_PIDS_LIMIT : undefined, maxFileBytes: c.workspaceQuotaBytes }));
+  }
+
+  /**
+   * The process runtime's sandbox: bubblewrap, or `none` only when PROCESS_SANDBOX_FORCE_NONE
+   * says so (without a pid namespace a task's processes can escape its stop and outlive
+   * it). Null with `problem` set when neither may be used.
+   */
+  private async processSandbox(): Promise<'bwrap' | 'none' | null> {
+    const c = this.config;
+    const unsafe = 'without a sandbox a task\'s processes can escape its stop (setsid) and outlive it, as TASK_USER';
+    if (c.PROCESS_SANDBOX === 'none') {
+      if (c.PROCESS_SANDBOX_FORCE_NONE) return 'none';
+      this.problem = `PROCESS_SANDBOX=none is refused: ${unsafe}; install bubblewrap and set PROCESS_SANDBOX=auto, or set PROCESS_SANDBOX_FORCE_NONE=true to accept the risk (unsafe)`;
+      return null;
+    }
+    if (await bwrapWorks()) return 'bwrap';
+    const missing = 'bubblewrap is not installed or cannot make a sandbox here (apt-get install bubblewrap; user namespaces must be allowed)';
+    if (c.PROCESS_SANDBOX === 'bwrap') {
+      this.problem = `PROCESS_SANDBOX=bwrap but ${missing}`;
+      return null;
+    }
+    if (c.PROCESS_SANDBOX_FORCE_NONE) return 'none';
+    this.problem = `the process runtime needs bubblewrap and ${missing}; ${unsafe}. Set PROCESS_SANDBOX_FORCE_NONE=true to run tasks without it anyway (unsafe)`;
+    return null;
   }
 
   /** Waits until a runtime is ready (or the app closes). */

@@ -79,6 +79,7 @@ export const workerEnvSchema = z.object({
   DOCKER_ENABLED: bool(true),
   ALLOW_PROCESS_RUNTIME: bool(false),
   PROCESS_SANDBOX: oneOf(['auto', 'bwrap', 'none'] as const, 'auto'),
+  PROCESS_SANDBOX_FORCE_NONE: bool(false),
   DOCKER_SOCKET: str('/var/run/docker.sock'),
   DOCKER_RESTART_WAIT: num(120, { min: 1, max: 86_400 }),
   TASK_IMAGE: str('hivemind/task-runtime:latest'),
