@@ -11,11 +11,13 @@ import { openQueue, QueueName, resultJobOptions } from '@hivemind/shared/queue/q
 import { ExecutorBeat, RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { TASK_STORE, TaskStore } from '@hivemind/shared/task-store/task-store';
+import { outcomes } from '@hivemind/shared/task-format/outcome';
+import { errorMessage } from '@hivemind/shared/util/errors';
 import { Ticker } from '@hivemind/shared/util/ticker';
 import { GpuAllocatorService } from './gpu-allocator.service';
-import { RuntimeService } from './runtime/runtime.service';
 import { FallbackResults } from './pipeline/fallback-result';
-import { outcomes } from '@hivemind/shared/task-format/outcome';
+import { RuntimeService } from './runtime/runtime.service';
+import { removeTree } from './workspace/remove-tree';
 
 /** A held task younger than this may still be between its reservation and its job. */
 const ADMISSION_GRACE_MS = 60_000;
@@ -57,7 +59,7 @@ export class ReconcilerService implements OnApplicationShutdown {
     this.tasks = openQueue(QueueName.Tasks, redis, keys, logger);
     this.results = openQueue(QueueName.Results, redis, keys, logger);
     this.ticker = new Ticker('reconcile', config.RECONCILE_INTERVAL * 1000, async () => void (await this.reconcile()), (_n, err) =>
-      this.logger.warn({ err: (err as Error).message }, 'reconcile failed'),
+      this.logger.warn({ err: errorMessage(err) }, 'reconcile failed'),
     );
   }
 
@@ -111,8 +113,13 @@ export class ReconcilerService implements OnApplicationShutdown {
         if (owner && (held.has(owner) || (await this.ledger.holds(owner)))) continue;
         // A workspace may be a task's loop-mounted volume: unmount it before deleting.
         if (dir === 'workspaces') await this.runtimes.quota?.unmount(path.join(w, dir, name)).catch(() => undefined);
-        await fs.rm(path.join(w, dir, name), { recursive: true, force: true }).catch(() => undefined);
-        report.filesRemoved.push(`${dir}/${name}`);
+        // Whatever a task left (deeper than PATH_MAX, closed folders): a failure is logged and tried again next time.
+        try {
+          await removeTree(path.join(w, dir, name));
+          report.filesRemoved.push(`${dir}/${name}`);
+        } catch (err) {
+          this.logger.warn({ file: `${dir}/${name}`, err: errorMessage(err) }, 'leftover not removed');
+        }
       }
     }
 

@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import { loadDevpoolConfig } from './devpool-config';
 import { loadWorkerConfig } from './worker-config';
+import { errorMessage } from '../util/errors';
 
 describe('worker configuration', () => {
   it('has defaults for everything but the credentials', () => {
@@ -46,7 +47,7 @@ describe('worker configuration', () => {
     try {
       loadWorkerConfig({ MAX_CONCURRENT_TASKS: 'many', NODE_POOL_ADDRESS: 'nowhere', DOCKER_ENABLED: 'perhaps', TASK_USER: 'root' });
     } catch (err) {
-      message = (err as Error).message;
+      message = errorMessage(err);
     }
     expect(message).toContain('MAX_CONCURRENT_TASKS: expected an integer between 1 and 256, got "many"');
     expect(message).toContain('NODE_POOL_ADDRESS: expected host:port (e.g. localhost:50051), got "nowhere"');

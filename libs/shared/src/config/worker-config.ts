@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { parseWorkSchedule, WorkSchedule } from '../owner/work-schedule';
 import { wireguardAddress } from '../vpn/wireguard';
 import { bool, ConfigError, hostPort, num, oneOf, optNum, optStr, parseEnv, str } from './env-parsers';
+import { errorMessage } from '../util/errors';
 
 /**
  * Configuration of the worker services (gateway, executor, monitor). Read from the
@@ -62,7 +63,7 @@ export const workerEnvSchema = z.object({
     try {
       parseWorkSchedule(v, 'WORK_SCHEDULE');
     } catch (err) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message.replace(/^WORK_SCHEDULE: /, '') });
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: errorMessage(err).replace(/^WORK_SCHEDULE: /, '') });
     }
   }),
 
