@@ -34,7 +34,8 @@ describe('hostile task results', () => {
   let pool: PoolClient;
 
   beforeAll(async () => {
-    stack = await Stack.create('hostile-result', { MAX_CONCURRENT_TASKS: '2', TASK_TIMEOUT: '300', LOG_LEVEL: 'info', RESULT_MAX_READ_MB: String(READ_MB) });
+    // A 4 GiB workspace quota, so each file may be up to 4 GiB (RLIMIT_FSIZE) and a sparse one that large is possible.
+    stack = await Stack.create('hostile-result', { MAX_CONCURRENT_TASKS: '2', TASK_TIMEOUT: '300', LOG_LEVEL: 'info', RESULT_MAX_READ_MB: String(READ_MB), WORKSPACE_QUOTA_MB: '4096' });
     await stack.startAll();
     pool = ownerClient(stack.devpoolAddress);
     await pool.login();
@@ -72,23 +73,33 @@ describe('hostile task results', () => {
     });
   }
 
-  it('a 1 TiB sparse file is left out: the task finishes, its result is small, and nothing big is left on disk', async () => {
+  it('a sparse TiB is refused by the file size limit, and a sparse file under it is left out: the result is small, nothing big is left on disk', async () => {
     const main = [
+      'import errno',
+      'try:',
+      '    with open("huge", "wb") as f:',
+      '        f.truncate(2 ** 40)',
+      '    print("TiB allowed", flush=True)',
+      'except OSError as e:',
+      '    print("TiB refused:", errno.errorcode[e.errno], flush=True)',
       'with open("z", "wb") as f:',
-      '    f.truncate(2 ** 40)',
+      '    f.truncate(4000 * 2 ** 20)',
       'with open("result/answer.txt", "w") as f:',
       '    f.write("42")',
-      'print("left a sparse TiB", flush=True)',
+      'print("left a sparse file", flush=True)',
     ].join('\n');
     const zip = await run('sparse-tib', [{ name: 'result/', dir: true }, { name: 'main.py', content: main }]);
     expect(zip.length).toBeLessThan(64 * 1024);
     const files = await unzip(zip);
     expect(files.has('z')).toBe(false);
+    // The per-file limit (the workspace quota) stopped the TiB at the truncate itself.
+    expect(files.get('task_logs.txt')!.data.toString()).toContain('TiB refused: EFBIG');
+    expect(files.get('huge')!.data.length).toBe(0);
     expect(files.get('result/answer.txt')!.data.toString()).toBe('42');
-    expect(files.get('task_logs.txt')!.data.toString()).toContain('left a sparse TiB');
+    expect(files.get('task_logs.txt')!.data.toString()).toContain('left a sparse file');
     const exec = files.get('execution_log.txt')!.data.toString();
     expect(exec).toMatch(/^Status: Success$/m);
-    expect(exec).toMatch(/^Not packed \(sparse: 1099511627776 bytes apparent, \d+ allocated\): z$/m);
+    expect(exec).toMatch(/^Not packed \(sparse: 4194304000 bytes apparent, \d+ allocated\): z$/m);
     // No zip, partial or not, of the TiB under WORK_DIR/results.
     expect(await treeBytes(path.join(stack.dir, 'work', 'results'))).toBeLessThan(1024 * 1024);
   }, 300_000);
