@@ -9,6 +9,7 @@ import { DiskGuardService } from '../../apps/executor/src/disk-guard.service';
 import type { ReconcilerService } from '../../apps/executor/src/reconciler.service';
 import type { RuntimeService } from '../../apps/executor/src/runtime/runtime.service';
 import { removeTree } from '../../apps/executor/src/workspace/remove-tree';
+import { WorkDir } from '@hivemind/shared/work-dir/work-dir';
 
 const run = promisify(execFile);
 const logger = pino({ level: 'silent' });
@@ -48,7 +49,7 @@ describe('disk guard', () => {
       },
     } as unknown as RuntimeService;
     const reconciler = { reconcile: async () => void reconciles++ } as unknown as ReconcilerService;
-    return new DiskGuardService(config, logger, runtimes, reconciler);
+    return new DiskGuardService(config, logger, runtimes, reconciler, new WorkDir(config.workDir));
   };
 
   beforeEach(async () => {

@@ -9,6 +9,7 @@ import { Ticker } from '@hivemind/shared/util/ticker';
 import { ReconcilerService } from './reconciler.service';
 import { RuntimeService } from './runtime/runtime.service';
 import { removeTree } from './workspace/remove-tree';
+import { WorkDir } from '@hivemind/shared/work-dir/work-dir';
 
 export interface DiskReport {
   freeMb: number;
@@ -44,6 +45,7 @@ export class DiskGuardService implements OnApplicationShutdown {
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly runtimes: RuntimeService,
     private readonly reconciler: ReconcilerService,
+    private readonly workDir: WorkDir,
   ) {
     this.ticker = new Ticker('disk-guard', config.DISK_CHECK_INTERVAL * 1000, async () => void (await this.check()), (_n, err) =>
       this.logger.warn({ err: errorMessage(err) }, 'disk check failed'),
@@ -59,7 +61,7 @@ export class DiskGuardService implements OnApplicationShutdown {
   }
 
   private async kept(): Promise<{ name: string; file: string; mtimeMs: number }[]> {
-    const dir = path.join(this.config.workDir, 'kept');
+    const dir = this.workDir.folder('kept');
     const out = [];
     for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
       const st = await fs.lstat(path.join(dir, name)).catch(() => null);

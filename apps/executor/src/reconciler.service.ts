@@ -18,6 +18,7 @@ import { GpuAllocatorService } from './gpu-allocator.service';
 import { FallbackResults } from './pipeline/fallback-result';
 import { RuntimeService } from './runtime/runtime.service';
 import { removeTree } from './workspace/remove-tree';
+import { WorkDir } from '@hivemind/shared/work-dir/work-dir';
 
 /** A held task younger than this may still be between its reservation and its job. */
 const ADMISSION_GRACE_MS = 60_000;
@@ -55,6 +56,7 @@ export class ReconcilerService implements OnApplicationShutdown {
     private readonly failures: FallbackResults,
     @Inject(TASK_STORE) private readonly store: TaskStore,
     private readonly gpus: GpuAllocatorService,
+    private readonly workDir: WorkDir,
   ) {
     this.tasks = openQueue(QueueName.Tasks, redis, keys, logger);
     this.results = openQueue(QueueName.Results, redis, keys, logger);
@@ -81,7 +83,7 @@ export class ReconcilerService implements OnApplicationShutdown {
 
   /** A large zip may take the gateway a while to store: wait while its file still grows. */
   private async zipBeingWritten(taskId: string): Promise<boolean> {
-    const st = await fs.stat(path.join(this.config.workDir, 'incoming', `${taskId}.zip.partial`)).catch(() => null);
+    const st = await fs.stat(this.workDir.taskZipPartial(taskId)).catch(() => null);
     // A gateway on another machine (TASK_STORE=redis) may still be putting it into Redis.
     return Boolean(st && Date.now() - st.mtimeMs < ADMISSION_GRACE_MS) || (await this.store.storing(taskId));
   }
@@ -97,25 +99,16 @@ export class ReconcilerService implements OnApplicationShutdown {
       report.containersRemoved.push(run.taskId ?? run.id);
     }
 
-    const w = this.config.workDir;
-    const leftovers: [string, (name: string) => string | null][] = [
-      ['workspaces', (n) => n],
-      ['incoming', (n) => (n.endsWith('.zip') ? n.slice(0, -4) : null)],
-      ['logs', (n) => (n.endsWith('.log') ? n.slice(0, -4) : null)],
-      ['results', (n) => (n.endsWith('.zip') ? n.slice(0, -4) : null)],
-      ['volumes', (n) => (n.endsWith('.img') ? n.slice(0, -4) : null)],
-    ];
-    for (const [dir, taskOf] of leftovers) {
-      for (const name of await fs.readdir(path.join(w, dir)).catch(() => [] as string[])) {
-        // A partial file is named <task>.zip.<writer>.partial; it belongs to <task>.
-        const owner = name.endsWith('.partial') ? name.slice(0, name.indexOf('.')) : taskOf(name);
+    for (const dir of ['workspaces', 'incoming', 'logs', 'results', 'volumes'] as const) {
+      for (const name of await fs.readdir(this.workDir.folder(dir)).catch(() => [] as string[])) {
+        const owner = WorkDir.ownerOf(dir, name);
         // Checked again now: a task admitted since the snapshot is held before its files exist.
         if (owner && (held.has(owner) || (await this.ledger.holds(owner)))) continue;
         // A workspace may be a task's loop-mounted volume: unmount it before deleting.
-        if (dir === 'workspaces') await this.runtimes.quota?.unmount(path.join(w, dir, name)).catch(() => undefined);
+        if (dir === 'workspaces') await this.runtimes.quota?.unmount(path.join(this.workDir.folder(dir), name)).catch(() => undefined);
         // Whatever a task left (deeper than PATH_MAX, closed folders): a failure is logged and tried again next time.
         try {
-          await removeTree(path.join(w, dir, name));
+          await removeTree(path.join(this.workDir.folder(dir), name));
           report.filesRemoved.push(`${dir}/${name}`);
         } catch (err) {
           this.logger.warn({ file: `${dir}/${name}`, err: errorMessage(err) }, 'leftover not removed');

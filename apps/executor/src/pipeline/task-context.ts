@@ -1,4 +1,3 @@
-import * as path from 'node:path';
 import pino, { type Logger } from 'pino';
 import { WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { TaskJob } from '@hivemind/shared/queue/queues';
@@ -28,7 +27,7 @@ const OFF = new Map<string, WorkspaceQuota>();
 /** How workspaces are bounded (decided by the runtime service before the first task; `off` until then). */
 export function quotaOf(runtimes: RuntimeService, config: WorkerConfig): WorkspaceQuota {
   if (runtimes.quota) return runtimes.quota;
-  const volumes = path.join(config.workDir, 'volumes');
+  const volumes = new WorkDir(config.workDir).volumes();
   let off = OFF.get(volumes);
   if (!off) OFF.set(volumes, (off = new WorkspaceQuota('off', volumes, pino({ enabled: false }))));
   return off;

@@ -11,6 +11,7 @@ import { DockerRuntime } from './docker.runtime';
 import { bwrapWorks, ProcessRuntime } from './process.runtime';
 import { TaskRuntime } from './task-runtime.port';
 import { WorkspaceQuota } from '../workspace/quota';
+import { WorkDir } from '@hivemind/shared/work-dir/work-dir';
 
 export type DockerState = 'available' | 'unavailable' | 'disabled';
 
@@ -67,7 +68,7 @@ export class RuntimeService implements OnApplicationShutdown {
   async tryResolve(): Promise<TaskRuntime | null> {
     const c = this.config;
     if (!this.quota) {
-      this.quota = await WorkspaceQuota.detect(c.WORKSPACE_QUOTA, path.join(c.workDir, 'volumes'), this.logger);
+      this.quota = await WorkspaceQuota.detect(c.WORKSPACE_QUOTA, new WorkDir(c.workDir).volumes(), this.logger);
       this.logger.info({ mode: this.quota.mode, quotaMb: Math.round(c.workspaceQuotaBytes / 1048576) }, 'workspace quota');
     }
     if (c.DOCKER_ENABLED) {
@@ -147,7 +148,7 @@ export class RuntimeService implements OnApplicationShutdown {
     let user = process.getuid?.() === 0 ? taskUser(c) : undefined;
     const sandbox = await this.processSandbox();
     if (!sandbox) return null;
-    if (user && sandbox === 'none' && !(await traversable(path.join(c.workDir, 'workspaces'), user))) {
+    if (user && sandbox === 'none' && !(await traversable(new WorkDir(c.workDir).folder('workspaces'), user))) {
       this.logger.warn({ workDir: c.workDir, user }, `TASK_USER cannot reach WORK_DIR (a parent folder lacks o+x): tasks run as the executor's own user`);
       user = undefined;
     }

@@ -114,12 +114,12 @@ export class AdmissionService {
     const zipFile = this.zipPath(taskId);
     const rollBack = async () => {
       await this.ledger.release(taskId);
-      await Promise.all([fs.rm(zipFile, { force: true }), fs.rm(`${zipFile}.partial`, { force: true }), this.redis.del(this.keys.task(taskId)), this.store.removeTaskZip(taskId)]);
+      await Promise.all([fs.rm(zipFile, { force: true }), fs.rm(this.workDir.taskZipPartial(taskId), { force: true }), this.redis.del(this.keys.task(taskId)), this.store.removeTaskZip(taskId)]);
     };
     try {
       await fs.mkdir(path.dirname(zipFile), { recursive: true });
-      await fs.writeFile(`${zipFile}.partial`, req.task_zip, { mode: 0o600 });
-      await fs.rename(`${zipFile}.partial`, zipFile);
+      await fs.writeFile(this.workDir.taskZipPartial(taskId), req.task_zip, { mode: 0o600 });
+      await fs.rename(this.workDir.taskZipPartial(taskId), zipFile);
       // TASK_STORE=redis: executors on other machines read it from Redis.
       await this.store.putTaskZip(taskId, zipFile);
       if (cancelled()) {

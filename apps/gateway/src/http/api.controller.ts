@@ -1,5 +1,4 @@
 import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { Body, Controller, Get, HttpCode, Inject, NotFoundException, Param, Patch, Post, Query, Res } from '@nestjs/common';
 import { ApiBadRequestResponse, ApiBearerAuth, ApiBody, ApiCookieAuth, ApiOperation, ApiProduces, ApiQuery, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
 import type { Response } from 'express';
@@ -18,6 +17,7 @@ import { PoolLinkService } from '../pool/pool-link.service';
 import { readOwnerState } from '@hivemind/shared/owner/owner-state';
 import { TaskHistoryService } from '../results/task-history.service';
 import { badRequest, historyQuerySchema, monitorQuerySchema, parseOr400, taskIdSchema } from './validation';
+import { WorkDir } from '@hivemind/shared/work-dir/work-dir';
 
 /** How much of a running task's live log the API returns. */
 const LIVE_LOG_TAIL_BYTES = 64 * 1024;
@@ -63,6 +63,7 @@ export class ApiController {
     private readonly heartbeat: HeartbeatService,
     private readonly pool: PoolLinkService,
     private readonly history: TaskHistoryService,
+    private readonly workDir: WorkDir,
   ) {}
 
   /** Node identity, pool link, status, capacity, executors, CPT, owner state, problems. */
@@ -148,7 +149,7 @@ export class ApiController {
   @Get('tasks/:taskId/logs')
   async logs(@Param('taskId') taskId: string, @Res() res: Response): Promise<void> {
     const id = parseOr400(taskIdSchema, taskId, 'taskId');
-    const live = await fileTail(path.join(this.config.workDir, 'logs', `${id}.log`), LIVE_LOG_TAIL_BYTES);
+    const live = await fileTail(this.workDir.log(id), LIVE_LOG_TAIL_BYTES);
     const text = live ?? (await this.history.get(id))?.logsTail ?? null;
     if (text === null) throw new NotFoundException(`no logs for task ${id}`);
     res.type('text/plain; charset=utf-8').send(text);

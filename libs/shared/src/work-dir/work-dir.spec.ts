@@ -19,3 +19,16 @@ describe('WorkDir', () => {
     expect(() => w.result(id)).toThrow(/refusing task id/);
   });
 });
+
+describe('WorkDir.ownerOf', () => {
+  it('names the task a leftover belongs to, or none', () => {
+    expect(WorkDir.ownerOf('workspaces', 't1')).toBe('t1');
+    expect(WorkDir.ownerOf('incoming', 't1.zip')).toBe('t1');
+    expect(WorkDir.ownerOf('incoming', 't1.zip.partial')).toBe('t1');
+    expect(WorkDir.ownerOf('results', 't1.zip.4242.abc123.partial')).toBe('t1');
+    expect(WorkDir.ownerOf('logs', 't1.log')).toBe('t1');
+    expect(WorkDir.ownerOf('volumes', 't1.img')).toBe('t1');
+    expect(WorkDir.ownerOf('logs', 'notes.txt')).toBeNull();
+    expect(new WorkDir('/w').taskZipPartial('t1')).toBe('/w/incoming/t1.zip.partial');
+  });
+});

@@ -44,6 +44,11 @@ export class WorkDir {
     return path.join(this.root, 'incoming', `${WorkDir.check(taskId)}.zip`);
   }
 
+  /** The task's zip while the gateway still writes it (renamed to taskZip when complete). */
+  taskZipPartial(taskId: string): string {
+    return `${this.taskZip(taskId)}.partial`;
+  }
+
   workspace(taskId: string): string {
     return path.join(this.root, 'workspaces', WorkDir.check(taskId));
   }
@@ -63,6 +68,18 @@ export class WorkDir {
 
   volumes(): string {
     return path.join(this.root, 'volumes');
+  }
+
+  /**
+   * Which task a file found in one of the per-task folders belongs to (the reconciler's
+   * leftovers), or null when the name is none of ours. A partial file
+   * (`<task>.zip.<writer>.partial`) belongs to its task.
+   */
+  static ownerOf(folder: 'workspaces' | 'incoming' | 'logs' | 'results' | 'volumes', name: string): string | null {
+    if (name.endsWith('.partial')) return name.slice(0, name.indexOf('.'));
+    const ext = { workspaces: '', incoming: '.zip', logs: '.log', results: '.zip', volumes: '.img' }[folder];
+    if (!name.endsWith(ext)) return null;
+    return name.slice(0, name.length - ext.length) || null;
   }
 
   /** Every file and folder of a task (for clean-up), kept workspaces aside. */
