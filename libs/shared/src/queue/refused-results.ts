@@ -55,6 +55,10 @@ export class RefusedResults {
     return raw ? parse(raw) : null;
   }
 
+  async has(taskId: string): Promise<boolean> {
+    return (await this.redis.hexists(this.keys.refusedResults, taskId)) === 1;
+  }
+
   async put(entry: RefusedResult): Promise<void> {
     await this.redis.hset(this.keys.refusedResults, entry.taskId, JSON.stringify(refusedResultSchema.parse(entry)));
   }
