@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import IORedis from 'ioredis';
+import { Browser, chromium } from 'playwright-core';
 import { WorkerNodeServiceClient } from '@hivemind/shared/proto/generated/nodepool';
 import { insecure, unary } from '@hivemind/shared/proto/grpc';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
@@ -20,6 +21,7 @@ interface RefusedItem {
   until: number;
 }
 
+const CHROMIUM = '/usr/bin/chromium';
 const exists = (file: string) => fs.access(file).then(() => true, () => false);
 
 /**
@@ -34,11 +36,12 @@ describe('a result the pool refuses for good', () => {
   let pool: PoolClient;
   let redis: IORedis;
   let keys: RedisKeys;
+  let browser: Browser | null = null;
 
   beforeAll(async () => {
     stack = await Stack.create('refused', {
       MAX_CONCURRENT_TASKS: '1',
-      RESULT_REFUSED_RETRY: '60',
+      RESULT_REFUSED_RETRY: '90',
       REGISTER_INTERVAL: '2',
       RECONCILE_INTERVAL: '5',
     });
@@ -49,6 +52,7 @@ describe('a result the pool refuses for good', () => {
   });
 
   afterAll(async () => {
+    await browser?.close();
     pool?.close();
     redis?.disconnect();
     await stack?.destroy();
@@ -85,6 +89,15 @@ describe('a result the pool refuses for good', () => {
     expect(await metric(gateway, 'hivemind_result_uploads_refused_total')).toBeGreaterThanOrEqual(1);
     expect(await metric(gateway, 'hivemind_results_refused_waiting')).toBe(1);
 
+    // ... and on the dashboard, above the finished tasks.
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1600 } });
+    await page.goto(`${stack.gatewayHttp}/login`);
+    await page.fill('#token', (await fs.readFile(stack.env.DASHBOARD_TOKEN_FILE, 'utf8')).trim());
+    await page.click('button[type=submit]');
+    await page.waitForURL(`${stack.gatewayHttp}/`);
+    await page.waitForSelector('#history-tasks tr[data-task-id="forgotten-1"] td.upload-refused:has-text("refused by the pool, retrying until")', { timeout: 30_000 });
+
     // The same task offered again while its result waits is refused: a new run would
     // find the waiting result; that result is what the pool gets.
     const worker = new WorkerNodeServiceClient(stack.gatewayAddress, insecure());
@@ -113,9 +126,14 @@ describe('a result the pool refuses for good', () => {
     expect((await waitForStatus(pool, 'next-1', ['COMPLETED'], 60_000)).status).toBe('COMPLETED');
 
     // After RESULT_REFUSED_RETRY the result is given up: recorded as such, its file gone.
-    const givenUp = await waitFor('forgotten-1 to be given up', async () => (await historyOf(stack)).find((e) => e.taskId === 'forgotten-1'), 180_000);
+    // (Recorded in the history first, then deleted; the listing goes last.)
+    const givenUp = await waitFor('forgotten-1 to be given up', async () => {
+      const entry = (await historyOf(stack)).find((e) => e.taskId === 'forgotten-1');
+      return entry && !(await redis.hexists(keys.refusedResults, 'forgotten-1')) ? entry : null;
+    }, 180_000);
     expect(givenUp).toMatchObject({ delivery: 'given_up', uploadedAt: null, refused: { message: 'unknown task forgotten-1' } });
     expect(await exists(resultFile)).toBe(false);
+    await page.waitForSelector('#history-tasks tr[data-task-id="forgotten-1"] td.upload-given-up:has-text("given up")', { timeout: 30_000 });
     expect(await redis.exists(keys.task('forgotten-1'))).toBe(0);
     expect((await api<{ refused: RefusedItem[] }>(stack, '/api/tasks')).refused).toEqual([]);
     expect(await metric(gateway, 'hivemind_result_uploads_given_up_total')).toBe(1);
