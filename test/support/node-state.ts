@@ -68,19 +68,29 @@ export async function metric(svc: RunningService, name: string, labels: Record<s
   return sum;
 }
 
+/** A task history entry (the fields tests read). */
+export interface HistoryEntry {
+  taskId: string;
+  status: string;
+  reason: string;
+  uploadedAt: number | null;
+  delivery?: 'uploaded' | 'given_up';
+  refused?: { at: number; until: number; refusals: number; message: string };
+}
+
 /** The node's task history (Redis, what /api/tasks lists): one entry per result the pool took. */
-export async function historyOf(stack: Stack): Promise<{ taskId: string; status: string; reason: string }[]> {
+export async function historyOf(stack: Stack): Promise<HistoryEntry[]> {
   const redis = new IORedis(stack.env.REDIS_URL, { maxRetriesPerRequest: 2 });
   try {
-    return (await redis.lrange(new RedisKeys(stack.env.REDIS_PREFIX).history, 0, -1)).map((r) => JSON.parse(r) as { taskId: string; status: string; reason: string });
+    return (await redis.lrange(new RedisKeys(stack.env.REDIS_PREFIX).history, 0, -1)).map((r) => JSON.parse(r) as HistoryEntry);
   } finally {
     redis.disconnect();
   }
 }
 
-/** How many times the node delivered a task's result to the pool (its history entries). */
+/** How many times the node delivered a task's result to the pool (its history entries, less the results given up). */
 export async function deliveries(stack: Stack, taskId: string): Promise<number> {
-  return (await historyOf(stack)).filter((e) => e.taskId === taskId).length;
+  return (await historyOf(stack)).filter((e) => e.taskId === taskId && e.delivery !== 'given_up').length;
 }
 
 /** Results a gateway process delivered (upload attempts the pool answered with success), from its /metrics. */

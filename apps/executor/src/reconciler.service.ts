@@ -8,7 +8,9 @@ import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-conf
 import { LOGGER } from '@hivemind/shared/logging/logger';
 import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { openQueue, QueueName, resultJobOptions } from '@hivemind/shared/queue/queues';
+import { pruneStaleExecutors } from '@hivemind/shared/queue/executor-beats';
 import { ExecutorBeat, RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { RefusedResults } from '@hivemind/shared/queue/refused-results';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { TASK_STORE, TaskStore } from '@hivemind/shared/task-store/task-store';
 import { outcomes } from '@hivemind/shared/task-format/outcome';
@@ -29,6 +31,7 @@ export interface ReconcileReport {
   filesRemoved: string[];
   lostTasks: string[];
   staleRunning: string[];
+  executorsPruned: string[];
 }
 
 /**
@@ -38,13 +41,16 @@ export interface ReconcileReport {
  * - workspaces, zips and logs of tasks no longer held are deleted;
  * - `running` entries left by executors that stopped beating are dropped;
  * - a held task with neither a task job nor a result job (its job failed for good) gets
- *   a failure result, so the pool hears of it and its share is freed after upload.
+ *   a failure result, so the pool hears of it and its share is freed after upload;
+ * - executors whose beat is EXECUTOR_PRUNE_MS old (crashed) leave the executors hash.
+ * The result of a task the pool refused (RefusedResults) is kept although its slot is free.
  */
 @Injectable()
 export class ReconcilerService implements OnApplicationShutdown {
   private readonly ticker: Ticker;
   private readonly tasks: Queue;
   private readonly results: Queue;
+  private readonly refused: RefusedResults;
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
@@ -60,6 +66,7 @@ export class ReconcilerService implements OnApplicationShutdown {
   ) {
     this.tasks = openQueue(QueueName.Tasks, redis, keys, logger);
     this.results = openQueue(QueueName.Results, redis, keys, logger);
+    this.refused = new RefusedResults(redis, keys);
     this.ticker = new Ticker('reconcile', config.RECONCILE_INTERVAL * 1000, async () => void (await this.reconcile()), (_n, err) =>
       this.logger.warn({ err: errorMessage(err) }, 'reconcile failed'),
     );
@@ -89,8 +96,11 @@ export class ReconcilerService implements OnApplicationShutdown {
   }
 
   async reconcile(): Promise<ReconcileReport> {
-    const report: ReconcileReport = { containersRemoved: [], filesRemoved: [], lostTasks: [], staleRunning: [] };
+    const report: ReconcileReport = { containersRemoved: [], filesRemoved: [], lostTasks: [], staleRunning: [], executorsPruned: [] };
     const held = await this.ledger.entries();
+    // Read after the ledger: a refused result is listed before its slot is freed, so a
+    // task missing from this ledger snapshot and still refused is in this set.
+    const refused = await this.refused.taskIds();
 
     // Only this worker instance's runs (another instance may share the Docker daemon).
     for (const run of (await this.runtimes.runtime?.listManaged()) ?? []) {
@@ -104,6 +114,7 @@ export class ReconcilerService implements OnApplicationShutdown {
         const owner = WorkDir.ownerOf(dir, name);
         // Checked again now: a task admitted since the snapshot is held before its files exist.
         if (owner && (held.has(owner) || (await this.ledger.holds(owner)))) continue;
+        if (owner && dir === 'results' && refused.has(owner)) continue;
         // A workspace may be a task's loop-mounted volume: unmount it before deleting.
         if (dir === 'workspaces') await this.runtimes.quota?.unmount(path.join(this.workDir.folder(dir), name)).catch(() => undefined);
         // Whatever a task left (deeper than PATH_MAX, closed folders): a failure is logged and tried again next time.
@@ -120,6 +131,7 @@ export class ReconcilerService implements OnApplicationShutdown {
     const heldNow = await this.ledger.entries();
     await this.gpus.release((taskId) => heldNow.has(taskId));
 
+    report.executorsPruned = await pruneStaleExecutors(this.redis, this.keys);
     const beats = Object.values(await this.redis.hgetall(this.keys.executors)).map((v) => JSON.parse(v) as ExecutorBeat);
     const alive = new Set(beats.filter((b) => Date.now() - b.seenAt < STALE_EXECUTOR_MS).map((b) => b.executorId));
     for (const [taskId, raw] of Object.entries(await this.redis.hgetall(this.keys.running))) {
@@ -147,7 +159,7 @@ export class ReconcilerService implements OnApplicationShutdown {
       report.lostTasks.push(taskId);
     }
 
-    if (report.containersRemoved.length || report.filesRemoved.length || report.lostTasks.length || report.staleRunning.length) {
+    if (report.containersRemoved.length || report.filesRemoved.length || report.lostTasks.length || report.staleRunning.length || report.executorsPruned.length) {
       this.logger.info(report, 'reconciled');
     }
     return report;

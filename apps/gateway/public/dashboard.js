@@ -111,15 +111,27 @@
 
     const hist = $('history-tasks');
     hist.replaceChildren();
+    // Results the pool refused: their slots are free, the node still retries them slowly.
+    for (const r of t.refused || []) {
+      const tr = el('tr', { 'data-task-id': r.taskId, class: 'refused' });
+      tr.append(el('td', {}, r.taskId), el('td', { class: 'status-' + (r.status || '') }, r.status || '–'), el('td', {}, r.reason || ''), el('td', {}, '–'),
+        el('td', {}, '–'), el('td', {}, '–'), el('td', {}, '–'),
+        el('td', { class: 'upload-refused', title: 'The pool said: ' + r.message + ' (' + r.refusals + ' refusals; next try ' + fmtTime(r.nextAt) + ')' },
+          'refused by the pool, retrying until ' + new Date(r.until).toLocaleString()));
+      hist.append(tr);
+    }
     for (const h of t.history) {
       const tr = el('tr', { 'data-task-id': h.taskId });
+      const givenUp = h.delivery === 'given_up';
+      const upload = givenUp ? 'given up: refused by the pool' : h.refused ? 'uploaded after ' + h.refused.refusals + ' refusals' : 'uploaded';
       tr.append(el('td', {}, h.taskId), el('td', { class: 'status-' + h.status }, h.status), el('td', {}, h.reason), el('td', {}, fmtSecs(h.durationSeconds)),
-        el('td', {}, fmtBytes(h.resultBytes)), el('td', { title: h.cptExplained }, String(h.cpt.total)), el('td', {}, fmtTime(h.uploadedAt)));
+        el('td', {}, fmtBytes(h.resultBytes)), el('td', { title: h.cptExplained }, String(h.cpt.total)), el('td', {}, fmtTime(h.uploadedAt || h.finishedAt)),
+        el('td', { class: givenUp ? 'upload-given-up' : '', title: h.refused ? 'The pool said: ' + h.refused.message : '' }, upload));
       tr.addEventListener('click', () => selectHistory(h.taskId));
       if (h.taskId === state.selectedHistory) tr.classList.add('selected');
       hist.append(tr);
     }
-    if (!t.history.length) hist.append(emptyRow(7, 'None yet'));
+    if (!t.history.length && !(t.refused || []).length) hist.append(emptyRow(8, 'None yet'));
   }
 
   async function selectRunning(taskId) {

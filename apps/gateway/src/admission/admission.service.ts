@@ -11,6 +11,7 @@ import { NodeSettingsStore } from '@hivemind/shared/settings/node-settings';
 import { ExecuteTaskRequest, ExecuteTaskResponse } from '@hivemind/shared/proto/generated/nodepool';
 import { TaskJob } from '@hivemind/shared/queue/queues';
 import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { RefusedResults } from '@hivemind/shared/queue/refused-results';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { checkRequest, containerLimits, reservationFor } from '@hivemind/shared/resources/limits';
 import { checkTaskId } from '@hivemind/shared/task-format/task-id';
@@ -78,6 +79,11 @@ export class AdmissionService {
     if (fitError) return refuse('does_not_fit', fitError);
 
     if (await this.ledger.holds(taskId)) return refuse('duplicate', `task ${taskId} is already in flight on this node`);
+    // Its result, once refused, is still retried (its slot free): a new run would find and
+    // queue that result instead of its own. The waiting result is the pool's answer.
+    if (await new RefusedResults(this.redis, this.keys).has(taskId)) {
+      return refuse('duplicate', `task ${taskId} already ran on this node; its result is still waiting for the pool to take it`);
+    }
 
     // Faults that never go away (the zip, its size) are reported before passing ones
     // (busy, no executor): the pool offers a refused task again and again, so it should

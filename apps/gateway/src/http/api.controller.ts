@@ -8,7 +8,9 @@ import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-conf
 import { LOGGER, recentProblems } from '@hivemind/shared/logging/logger';
 import { HostSample } from '@hivemind/shared/monitor/host-sample';
 import { REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { resultJobSchema } from '@hivemind/shared/queue/queues';
 import { RedisKeys, RunningTask } from '@hivemind/shared/queue/redis-keys';
+import { RefusedResults } from '@hivemind/shared/queue/refused-results';
 import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { NodeSettingsStore, SettingsError } from '@hivemind/shared/settings/node-settings';
 import { NodeStatusService } from '../node-status.service';
@@ -37,6 +39,16 @@ async function fileTail(file: string, max: number): Promise<string | null> {
     return buf.toString('utf8');
   } finally {
     await fh.close();
+  }
+}
+
+/** A task's recorded result (its task hash's `result`), or null when unreadable. */
+function parseResult(raw: string) {
+  try {
+    const r = resultJobSchema.safeParse(JSON.parse(raw));
+    return r.success ? r.data : null;
+  } catch {
+    return null;
   }
 }
 
@@ -116,19 +128,30 @@ export class ApiController {
     };
   }
 
-  /** Running tasks (with live usage) and the last finished ones. */
-  @ApiOperation({ summary: 'Running tasks and the last finished ones' })
+  /**
+   * Running tasks (with live usage), results the pool refused that are still retried
+   * (their slots free, until their deadline), and the last finished tasks.
+   */
+  @ApiOperation({ summary: 'Running tasks, results the pool refused (retried until a deadline), and the last finished ones' })
   @ApiQuery({ name: 'limit', required: false, type: Number, description: '1 to TASK_HISTORY_SIZE' })
   @Get('tasks')
   async tasks(@Query() query: unknown) {
     const { limit } = parseOr400(historyQuerySchema(this.config.TASK_HISTORY_SIZE), query, 'query');
     const [running, history] = await Promise.all([this.redis.hgetall(this.keys.running), this.history.list(limit ?? this.config.TASK_HISTORY_SIZE)]);
     const averages = await Promise.all(Object.keys(running).map((id) => this.history.averages(id)));
+    const refused = await Promise.all(
+      (await new RefusedResults(this.redis, this.keys).list()).map(async (r) => {
+        const raw = await this.redis.hget(this.keys.task(r.taskId), 'result');
+        const result = raw ? parseResult(raw) : null;
+        return { ...r, outcome: 'refused' as const, status: result?.status ?? null, reason: result?.reason ?? null };
+      }),
+    );
     return {
       running: Object.entries(running).map(([taskId, raw], i) => {
         const t = JSON.parse(raw) as RunningTask;
         return { taskId, executorId: t.executorId, startedAt: t.startedAt, cpuPercent: t.cpuPercent, memoryPercent: t.memoryPercent, memoryBytes: t.memoryBytes, avgCpuPercent: averages[i].cpu, avgMemoryPercent: averages[i].memory };
       }),
+      refused,
       history: history.map(({ logsTail: _logs, ...rest }) => rest),
     };
   }

@@ -56,6 +56,8 @@ export class GatewayMetrics {
   readonly queueWait: Histogram;
   readonly uploadAttempts: Counter;
   readonly uploadFailures: Counter;
+  readonly uploadsRefused: Counter;
+  readonly uploadsGivenUp: Counter;
   readonly poolRpcErrors: Counter<'method'>;
 
   constructor(
@@ -84,6 +86,24 @@ export class GatewayMetrics {
     this.queueWait = new Histogram({ name: 'hivemind_task_queue_wait_seconds', help: 'Time from ExecuteTask to an executor taking the task', buckets: WAIT_BUCKETS, registers: r });
     this.uploadAttempts = new Counter({ name: 'hivemind_result_upload_attempts_total', help: 'Result uploads tried', registers: r });
     this.uploadFailures = new Counter({ name: 'hivemind_result_upload_failures_total', help: 'Result uploads that failed (retried)', registers: r });
+    this.uploadsRefused = new Counter({
+      name: 'hivemind_result_uploads_refused_total',
+      help: 'Result uploads the pool refused (answered success=false): the task\'s slot is freed and the result retried slowly for RESULT_REFUSED_RETRY',
+      registers: r,
+    });
+    this.uploadsGivenUp = new Counter({
+      name: 'hivemind_result_uploads_given_up_total',
+      help: 'Results given up and deleted after the pool kept refusing them for RESULT_REFUSED_RETRY',
+      registers: r,
+    });
+    new Gauge({
+      name: 'hivemind_results_refused_waiting',
+      help: 'Results the pool refused that the node still retries (their slots are free)',
+      registers: r,
+      async collect() {
+        this.set(await redis.hlen(keys.refusedResults));
+      },
+    });
     this.poolRpcErrors = new Counter({ name: 'hivemind_pool_rpc_errors_total', help: 'Failed calls to the Node Pool, by method', labelNames: ['method'], registers: r });
 
     new Gauge({

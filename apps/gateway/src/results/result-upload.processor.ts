@@ -14,8 +14,12 @@ import { errorMessage } from '@hivemind/shared/util/errors';
 import { backoffMs } from '@hivemind/shared/util/ticker';
 import { HeartbeatService } from '../pool/heartbeat.service';
 import { ResultUploadService } from './result-upload.service';
+import { ResultRefusedError, uploadRetryDelayMs } from './upload-failure';
 
-/** Consumes the results queue: one upload per task, retried with capped backoff. */
+/**
+ * Consumes the results queue: one upload per task, retried with capped backoff (up to
+ * 30 s) while the pool cannot answer, and slowly (minutes) after the pool refused it.
+ */
 @Injectable()
 export class ResultUploadProcessor implements OnApplicationBootstrap, OnApplicationShutdown {
   private worker: Worker | null = null;
@@ -39,7 +43,10 @@ export class ResultUploadProcessor implements OnApplicationBootstrap, OnApplicat
       lockDuration: this.config.JOB_LOCK_DURATION * 1000,
       stalledInterval: this.config.JOB_LOCK_DURATION * 1000,
       maxStalledCount: 1_000_000,
-      settings: { backoffStrategy: (attemptsMade: number) => backoffMs(attemptsMade, 1000, 30_000) },
+      settings: {
+        backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) =>
+          uploadRetryDelayMs(attemptsMade, err, (n) => backoffMs(n, 1000, 30_000)),
+      },
     });
     this.worker.on('error', (err) => this.logger.warn({ err: err.message }, 'results worker error'));
     this.worker.on('failed', (job, err) =>
@@ -60,7 +67,11 @@ export class ResultUploadProcessor implements OnApplicationBootstrap, OnApplicat
     try {
       await this.uploads.upload(payload);
     } catch (err) {
-      if (err instanceof UnrecoverableError) throw err;
+      // Either way the task's slot is free now: the pool may hear at once that the node has room.
+      if (err instanceof UnrecoverableError || err instanceof ResultRefusedError) {
+        this.heartbeat.statusChanged();
+        throw err;
+      }
       throw new Error(grpcErrorText(err));
     }
     this.heartbeat.statusChanged();

@@ -7,6 +7,7 @@ import { LOGGER } from '@hivemind/shared/logging/logger';
 import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { ResultJob } from '@hivemind/shared/queue/queues';
 import { RedisKeys, RunningTask } from '@hivemind/shared/queue/redis-keys';
+import { RefusedResult } from '@hivemind/shared/queue/refused-results';
 import { zipEntryTail } from '@hivemind/shared/task-format/zip-entry-tail';
 import { Ticker } from '@hivemind/shared/util/ticker';
 import { errorMessage } from '@hivemind/shared/util/errors';
@@ -22,7 +23,16 @@ export interface TaskHistoryEntry {
   receivedAt: number;
   startedAt: number;
   finishedAt: number;
-  uploadedAt: number;
+  /** When the pool took the result; null when it was given up. */
+  uploadedAt: number | null;
+  /**
+   * How the result left the node: `uploaded` (the pool took it) or `given_up` (the pool
+   * kept refusing it for RESULT_REFUSED_RETRY; deleted). Absent on entries written
+   * before refusals were told apart: those were uploaded.
+   */
+  delivery?: 'uploaded' | 'given_up';
+  /** When the pool first refused the result, how often, and its last answer (absent when never refused). */
+  refused?: { at: number; until: number; refusals: number; message: string };
   durationSeconds: number;
   queueWaitSeconds: number;
   resultBytes: number;
@@ -98,8 +108,9 @@ export class TaskHistoryService implements OnApplicationBootstrap, OnApplication
     return n > 0 ? { cpu: Number(cpuSum) / n, memory: Number(memSum) / n, samples: n } : { cpu: 0, memory: 0, samples: 0 };
   }
 
-  /** Records a task whose result the pool took. */
-  async record(job: ResultJob, zip: Buffer): Promise<TaskHistoryEntry> {
+  /** Records a task whose result the pool took, or (`given_up`) that the node gave up after refusals. */
+  async record(job: ResultJob, zip: Buffer, after?: { delivery: 'uploaded' | 'given_up'; refused: RefusedResult }): Promise<TaskHistoryEntry> {
+    const givenUp = after?.delivery === 'given_up';
     await this.sampleUsage().catch(() => undefined);
     const avg = await this.averages(job.taskId);
     const durationSeconds = Math.max(0, (job.finishedAt - job.startedAt) / 1000);
@@ -117,7 +128,7 @@ export class TaskHistoryService implements OnApplicationBootstrap, OnApplication
       receivedAt: job.receivedAt,
       startedAt: job.startedAt,
       finishedAt: job.finishedAt,
-      uploadedAt: Date.now(),
+      uploadedAt: givenUp ? null : Date.now(),
       durationSeconds,
       queueWaitSeconds: Math.max(0, (job.startedAt - job.receivedAt) / 1000),
       resultBytes: zip.length,
@@ -128,6 +139,11 @@ export class TaskHistoryService implements OnApplicationBootstrap, OnApplication
       cptExplained: describeCpt(cpt),
       logsTail,
     };
+    if (after) {
+      const r = after.refused;
+      entry.delivery = after.delivery;
+      entry.refused = { at: r.refusedAt, until: r.until, refusals: r.refusals, message: r.message };
+    }
     await this.redis
       .multi()
       .lpush(this.keys.history, JSON.stringify(entry))
@@ -148,9 +164,9 @@ export class TaskHistoryService implements OnApplicationBootstrap, OnApplication
     return (await this.list()).find((e) => e.taskId === taskId) ?? null;
   }
 
-  /** Sum of the CPT estimates over the kept history. */
+  /** Sum of the CPT estimates over the kept history (the results the pool took). */
   async estimatedTotal(): Promise<{ total: number; tasks: number }> {
-    const all = await this.list();
+    const all = (await this.list()).filter((e) => e.delivery !== 'given_up');
     return { total: all.reduce((s, e) => s + e.cpt.total, 0), tasks: all.length };
   }
 }

@@ -12,6 +12,7 @@ describe('worker configuration', () => {
     expect(c.TASK_TIMEOUT).toBe(3600);
     expect(c.HEARTBEAT_INTERVAL).toBe(10);
     expect(c.RESULT_UPLOAD_GUARD).toBe(1);
+    expect(c.RESULT_REFUSED_RETRY).toBe(86_400);
     expect(c.RESULT_MAX_READ_MB).toBe(8192);
     expect(c.maxMessageBytes).toBe(1024 * 1024 * 1024);
     expect(c.DOCKER_ENABLED).toBe(true);

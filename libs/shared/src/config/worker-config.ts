@@ -74,6 +74,8 @@ export const workerEnvSchema = z.object({
   TASK_USAGE_INTERVAL: num(1, { min: 0.2 }),
   OUTPUT_FLUSH_INTERVAL: num(1, { min: 0.05, max: 1 }),
   RESULT_UPLOAD_GUARD: num(1, { min: 0 }),
+  // Seconds a result the pool refused is still retried (slowly, its slot free) before it is given up.
+  RESULT_REFUSED_RETRY: num(86_400, { min: 0 }),
   RESULT_MAX_READ_MB: num(8192, { min: 1 }),
   POOL_CALL_TIMEOUT: num(30, { min: 1 }),
 

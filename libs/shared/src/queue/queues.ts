@@ -73,8 +73,10 @@ export type ResultJob = z.infer<typeof resultJobSchema>;
 
 /**
  * Options of every result job: the task id as job id (one result per task), retries
- * without a practical limit (the gateway's backoff caps the delay), and removal once
- * done or failed for good: a kept job would block a later run of the same task id.
+ * without a practical limit (the gateway's backoff picks the delay: up to 30 s while the
+ * pool cannot answer, minutes after it refused the result, whose retries end after
+ * RESULT_REFUSED_RETRY), and removal once done or failed for good: a kept job would
+ * block a later run of the same task id.
  */
 export function resultJobOptions(taskId: string) {
   return { jobId: taskId, attempts: 1_000_000, backoff: { type: 'custom' }, removeOnComplete: true, removeOnFail: true };

@@ -6,6 +6,13 @@ export class RedisKeys {
   get bullPrefix(): string {
     return `${this.prefix}:q`;
   }
+  /**
+   * hash taskId -> JSON RefusedResult: results the pool refused (TaskResultUpload answered
+   * success=false), whose slot is free, still retried slowly until RESULT_REFUSED_RETRY ends.
+   */
+  get refusedResults(): string {
+    return `${this.prefix}:results:refused`;
+  }
   /** hash taskId -> JSON Reservation: what every accepted, unfinished task holds. */
   get ledger(): string {
     return `${this.prefix}:ledger`;
@@ -18,7 +25,7 @@ export class RedisKeys {
   get output(): string {
     return `${this.prefix}:output`;
   }
-  /** hash executorId -> JSON ExecutorBeat. */
+  /** hash executorId -> JSON ExecutorBeat (an executor's entry is pruned once its beat is EXECUTOR_PRUNE_MS old). */
   get executors(): string {
     return `${this.prefix}:executors`;
   }
