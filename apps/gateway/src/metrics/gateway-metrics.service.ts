@@ -57,6 +57,8 @@ export class GatewayMetrics {
   readonly uploadAttempts: Counter;
   readonly uploadFailures: Counter;
   readonly poolRpcErrors: Counter<'method'>;
+  readonly poolRelogins: Counter;
+  readonly poolRegistrations: Counter;
 
   constructor(
     @Inject(METRICS_REGISTRY) registry: Registry,
@@ -85,6 +87,8 @@ export class GatewayMetrics {
     this.uploadAttempts = new Counter({ name: 'hivemind_result_upload_attempts_total', help: 'Result uploads tried', registers: r });
     this.uploadFailures = new Counter({ name: 'hivemind_result_upload_failures_total', help: 'Result uploads that failed (retried)', registers: r });
     this.poolRpcErrors = new Counter({ name: 'hivemind_pool_rpc_errors_total', help: 'Failed calls to the Node Pool, by method', labelNames: ['method'], registers: r });
+    this.poolRelogins = new Counter({ name: 'hivemind_pool_relogins_total', help: 'Logins after the Node Pool refused the token (expired, or the pool restarted)', registers: r });
+    this.poolRegistrations = new Counter({ name: 'hivemind_pool_registrations_total', help: 'RegisterWorkerNode calls the Node Pool accepted', registers: r });
 
     new Gauge({
       name: 'hivemind_tasks_running',
