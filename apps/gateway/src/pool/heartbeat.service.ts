@@ -138,12 +138,13 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
   }
 
   async reportStatus(): Promise<void> {
+    const report = await this.gatherStatus();
     // The owner changed the settings: tell the pool the new capacity now, not in 30 s.
     if (this.registered && capacityKey(effectiveCapacity(this.settings.machine, this.settings.lastKnown())) !== this.registered) {
       this.registerTicker.kick();
     }
     try {
-      await this.sendStatus(await this.gatherStatus());
+      await this.sendStatus(report);
     } catch (err) {
       // The pool forgot the node (it restarted, or we were silent too long): register
       // again now, not at the next registration tick; the registration reports the status.
