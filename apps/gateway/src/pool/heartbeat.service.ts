@@ -149,7 +149,9 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
       // The pool forgot the node (it restarted, or we were silent too long): register
       // again now, not at the next registration tick; the registration reports the status.
       if (err instanceof NotRegisteredError) {
-        this.logger.info({ message: err.message }, 'the Node Pool does not know this node; registering again');
+        // (At boot the first registration may simply not have landed yet.)
+        const level = this.registered ? 'info' : 'debug';
+        this.logger[level]({ message: err.message }, 'the Node Pool does not know this node; registering again');
         this.registerTicker.kick();
       }
       throw err;
