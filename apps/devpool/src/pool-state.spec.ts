@@ -49,7 +49,6 @@ describe('devpool state', () => {
   it('dispatches only to nodes whose status is exactly Idle, with a fresh heartbeat, that can be dialled', () => {
     const { s, clock, register, idle } = setup();
     register('a');
-    expect(s.dispatchable()).toHaveLength(0); // registered but no status yet
     idle('a', 'idle');
     expect(s.dispatchable()).toHaveLength(0); // case-sensitive
     idle('a', 'Running 1 tasks');
@@ -61,6 +60,37 @@ describe('devpool state', () => {
     register('loop', '127.0.0.1');
     idle('loop');
     expect(s.dispatchable()).toHaveLength(0);
+  });
+
+  it('sets a node with no running task Idle on every registration, whatever it last reported, as the deployed pool does', () => {
+    const { s, register, idle } = setup();
+    register('a');
+    expect(s.nodes.get('a')!.status).toBe('Idle'); // a new node too
+    idle('a', 'Paused');
+    expect(s.dispatchable()).toHaveLength(0);
+    register('a');
+    expect(s.nodes.get('a')!.status).toBe('Idle');
+    expect(s.dispatchable().map((n) => n.node_id)).toEqual(['a']);
+  });
+
+  it('keeps the status and tally of a node running a task when it registers; frees what leaked once none runs', () => {
+    const { s, register, idle, upload } = setup();
+    register('a');
+    upload('t', { cpu_score: 100 });
+    upload('fast', { cpu_score: 50 });
+    s.recordDispatch(s.tasks.get('t')!, s.nodes.get('a')!);
+    idle('a', 'Running 1 tasks');
+    register('a');
+    expect(s.nodes.get('a')!.status).toBe('Running 1 tasks');
+    expect(s.nodes.get('a')!.alloc.cpuScore).toBe(100);
+    // A result inside the ~200 ms window leaks its share until the node registers with nothing running.
+    s.storeResult('fast', Buffer.from('zip'), 'a');
+    s.recordDispatch(s.tasks.get('fast')!, s.nodes.get('a')!);
+    s.storeResult('t', Buffer.from('zip'), 'a');
+    expect(s.nodes.get('a')!.alloc.cpuScore).toBe(50);
+    register('a');
+    expect(s.nodes.get('a')!.alloc.cpuScore).toBe(0);
+    expect(s.nodes.get('a')!.status).toBe('Idle');
   });
 
   it('validates task ids at upload and keeps tasks pending in order', () => {

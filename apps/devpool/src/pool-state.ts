@@ -60,14 +60,22 @@ export class PoolState {
     return u && u.password === password ? u : null;
   }
 
+  /**
+   * Registers a node, or takes it as a heartbeat. As on the deployed pool, a node with no
+   * RUNNING task is set `Idle`, whatever it last reported, and what the pool handed out
+   * to it is forgotten (its available resources go back to the totals): a node that is
+   * not taking work must report its real status again right after registering.
+   */
   registerNode(req: RegisterWorkerNodeRequest): { success: boolean; message: string } {
     if (!req.node_id) return { success: false, message: 'node_id is required' };
     const prev = this.nodes.get(req.node_id);
+    const running = [...this.tasks.values()].some((t) => t.status === 'RUNNING' && t.nodeId === req.node_id);
+    if (!running) for (const t of this.tasks.values()) if (t.nodeId === req.node_id) t.allocated = false;
     this.nodes.set(req.node_id, {
       ...req,
-      status: prev?.status ?? 'Registered',
+      status: running && prev ? prev.status : 'Idle',
       lastSeen: this.now(),
-      alloc: prev?.alloc ?? { cpuScore: 0, memoryGb: 0, gpuScore: 0, gpuMemoryGb: 0 },
+      alloc: running && prev ? prev.alloc : { cpuScore: 0, memoryGb: 0, gpuScore: 0, gpuMemoryGb: 0 },
       usage: prev?.usage ?? { cpu: 0, memory: 0, gpu: 0, gpuMemory: 0 },
       runningTasks: prev?.runningTasks ?? 0,
     });

@@ -59,6 +59,8 @@ export class GatewayMetrics {
   readonly uploadsRefused: Counter;
   readonly uploadsGivenUp: Counter;
   readonly poolRpcErrors: Counter<'method'>;
+  readonly poolRelogins: Counter;
+  readonly poolRegistrations: Counter;
 
   constructor(
     @Inject(METRICS_REGISTRY) registry: Registry,
@@ -105,6 +107,8 @@ export class GatewayMetrics {
       },
     });
     this.poolRpcErrors = new Counter({ name: 'hivemind_pool_rpc_errors_total', help: 'Failed calls to the Node Pool, by method', labelNames: ['method'], registers: r });
+    this.poolRelogins = new Counter({ name: 'hivemind_pool_relogins_total', help: 'Logins after the Node Pool refused the token (expired, or the pool restarted)', registers: r });
+    this.poolRegistrations = new Counter({ name: 'hivemind_pool_registrations_total', help: 'RegisterWorkerNode calls the Node Pool accepted', registers: r });
 
     new Gauge({
       name: 'hivemind_tasks_running',

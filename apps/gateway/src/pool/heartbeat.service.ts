@@ -10,7 +10,10 @@ import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { NodeCapacity } from '@hivemind/shared/resources/limits';
 import { effectiveCapacity, NodeSettingsStore } from '@hivemind/shared/settings/node-settings';
 import { Ticker, within } from '@hivemind/shared/util/ticker';
+import { RunningStatusRequest } from '@hivemind/shared/proto/generated/nodepool';
+import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 import { DockerStatus, NodeStatusService } from '../node-status.service';
+import { PoolLinkService } from './pool-link.service';
 
 /** The registered fields of a capacity, to notice a change. */
 function capacityKey(n: NodeCapacity): string {
@@ -22,12 +25,19 @@ const STATUS_COALESCE_MS = 200;
 
 /** How long a heartbeat waits for Redis before it reports what it last knew. */
 const REDIS_WAIT_MS = 2000;
-import { PoolLinkService } from './pool-link.service';
+
+/** How the pool answers ReportStatus from a node it does not know (the deployed pool: 未註冊). */
+const NOT_REGISTERED = /not registered|未註冊/i;
+
+/** ReportStatus answered that the pool does not know the node. */
+class NotRegisteredError extends Error {}
 
 /**
  * Keeps the node known to the pool: RegisterWorkerNode every REGISTER_INTERVAL (the
- * pool takes it as a heartbeat too), ReportStatus every HEARTBEAT_INTERVAL and at
- * once when the status changes, node-wide TaskUsage every NODE_USAGE_INTERVAL, and
+ * pool takes it as a heartbeat too), each followed at once by ReportStatus (the pool
+ * resets the node to Idle when it registers); ReportStatus every HEARTBEAT_INTERVAL and
+ * at once when the status changes, registering again at once when the pool answers
+ * that it does not know the node; node-wide TaskUsage every NODE_USAGE_INTERVAL, and
  * the balance every BALANCE_INTERVAL.
  */
 @Injectable()
@@ -41,6 +51,8 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
   private registered = '';
   private kickTimer: NodeJS.Timeout | null = null;
   private readonly registerTicker: Ticker;
+  /** Counts statusChanged() calls, to notice a change while a registration is under way. */
+  private statusVersion = 0;
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
@@ -50,6 +62,7 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
     private readonly keys: RedisKeys,
     private readonly pool: PoolLinkService,
     private readonly nodeStatus: NodeStatusService,
+    private readonly metrics: GatewayMetrics,
   ) {
     const onError = (name: string, err: unknown) => this.logger.warn({ job: name, err: grpcErrorText(err) }, 'heartbeat job failed');
     this.statusTicker = new Ticker('report-status', config.HEARTBEAT_INTERVAL * 1000, () => this.reportStatus(), onError);
@@ -79,6 +92,7 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
 
   /** Sends ReportStatus now (the node's state changed). */
   statusChanged(): void {
+    this.statusVersion += 1;
     // Coalesced: a busy node accepts and finishes several tasks a second, and the pool
     // needs the new status soon, not one ReportStatus per task.
     if (this.kickTimer) return;
@@ -95,6 +109,11 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
       within(this.settings.capacity(), REDIS_WAIT_MS, effectiveCapacity(this.settings.machine, this.settings.lastKnown())),
     ]);
     this.lastDocker = docker;
+    // The pool sets a node with no running task Idle on every registration, whatever it
+    // last reported: the real status is gathered first so it follows the registration at
+    // once, leaving the pool the shortest possible window to dispatch to a false Idle.
+    const version = this.statusVersion;
+    const report = await this.gatherStatus();
     const res = await this.pool.call('RegisterWorkerNode', this.pool.client.nodes, this.pool.client.nodes.registerWorkerNode, () => ({
       node_id: this.pool.nodeId,
       hostname: this.config.ADVERTISE_HOST,
@@ -111,10 +130,36 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
     if (!res.success) throw new Error(`RegisterWorkerNode refused: ${res.message}`);
     this.registered = capacityKey(node);
     this.pool.lastHeartbeatOk = Date.now();
+    this.metrics.poolRegistrations.inc();
     this.logger.debug({ docker }, 'registered with the node pool');
+    await this.sendStatus(report);
+    // The state changed while we registered: what we just sent may be stale.
+    if (this.statusVersion !== version) this.statusChanged();
   }
 
   async reportStatus(): Promise<void> {
+    const report = await this.gatherStatus();
+    // The owner changed the settings: tell the pool the new capacity now, not in 30 s.
+    if (this.registered && capacityKey(effectiveCapacity(this.settings.machine, this.settings.lastKnown())) !== this.registered) {
+      this.registerTicker.kick();
+    }
+    try {
+      await this.sendStatus(report);
+    } catch (err) {
+      // The pool forgot the node (it restarted, or we were silent too long): register
+      // again now, not at the next registration tick; the registration reports the status.
+      if (err instanceof NotRegisteredError) {
+        // (At boot the first registration may simply not have landed yet.)
+        const level = this.registered ? 'info' : 'debug';
+        this.logger[level]({ message: err.message }, 'the Node Pool does not know this node; registering again');
+        this.registerTicker.kick();
+      }
+      throw err;
+    }
+  }
+
+  /** The ReportStatus the node would send now. */
+  private async gatherStatus(): Promise<RunningStatusRequest> {
     // With Redis unreachable nothing can be admitted: say Unavailable, with what we last knew.
     const [{ status, held }, sample, docker] = await Promise.all([
       within(this.nodeStatus.status(), REDIS_WAIT_MS, { status: 'Unavailable', held: this.lastHeld }),
@@ -123,13 +168,9 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
     ]);
     this.lastHeld = held;
     this.lastDocker = docker;
-    // The owner changed the settings: tell the pool the new capacity now, not in 30 s.
-    if (this.registered && capacityKey(effectiveCapacity(this.settings.machine, this.settings.lastKnown())) !== this.registered) {
-      this.registerTicker.kick();
-    }
     // In CPU-only mode the node has no GPU as far as the pool is concerned.
     const gpu = this.config.CPU_ONLY ? undefined : sample?.gpus[0];
-    const res = await this.pool.call('ReportStatus', this.pool.client.nodes, this.pool.client.nodes.reportStatus, () => ({
+    return {
       node_id: this.pool.nodeId,
       status,
       cpu_usage: sample?.cpuPercent ?? 0,
@@ -138,11 +179,18 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
       gpu_memory_usage: gpu && gpu.memoryTotalMb > 0 ? (100 * gpu.memoryUsedMb) / gpu.memoryTotalMb : 0,
       docker_status: docker,
       running_tasks: held,
-    }));
-    if (!res.success) throw new Error(`ReportStatus refused: ${res.message}`);
+    };
+  }
+
+  private async sendStatus(report: RunningStatusRequest): Promise<void> {
+    const res = await this.pool.call('ReportStatus', this.pool.client.nodes, this.pool.client.nodes.reportStatus, () => report);
+    if (!res.success) {
+      if (NOT_REGISTERED.test(res.message)) throw new NotRegisteredError(`ReportStatus refused: ${res.message}`);
+      throw new Error(`ReportStatus refused: ${res.message}`);
+    }
     this.pool.lastHeartbeatOk = Date.now();
-    if (status !== this.lastStatus) this.logger.info({ status }, 'node status');
-    this.lastStatus = status;
+    if (report.status !== this.lastStatus) this.logger.info({ status: report.status }, 'node status');
+    this.lastStatus = report.status;
   }
 
   async nodeUsage(): Promise<void> {

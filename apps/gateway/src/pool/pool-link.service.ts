@@ -31,7 +31,14 @@ export class PoolLinkService implements OnApplicationShutdown {
       maxMessageBytes: config.maxMessageBytes,
       callTimeoutMs: config.POOL_CALL_TIMEOUT * 1000,
       channelCredentials: poolChannelCredentials(config),
+      onRelogin: (err) => this.relogin(err),
     });
+  }
+
+  /** The pool refused our token (it expired, or the pool restarted with a new secret). */
+  private relogin(err: unknown): void {
+    this.metrics.poolRelogins.inc();
+    this.logger.info({ err: grpcErrorText(err) }, 'the Node Pool refused our token; logging in again');
   }
 
   /** An authenticated call that records failures for status and logs. */

@@ -31,7 +31,13 @@ export class PoolClient {
   constructor(
     readonly address: string,
     private readonly creds: PoolCredentials,
-    opts: { maxMessageBytes: number; callTimeoutMs: number; channelCredentials?: ChannelCredentials },
+    opts: {
+      maxMessageBytes: number;
+      callTimeoutMs: number;
+      channelCredentials?: ChannelCredentials;
+      /** Called as a login starts because the pool refused the token a call carried. */
+      onRelogin?: (err: unknown) => void;
+    },
   ) {
     const c = opts.channelCredentials ?? insecure();
     const o = messageSizeOptions(opts.maxMessageBytes);
@@ -40,7 +46,10 @@ export class PoolClient {
     this.workers = new WorkerNodeServiceClient(address, c, o);
     this.master = new MasterNodeServiceClient(address, c, o);
     this.callTimeoutMs = opts.callTimeoutMs;
+    this.onRelogin = opts.onRelogin;
   }
+
+  private readonly onRelogin?: (err: unknown) => void;
 
   private readonly callTimeoutMs: number;
 
@@ -82,10 +91,21 @@ export class PoolClient {
       return await unary(client, fn, build(token), bearer(token), timeoutMs);
     } catch (err) {
       if (!isAuthError(err)) throw err;
-      this.token = null;
-      const fresh = await this.login();
+      const fresh = await this.relogin(token, err);
       return unary(client, fn, build(fresh), bearer(fresh), timeoutMs);
     }
+  }
+
+  /**
+   * A token the pool refused: log in again, once however many calls carried it. A call
+   * whose token was already replaced (another call logged in meanwhile) takes the new one.
+   */
+  private relogin(refused: string, err: unknown): Promise<string> {
+    if (this.token !== null && this.token !== refused) return Promise.resolve(this.token);
+    if (this.loggingIn) return this.loggingIn;
+    this.token = null;
+    this.onRelogin?.(err);
+    return this.login();
   }
 
   close(): void {
