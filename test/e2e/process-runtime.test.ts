@@ -5,29 +5,9 @@ import { ownerClient, taskInfo, uploadTask, waitForStatus } from '../support/poo
 import { makeZip } from '../support/zips';
 import { Stack, waitFor } from '../support/stack';
 import { unzip } from '../support/unzip';
+import { escapingTask, processesWithMarker } from '../support/escaping-task';
 
 /** Pids of live processes whose command line holds `marker`. */
-async function withMarker(marker: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const n of await fs.readdir('/proc')) {
-    if (!/^\d+$/.test(n)) continue;
-    const cmd = await fs.readFile(`/proc/${n}/cmdline`, 'utf8').catch(() => '');
-    if (cmd.includes(marker)) pids.push(Number(n));
-  }
-  return pids;
-}
-
-/** main.py: a child leaves the session (setsid), ignores SIGTERM and sleeps holding stdout; the top then runs `top`. */
-const escaping = (marker: string, top: string) =>
-  [
-    'import os, time',
-    'if os.fork() == 0:',
-    '    os.setsid()',
-    `    os.execvp("python3", ["python3", "-c", "import signal, time\\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\\nwhile True: time.sleep(1)", "${marker}"])`,
-    'print("escaped", flush=True)',
-    top,
-  ].join('\n');
-
 const markers: string[] = [];
 const marker = (what: string) => {
   const m = `HM_E2E_MARK_${what}_${process.pid}`;
@@ -36,7 +16,7 @@ const marker = (what: string) => {
 };
 
 afterAll(async () => {
-  for (const m of markers) for (const pid of await withMarker(m)) process.kill(pid, 'SIGKILL');
+  for (const m of markers) for (const pid of await processesWithMarker(m)) process.kill(pid, 'SIGKILL');
 });
 
 /** Stops the stack and removes its folder, with any workspace volume still mounted under it. */
@@ -82,15 +62,15 @@ describe('the process runtime, end to end', () => {
 
   it('ends a task with its top process although a setsid() child holds its output, and nothing of it survives', async () => {
     const m = marker('exit');
-    expect((await uploadTask(pool, 'proc-escape', await makeZip([{ name: 'main.py', content: escaping(m, 'time.sleep(1)') }]))).success).toBe(true);
+    expect((await uploadTask(pool, 'proc-escape', await makeZip([{ name: 'main.py', content: escapingTask(m, 'time.sleep(1)') }]))).success).toBe(true);
     expect((await waitForStatus(pool, 'proc-escape', ['COMPLETED', 'FAILED', 'STOPPED'])).status).toBe('COMPLETED');
-    await waitFor('no process of the task', async () => (await withMarker(m)).length === 0, 10_000);
+    await waitFor('no process of the task', async () => (await processesWithMarker(m)).length === 0, 10_000);
   });
 
   it('StopTaskExecution ends a task whose setsid() child ignores SIGTERM, and nothing of it survives', async () => {
     const m = marker('stop');
-    expect((await uploadTask(pool, 'proc-escape-stop', await makeZip([{ name: 'main.py', content: escaping(m, 'time.sleep(300)') }]))).success).toBe(true);
-    await waitFor('the escaped child to run', async () => (await withMarker(m)).length === 1, 90_000);
+    expect((await uploadTask(pool, 'proc-escape-stop', await makeZip([{ name: 'main.py', content: escapingTask(m, 'time.sleep(300)') }]))).success).toBe(true);
+    await waitFor('the escaped child to run', async () => (await processesWithMarker(m)).length === 1, 90_000);
     // The pool passes a stop on to the node only once it knows the task runs.
     await waitForStatus(pool, 'proc-escape-stop', ['RUNNING']);
     const stop = await pool.call(pool.master, pool.master.stopTask, (token) => ({ task_id: 'proc-escape-stop', token }));
@@ -102,7 +82,7 @@ describe('the process runtime, end to end', () => {
       return res.success ? unzip(Buffer.from(res.result_zip)) : null;
     }, 120_000);
     expect(files.get('execution_log.txt')!.data.toString()).toContain('Status: Stopped');
-    await waitFor('no process of the task', async () => (await withMarker(m)).length === 0, 10_000);
+    await waitFor('no process of the task', async () => (await processesWithMarker(m)).length === 0, 10_000);
   });
 });
 
@@ -138,8 +118,8 @@ describe('the process runtime without a sandbox', () => {
     await stack.start('executor', { PROCESS_SANDBOX_FORCE_NONE: 'true' });
     await stack.start('gateway');
     const m = marker('none');
-    expect((await uploadTask(pool, 'none-escape', await makeZip([{ name: 'main.py', content: escaping(m, 'time.sleep(2)') }]))).success).toBe(true);
+    expect((await uploadTask(pool, 'none-escape', await makeZip([{ name: 'main.py', content: escapingTask(m, 'time.sleep(2)') }]))).success).toBe(true);
     expect((await waitForStatus(pool, 'none-escape', ['COMPLETED', 'FAILED', 'STOPPED'])).status).toBe('COMPLETED');
-    await waitFor('no process of the task', async () => (await withMarker(m)).length === 0, 10_000);
+    await waitFor('no process of the task', async () => (await processesWithMarker(m)).length === 0, 10_000);
   });
 });

@@ -6,6 +6,7 @@ import Docker from 'dockerode';
 import { DockerRuntime, LABEL_INSTANCE, LABEL_MANAGED, LABEL_TASK } from '../../apps/executor/src/runtime/docker.runtime';
 import { bwrapWorks, ProcessRuntime } from '../../apps/executor/src/runtime/process.runtime';
 import { RunSpec, TaskRuntime } from '../../apps/executor/src/runtime/task-runtime.port';
+import { escapingTask, processesWithMarker } from '../support/escaping-task';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 const IMAGE = process.env.TASK_IMAGE ?? 'hivemind/task-runtime:latest';
@@ -329,16 +330,6 @@ describe('the Docker runtime: limits, labels, pausing and clean-up (real daemon)
 });
 
 /** Pids of live processes whose command line holds `marker`. */
-async function withMarker(marker: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const n of await fs.readdir('/proc')) {
-    if (!/^\d+$/.test(n)) continue;
-    const cmd = await fs.readFile(`/proc/${n}/cmdline`, 'utf8').catch(() => '');
-    if (cmd.includes(marker)) pids.push(Number(n));
-  }
-  return pids;
-}
-
 /** Waits (generously) for a promise; null if it has not settled by then. */
 async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
   let timer: NodeJS.Timeout | undefined;
@@ -346,17 +337,6 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
   clearTimeout(timer);
   return r;
 }
-
-/** A process that leaves its session (setsid) and sleeps, holding the task's stdout open. */
-const ESCAPE = (marker: string, topSleep: string) =>
-  [
-    'import os, sys, time',
-    'if os.fork() == 0:',
-    '    os.setsid()',
-    `    os.execvp("python3", ["python3", "-c", "import signal, time\\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\\nwhile True: time.sleep(1)", "${marker}"])`,
-    'print("escaped", flush=True)',
-    topSleep,
-  ].join('\n');
 
 describe.each([
   ['bubblewrap', () => new ProcessRuntime({ sandbox: 'bwrap', user: { uid: 10001, gid: 10001 }, pidsLimit: 64 })],
@@ -372,7 +352,7 @@ describe.each([
 
   afterAll(async () => {
     // Whatever survived (the old runtime's escapees) is not left running.
-    for (const m of markers) for (const pid of await withMarker(m)) process.kill(pid, 'SIGKILL');
+    for (const m of markers) for (const pid of await processesWithMarker(m)) process.kill(pid, 'SIGKILL');
   });
 
   it('enforces maxFileBytes: a write, fallocate or sparse file past it fails with EFBIG', async () => {
@@ -384,30 +364,30 @@ describe.each([
 
   it('ends the task when its top process exits, although a setsid() child holds stdout, and leaves no process behind', async () => {
     const m = marker('exit');
-    const ws = await workspace({ 'esc.py': ESCAPE(m, 'time.sleep(1)') });
+    const ws = await workspace({ 'esc.py': escapingTask(m, 'time.sleep(1)') });
     let out = '';
     const h = await rt.start(spec('pr-escape', ws, ['python3', '-u', 'esc.py']), (c) => (out += c.toString()));
     const exit = await within(h.done, 60_000);
     expect(out).toContain('escaped');
     expect(exit).toEqual({ exitCode: 0, oomKilled: false });
     await waitGone(m);
-    expect(await withMarker(m)).toEqual([]);
+    expect(await processesWithMarker(m)).toEqual([]);
   });
 
   it('stops a task whose setsid() child ignores SIGTERM, and leaves no process behind', async () => {
     const m = marker('stop');
-    const ws = await workspace({ 'esc.py': ESCAPE(m, 'time.sleep(300)') });
+    const ws = await workspace({ 'esc.py': escapingTask(m, 'time.sleep(300)') });
     let out = '';
     const h = await rt.start(spec('pr-escape-stop', ws, ['python3', '-u', 'esc.py']), (c) => (out += c.toString()));
-    for (let i = 0; i < 300 && (!out.includes('escaped') || (await withMarker(m)).length === 0); i++) await new Promise((r) => setTimeout(r, 100));
-    expect(await withMarker(m)).toHaveLength(1);
+    for (let i = 0; i < 300 && (!out.includes('escaped') || (await processesWithMarker(m)).length === 0); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await processesWithMarker(m)).toHaveLength(1);
     await new Promise((r) => setTimeout(r, 1000));
     await h.stop(1);
     const exit = await within(h.done, 60_000);
     expect(exit?.exitCode).not.toBe(0);
     expect(exit?.exitCode).not.toBeNull();
     await waitGone(m);
-    expect(await withMarker(m)).toEqual([]);
+    expect(await processesWithMarker(m)).toEqual([]);
   });
 
   it('counts the CPU and memory of every process of the task', async () => {
@@ -421,7 +401,7 @@ describe.each([
     const ws = await workspace({ 'tree.py': tree });
     const h = await rt.start(spec('pr-usage', ws, ['python3', '-u', 'tree.py'], 1024), () => undefined);
     try {
-      for (let i = 0; i < 300 && (await withMarker(m)).length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 300 && (await processesWithMarker(m)).length < 2; i++) await new Promise((r) => setTimeout(r, 100));
       await new Promise((r) => setTimeout(r, 2000));
       // What the two busy children used meanwhile, read here from /proc on their own.
       const busy = await busyTicks(m);
@@ -446,7 +426,7 @@ describe.each([
 async function busyTicks(marker: string): Promise<{ ticks: number; at: number; clkTck: number }> {
   const clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
   let ticks = 0;
-  for (const pid of await withMarker(marker)) {
+  for (const pid of await processesWithMarker(marker)) {
     const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     ticks += Number(f[11]) + Number(f[12]);
@@ -456,5 +436,5 @@ async function busyTicks(marker: string): Promise<{ ticks: number; at: number; c
 
 /** Waits (generously) until no process carries the marker. */
 async function waitGone(marker: string): Promise<void> {
-  for (let i = 0; i < 100 && (await withMarker(marker)).length; i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 100 && (await processesWithMarker(marker)).length; i++) await new Promise((r) => setTimeout(r, 100));
 }
