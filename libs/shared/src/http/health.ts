@@ -1,12 +1,12 @@
 import { Controller, Get, Inject, Provider, Req, Res, UnauthorizedException } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, HealthIndicatorResult, HealthIndicatorService, TerminusModule } from '@nestjs/terminus';
 import type { Request, Response } from 'express';
-import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
 import { METRICS_REGISTRY } from '../metrics/registry';
 import { loadDashboardToken, presentedToken, tokenMatches } from './dashboard-token';
 import { errorMessage } from '../util/errors';
+import { StateLink } from '../state/state.module';
 
 /** One readiness indicator: a name and a check that says why when it fails. */
 export interface ReadinessCheck {
@@ -33,13 +33,12 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
 }
 
 /** Redis answers PING. */
-export function redisCheck(redis: Redis): ReadinessCheck {
+export function redisCheck(link: Pick<StateLink, 'ping'>): ReadinessCheck {
   return {
     name: 'redis',
     check: async () => {
       try {
-        const pong = await redis.ping();
-        return { ok: pong === 'PONG' };
+        return { ok: await link.ping() };
       } catch (err) {
         return { ok: false, reason: `Redis does not answer: ${errorMessage(err)}` };
       }

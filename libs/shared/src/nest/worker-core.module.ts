@@ -1,30 +1,18 @@
-import { DynamicModule, Global, Inject, Injectable, Module, OnApplicationShutdown } from '@nestjs/common';
+import { DynamicModule, Global, Module } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Redis } from 'ioredis';
 import { LoggerModule } from 'nestjs-pino';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '../config/worker-config';
 import { WorkDir } from '../work-dir/work-dir';
 import { LOGGER } from '../logging/logger';
 import { createMetricsRegistry, METRICS_REGISTRY } from '../metrics/registry';
-import { createRedis } from '../queue/redis-connection';
-import { RedisKeys } from '../queue/redis-keys';
-import { ResourceLedger } from '../resources/ledger';
 import { detectGpus, gpuCapacity } from '../resources/gpu';
 import { NodeCapacity } from '../resources/limits';
 import { MachineCapacity, NodeSettings, NodeSettingsStore } from '../settings/node-settings';
-import { createTaskStore, TASK_STORE } from '../task-store/task-store';
+import { SettingsOverrides } from '../state/settings';
+import { StateModule } from '../state/state.module';
 
-export const REDIS = Symbol('REDIS');
 export const NODE_CAPACITY = Symbol('NODE_CAPACITY');
-
-@Injectable()
-class RedisCloser implements OnApplicationShutdown {
-  constructor(@Inject(REDIS) private readonly redis: Redis) {}
-  async onApplicationShutdown(): Promise<void> {
-    await this.redis.quit().catch(() => this.redis.disconnect());
-  }
-}
 
 /**
  * What the machine offers with nothing reserved for its owner, from config and the
@@ -69,7 +57,7 @@ function httpLogOptions(logger: Logger) {
 
 /**
  * What every worker service (gateway, executor, monitor) shares: validated config,
- * the logger, one Redis connection, the key names and the resource ledger.
+ * the logger, metrics, the node's state in Redis (StateModule), capacity and settings.
  */
 @Global()
 @Module({})
@@ -77,13 +65,11 @@ export class WorkerCoreModule {
   static forRoot(config: WorkerConfig, logger: Logger, service: string): DynamicModule {
     return {
       module: WorkerCoreModule,
-      imports: [LoggerModule.forRoot({ pinoHttp: httpLogOptions(logger) })],
+      imports: [LoggerModule.forRoot({ pinoHttp: httpLogOptions(logger) }), StateModule.forRoot(config, service)],
       providers: [
         { provide: METRICS_REGISTRY, useFactory: () => createMetricsRegistry(service) },
         { provide: WORKER_CONFIG, useValue: config },
         { provide: LOGGER, useValue: logger },
-        { provide: REDIS, useFactory: () => createRedis(config.REDIS_URL, service) },
-        { provide: RedisKeys, useValue: new RedisKeys(config.REDIS_PREFIX) },
         {
           provide: NODE_CAPACITY,
           useFactory: async (): Promise<NodeCapacity> => {
@@ -97,19 +83,12 @@ export class WorkerCoreModule {
         },
         {
           provide: NodeSettingsStore,
-          inject: [REDIS, RedisKeys, NODE_CAPACITY],
-          useFactory: (redis: Redis, keys: RedisKeys, machine: NodeCapacity) => new NodeSettingsStore(redis, keys, machine, defaultSettings(config)),
+          inject: [SettingsOverrides, NODE_CAPACITY],
+          useFactory: (overrides: SettingsOverrides, machine: NodeCapacity) => new NodeSettingsStore(overrides, machine, defaultSettings(config)),
         },
-        {
-          provide: ResourceLedger,
-          inject: [REDIS, RedisKeys],
-          useFactory: (redis: Redis, keys: RedisKeys) => new ResourceLedger(redis, keys.ledger),
-        },
-        { provide: TASK_STORE, inject: [REDIS], useFactory: (redis: Redis) => createTaskStore(config, redis) },
         { provide: WorkDir, useValue: new WorkDir(config.workDir) },
-        RedisCloser,
       ],
-      exports: [METRICS_REGISTRY, WORKER_CONFIG, LOGGER, REDIS, RedisKeys, NODE_CAPACITY, NodeSettingsStore, ResourceLedger, TASK_STORE, WorkDir],
+      exports: [METRICS_REGISTRY, WORKER_CONFIG, LOGGER, NODE_CAPACITY, NodeSettingsStore, WorkDir, StateModule],
     };
   }
 }

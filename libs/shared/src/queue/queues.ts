@@ -1,8 +1,8 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { RedisKeys } from './redis-keys';
+import { bullPrefix } from '../state/redis-keys';
 import { OUTCOME_CODES } from '../task-format/outcome';
 import { TASK_ID_PATTERN } from '../task-format/task-id';
 
@@ -91,9 +91,48 @@ export function parsePayload<T>(schema: z.ZodType<T>, data: unknown, what: strin
   return r.data;
 }
 
-/** Opens a queue on the shared connection, with the error listener every queue needs. */
-export function openQueue(name: QueueName, redis: Redis, keys: RedisKeys, logger: Logger): Queue {
-  const q = new Queue(name, { connection: redis, prefix: keys.bullPrefix });
+/** Where the node's queues live: REDIS_URL and REDIS_PREFIX. */
+export interface QueueSite {
+  REDIS_URL: string;
+  REDIS_PREFIX: string;
+}
+
+/**
+ * Connection options for BullMQ, from REDIS_URL (redis:// or rediss://): BullMQ opens
+ * and closes its connections itself, apart from the service's state connection, with
+ * the settings its workers need (no per-command retry limit, capped reconnection delay).
+ */
+export function bullConnection(url: string, name: string): RedisOptions {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new Error(`REDIS_URL is not a URL: ${JSON.stringify(url)}`);
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error(`REDIS_URL must start with redis:// or rediss://, not ${u.protocol}//`);
+  const db = u.pathname.replace(/^\//, '');
+  if (db && !/^\d+$/.test(db)) throw new Error(`REDIS_URL names database ${JSON.stringify(db)}; a database is a number`);
+  return {
+    host: u.hostname.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1',
+    port: u.port ? Number(u.port) : 6379,
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    db: db ? Number(db) : 0,
+    tls: u.protocol === 'rediss:' ? {} : undefined,
+    connectionName: `hivemind-${name}`,
+    maxRetriesPerRequest: null,
+    retryStrategy: (times: number) => Math.min(200 * times, 5000),
+  };
+}
+
+/** BullMQ's options for a queue or worker of the node: its own connection and the node's prefix. */
+export function bullOptions(site: QueueSite, name: string): { connection: RedisOptions; prefix: string } {
+  return { connection: bullConnection(site.REDIS_URL, name), prefix: bullPrefix(site.REDIS_PREFIX) };
+}
+
+/** Opens a queue on a connection of its own, with the error listener every queue needs. */
+export function openQueue(name: QueueName, site: QueueSite, service: string, logger: Logger): Queue {
+  const q = new Queue(name, bullOptions(site, `${service}-${name}`));
   q.on('error', (err) => logger.warn({ err: err.message, queue: name }, 'queue error'));
   return q;
 }

@@ -1,7 +1,6 @@
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { RedisKeys } from '../queue/redis-keys';
 import { NodeCapacity } from '../resources/limits';
+import { SettingsOverrides } from '../state/settings';
 
 /**
  * Settings the owner can change while the node runs (the dashboard's settings form):
@@ -65,13 +64,12 @@ export function effectiveCapacity(machine: MachineCapacity, s: NodeSettings): No
   };
 }
 
-/** Reads and changes the live settings in Redis, falling back to the last known on a Redis blip. */
+/** Reads and changes the live settings (SettingsOverrides), falling back to the last known on a Redis blip. */
 export class NodeSettingsStore {
   private last: NodeSettings;
 
   constructor(
-    private readonly redis: Redis,
-    private readonly keys: RedisKeys,
+    private readonly overrides: SettingsOverrides,
     readonly machine: MachineCapacity,
     readonly defaults: NodeSettings,
   ) {
@@ -80,7 +78,7 @@ export class NodeSettingsStore {
 
   /** Current settings: the defaults with the stored overrides on top. */
   async get(): Promise<NodeSettings> {
-    const raw = await this.redis.hgetall(this.keys.settings);
+    const raw = await this.overrides.read();
     const out: NodeSettings = { ...this.defaults };
     const schema = settingsPatchSchema(this.machine);
     for (const [k, v] of Object.entries(raw)) {
@@ -110,13 +108,13 @@ export class NodeSettingsStore {
       throw new SettingsError(field, issue.message);
     }
     const entries = Object.entries(parsed.data).filter(([, v]) => v !== undefined);
-    if (entries.length > 0) await this.redis.hset(this.keys.settings, Object.fromEntries(entries.map(([k, v]) => [k, String(v)])));
+    await this.overrides.write(Object.fromEntries(entries.map(([k, v]) => [k, String(v)])));
     return this.get();
   }
 
   /** Drops every override: back to the config's defaults. */
   async reset(): Promise<NodeSettings> {
-    await this.redis.del(this.keys.settings);
+    await this.overrides.clear();
     return this.get();
   }
 }

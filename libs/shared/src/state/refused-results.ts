@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { RedisKeys } from './redis-keys';
+import { parseJson } from './scripts';
 
 /** A result the pool refused, kept and retried slowly without holding the task's slot. */
 export const refusedResultSchema = z.object({
@@ -28,17 +29,8 @@ export function refusedRetryDelayMs(refusals: number, now: number, until: number
   return Math.max(0, Math.min(pace, until - now));
 }
 
-function parse(raw: string): RefusedResult | null {
-  try {
-    const r = refusedResultSchema.safeParse(JSON.parse(raw));
-    return r.success ? r.data : null;
-  } catch {
-    return null;
-  }
-}
-
 /**
- * The results the pool refused and the node still retries (RedisKeys.refusedResults).
+ * The results the pool refused and the node still retries (hash taskId -> JSON RefusedResult).
  * The gateway's result upload creates an entry on a refusal (before it frees the task's
  * slot), updates it on each further refusal and deletes it when the pool takes the result
  * or the node gives it up. The executor's reconciler reads it: it keeps the result file
@@ -52,7 +44,7 @@ export class RefusedResults {
 
   async get(taskId: string): Promise<RefusedResult | null> {
     const raw = await this.redis.hget(this.keys.refusedResults, taskId);
-    return raw ? parse(raw) : null;
+    return parseJson(refusedResultSchema, raw);
   }
 
   async has(taskId: string): Promise<boolean> {
@@ -71,7 +63,7 @@ export class RefusedResults {
   async list(): Promise<RefusedResult[]> {
     const out: RefusedResult[] = [];
     for (const raw of Object.values(await this.redis.hgetall(this.keys.refusedResults))) {
-      const r = parse(raw);
+      const r = parseJson(refusedResultSchema, raw);
       if (r) out.push(r);
     }
     return out.sort((a, b) => a.until - b.until);

@@ -3,6 +3,7 @@ import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { Redis } from 'ioredis';
 import type { WorkerConfig } from '../config/worker-config';
+import { RedisKeys } from './redis-keys';
 
 /**
  * Where task zips and result zips travel between the gateway and the executors.
@@ -17,6 +18,9 @@ import type { WorkerConfig } from '../config/worker-config';
  *   larger than TASK_STORE_MAX_MB is refused at admission (task) or sent with the logs
  *   only (result). Blobs are deleted when the task's files are, and expire after
  *   TASK_STORE_TTL as a backstop.
+ *
+ * Redis blobs: the gateway creates a task's (admission) and deletes it with the task's
+ * files; an executor creates a result's and the gateway deletes it once delivered.
  */
 export interface TaskStore {
   readonly kind: 'fs' | 'redis';
@@ -89,13 +93,13 @@ export class RedisTaskStore implements TaskStore {
 
   constructor(
     private readonly redis: Redis,
-    private readonly prefix: string,
+    private readonly keys: RedisKeys,
     readonly maxBytes: number,
     private readonly ttlSec: number,
   ) {}
 
   private key(kind: 'task' | 'result', taskId: string): string {
-    return `${this.prefix}:blob:${kind}:${taskId}`;
+    return this.keys.blob(kind, taskId);
   }
 
   sizeError(bytes: number, what: string): string | null {
@@ -191,7 +195,7 @@ export class RedisTaskStore implements TaskStore {
 
 export const TASK_STORE = Symbol('TASK_STORE');
 
-export function createTaskStore(config: WorkerConfig, redis: Redis): TaskStore {
-  if (config.TASK_STORE === 'redis') return new RedisTaskStore(redis, config.REDIS_PREFIX, config.TASK_STORE_MAX_MB * 1024 * 1024, config.TASK_STORE_TTL);
+export function createTaskStore(config: WorkerConfig, redis: Redis, keys: RedisKeys): TaskStore {
+  if (config.TASK_STORE === 'redis') return new RedisTaskStore(redis, keys, config.TASK_STORE_MAX_MB * 1024 * 1024, config.TASK_STORE_TTL);
   return new FsTaskStore();
 }

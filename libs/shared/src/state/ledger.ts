@@ -1,5 +1,16 @@
 import type { Redis } from 'ioredis';
-import { NodeCapacity, Reservation } from './limits';
+import { z } from 'zod';
+import { NodeCapacity, Reservation } from '../resources/limits';
+import { RedisKeys } from './redis-keys';
+import { defineScript, parseHash } from './scripts';
+
+const reservationSchema: z.ZodType<Reservation> = z.object({
+  cpuScore: z.number(),
+  memoryMb: z.number(),
+  gpuScore: z.number(),
+  gpuMemoryGb: z.number(),
+  at: z.number().optional(),
+});
 
 export type ReserveOutcome =
   | { ok: true }
@@ -63,17 +74,28 @@ function outcome(code: string, used: number, taskId: string, r: Reservation, nod
   }
 }
 
-/** The node's one resource ledger, kept in Redis for the gateway and every executor. */
+/**
+ * The node's one resource ledger (hash taskId -> JSON Reservation): what every accepted,
+ * unfinished task holds, for the gateway and every executor.
+ * Created by the gateway's admission (reserve, atomic against the node's totals);
+ * deleted (release) when the task is over for the node: by the gateway once its result
+ * is delivered, refused or given up, or its admission rolled back, and by the executors'
+ * reconciler for a task the pool never heard accepted. Never updated in place.
+ */
 export class ResourceLedger {
+  private readonly key: string;
+  private readonly reserveScript: (...args: (string | number)[]) => Promise<[string, string]>;
+
   constructor(
     private readonly redis: Redis,
-    private readonly key: string,
-  ) {}
+    keys: RedisKeys,
+  ) {
+    this.key = keys.ledger;
+    this.reserveScript = defineScript<[string, string]>(redis, 'hivemindReserve', 1, RESERVE);
+  }
 
   async reserve(taskId: string, r: Reservation, node: NodeCapacity): Promise<ReserveOutcome> {
-    const [code, used] = (await this.redis.eval(
-      RESERVE,
-      1,
+    const [code, used] = (await this.reserveScript(
       this.key,
       taskId,
       JSON.stringify(r),
@@ -116,15 +138,14 @@ export class ResourceLedger {
 
   /** Every held reservation by task id. */
   async entries(): Promise<Map<string, Reservation>> {
-    const all = await this.redis.hgetall(this.key);
-    return new Map(Object.entries(all).map(([k, v]) => [k, JSON.parse(v) as Reservation]));
+    return parseHash(reservationSchema, await this.redis.hgetall(this.key));
   }
 
   async totals(): Promise<LedgerTotals> {
-    const vals = await this.redis.hvals(this.key);
-    const t: LedgerTotals = { tasks: vals.length, cpuScore: 0, memoryMb: 0, gpuScore: 0, gpuMemoryGb: 0 };
-    for (const v of vals) {
-      const r = JSON.parse(v) as Reservation;
+    const all = await this.redis.hgetall(this.key);
+    // A malformed entry still holds a slot (the reserve script counts it too).
+    const t: LedgerTotals = { tasks: Object.keys(all).length, cpuScore: 0, memoryMb: 0, gpuScore: 0, gpuMemoryGb: 0 };
+    for (const r of parseHash(reservationSchema, all).values()) {
       t.cpuScore += r.cpuScore;
       t.memoryMb += r.memoryMb;
       t.gpuScore += r.gpuScore;
