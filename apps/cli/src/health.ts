@@ -1,8 +1,7 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
-import { Redis } from 'ioredis';
-import type { ExecutorBeat } from '@hivemind/shared/queue/redis-keys';
+import { connectNodeState, NodeStateConnection } from '@hivemind/shared/state/node-state';
 
 /**
  * `hivemind-worker health <service>`: the container health check.
@@ -84,22 +83,27 @@ export function tcpOpen(host: string, port: number, timeoutMs: number): Promise<
   });
 }
 
-async function withRedis<T>(env: Record<string, string | undefined>, timeoutMs: number, fn: (r: Redis) => Promise<T>): Promise<T> {
-  const r = new Redis(env.REDIS_URL || 'redis://127.0.0.1:6379', { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+/** Runs `fn` over the node's state, on one connection that fails fast (no retries, no queueing). */
+async function withState<T>(env: Record<string, string | undefined>, timeoutMs: number, fn: (s: NodeStateConnection) => Promise<T>): Promise<T> {
   let lastError: Error | undefined;
-  r.on('error', (err: Error) => (lastError = err));
+  const s = connectNodeState(env.REDIS_URL || 'redis://127.0.0.1:6379', env.REDIS_PREFIX || 'hivemind', 'healthcheck', {
+    connectTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+    onError: (err: Error) => (lastError = err),
+  });
   try {
-    await r.connect().catch((err: Error) => {
-      throw new Error(`Redis: ${(lastError ?? err).message}`);
-    });
-    return await fn(r);
+    await s.connect();
+    return await fn(s);
+  } catch (err) {
+    throw new Error(`Redis: ${(lastError ?? (err as Error)).message}`);
   } finally {
-    r.disconnect();
+    s.disconnect();
   }
 }
 
 async function fallback(service: ServiceName, env: Record<string, string | undefined>, timeoutMs: number): Promise<HealthResult> {
-  const prefix = env.REDIS_PREFIX || 'hivemind';
   if (service === 'devpool') {
     const port = intOf(env.DEVPOOL_PORT, 50051, 'DEVPOOL_PORT');
     await tcpOpen('127.0.0.1', port, timeoutMs);
@@ -108,22 +112,19 @@ async function fallback(service: ServiceName, env: Record<string, string | undef
   if (service === 'gateway') {
     const port = intOf(env.GRPC_PORT, 50053, 'GRPC_PORT');
     await tcpOpen('127.0.0.1', port, timeoutMs);
-    await withRedis(env, timeoutMs, (r) => r.ping());
+    await withState(env, timeoutMs, (s) => s.ping());
     return { ok: true, detail: `gRPC port ${port} accepts connections and Redis answers` };
   }
   if (service === 'executor') {
     const host = os.hostname();
-    const beats = await withRedis(env, timeoutMs, (r) => r.hgetall(`${prefix}:executors`));
-    const mine = Object.values(beats)
-      .map((raw) => JSON.parse(raw) as ExecutorBeat)
-      .filter((b) => b.executorId.startsWith(`${host}-`));
+    const beats = await withState(env, timeoutMs, (s) => s.executors.all());
+    const mine = beats.filter((b) => b.executorId.startsWith(`${host}-`));
     const fresh = mine.find((b) => Date.now() - b.seenAt <= BEAT_FRESH_MS && b.runtime !== 'none');
     if (!fresh) return { ok: false, detail: mine.length ? `executor ${mine[0].executorId} is not ready (runtime ${mine[0].runtime})` : `no beat from an executor on ${host} in Redis` };
     return { ok: true, detail: `executor ${fresh.executorId} beat ${Math.round((Date.now() - fresh.seenAt) / 1000)} s ago (runtime ${fresh.runtime})` };
   }
-  const raw = await withRedis(env, timeoutMs, (r) => r.get(`${prefix}:monitor:latest`));
-  const at = raw ? (JSON.parse(raw) as { at: number }).at : 0;
-  if (!raw || Date.now() - at > SAMPLE_FRESH_MS) return { ok: false, detail: 'no host sample in Redis from the last 60 s' };
+  const at = (await withState(env, timeoutMs, (s) => s.monitor.latest(Number.POSITIVE_INFINITY)))?.at ?? 0;
+  if (!at || Date.now() - at > SAMPLE_FRESH_MS) return { ok: false, detail: 'no host sample in Redis from the last 60 s' };
   return { ok: true, detail: `host sample ${Math.round((Date.now() - at) / 1000)} s old` };
 }
 

@@ -1,10 +1,9 @@
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
-import { ControlMessage, ExecutorBeat, RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { ControlChannel, ControlSubscription } from '@hivemind/shared/state/control-channel';
+import { ExecutorBeat, Executors } from '@hivemind/shared/state/executors';
 import { Ticker } from '@hivemind/shared/util/ticker';
 import { RuntimeService } from './runtime/runtime.service';
 import { TaskProcessor } from './task.processor';
@@ -20,13 +19,13 @@ const BEAT_MS = 5000;
 @Injectable()
 export class ExecutorBeatService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly ticker: Ticker;
-  private subscriber: Redis;
+  private subscription: ControlSubscription | null = null;
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(REDIS) private readonly redis: Redis,
-    private readonly keys: RedisKeys,
+    private readonly executors: Executors,
+    private readonly control: ControlChannel,
     private readonly runtimes: RuntimeService,
     private readonly processor: TaskProcessor,
     private readonly runner: TaskPipeline,
@@ -34,24 +33,19 @@ export class ExecutorBeatService implements OnApplicationBootstrap, OnApplicatio
     this.ticker = new Ticker('executor-beat', BEAT_MS, () => this.beat(), (_n, err) =>
       this.logger.warn({ err: errorMessage(err) }, 'executor beat failed'),
     );
-    this.subscriber = redis.duplicate({ connectionName: 'hivemind-executor-control' });
   }
 
   async onApplicationBootstrap(): Promise<void> {
     this.ticker.start();
     // Tell the gateway at once when this executor can take tasks.
     void this.processor.whenReady.then(() => this.ticker.kick());
-    this.subscriber.on('message', (_channel: string, raw: string) => {
-      try {
-        const msg = JSON.parse(raw) as ControlMessage;
-        if (msg.type === 'stop' && this.runner.requestStop(msg.taskId)) {
-          this.logger.info({ taskId: msg.taskId }, 'stopping task on request');
-        }
-      } catch {
-        this.logger.warn('ignored a malformed control message');
-      }
-    });
-    await this.subscriber.subscribe(this.keys.control);
+    this.subscription = await this.control.subscribe(
+      'hivemind-executor-control',
+      (msg) => {
+        if (msg.type === 'stop' && this.runner.requestStop(msg.taskId)) this.logger.info({ taskId: msg.taskId }, 'stopping task on request');
+      },
+      () => this.logger.warn('ignored a malformed control message'),
+    );
   }
 
   private async beat(): Promise<void> {
@@ -64,12 +58,12 @@ export class ExecutorBeatService implements OnApplicationBootstrap, OnApplicatio
       seenAt: Date.now(),
       problem: this.processor.ready ? null : this.runtimes.problem,
     };
-    await this.redis.hset(this.keys.executors, beat.executorId, JSON.stringify(beat));
+    await this.executors.beat(beat);
   }
 
   async onApplicationShutdown(): Promise<void> {
     this.ticker.stop();
-    this.subscriber.disconnect();
-    await this.redis.hdel(this.keys.executors, this.processor.executorId).catch(() => undefined);
+    this.subscription?.close();
+    await this.executors.remove(this.processor.executorId).catch(() => undefined);
   }
 }

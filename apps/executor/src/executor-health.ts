@@ -1,13 +1,12 @@
 import { Provider } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { READINESS_CHECKS, ReadinessCheck, redisCheck } from '@hivemind/shared/http/health';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { StateLink } from '@hivemind/shared/state/state.module';
 import { errorMessage } from '@hivemind/shared/util/errors';
 import { RuntimeService } from './runtime/runtime.service';
 
 /** The executor is ready when Redis and Docker answer and it has a runtime to run tasks with. */
-export function executorReadiness(config: WorkerConfig, redis: Redis, runtimes: RuntimeService): ReadinessCheck[] {
+export function executorReadiness(config: WorkerConfig, redis: StateLink, runtimes: RuntimeService): ReadinessCheck[] {
   return [
     redisCheck(redis),
     {
@@ -34,6 +33,6 @@ export function executorReadiness(config: WorkerConfig, redis: Redis, runtimes: 
 
 export const executorReadinessProvider: Provider = {
   provide: READINESS_CHECKS,
-  inject: [WORKER_CONFIG, REDIS, RuntimeService],
+  inject: [WORKER_CONFIG, StateLink, RuntimeService],
   useFactory: executorReadiness,
 };

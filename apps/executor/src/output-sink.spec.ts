@@ -1,24 +1,22 @@
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Redis } from 'ioredis';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { OutputAppender } from '@hivemind/shared/state/output-stream';
 import { TaskLog } from '@hivemind/shared/task-format/task-log';
-import { cutUtf8, MAX_BATCH_BYTES, OutputSink, STREAM_MAXLEN } from './output-sink';
+import { cutUtf8, MAX_BATCH_BYTES, OutputSink } from './output-sink';
 
-/** A Redis that keeps what XADD was given. */
-function fakeRedis() {
-  const entries: { args: (string | number)[]; text: string }[] = [];
-  const redis = {
-    xadd: (...args: (string | number)[]) => {
-      entries.push({ args, text: String(args[args.length - 1]) });
-      return Promise.resolve(`${entries.length}-0`);
+/** An output stream that keeps what it was given. */
+function fakeStream() {
+  const entries: { taskId: string; text: string }[] = [];
+  const out: OutputAppender = {
+    append: (taskId, text) => {
+      entries.push({ taskId, text });
+      return Promise.resolve();
     },
   };
-  return { redis: redis as unknown as Pick<Redis, 'xadd'>, entries };
+  return { out, entries };
 }
 
-const keys = new RedisKeys('hm-test');
 const dirs: string[] = [];
 afterAll(async () => {
   for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
@@ -29,9 +27,9 @@ async function sinkWith(headBytes = 64 * 1024, tailBytes = 64 * 1024) {
   dirs.push(dir);
   const log = new TaskLog(path.join(dir, 'task.log'), headBytes, tailBytes);
   await log.open();
-  const { redis, entries } = fakeRedis();
+  const { out, entries } = fakeStream();
   // A long interval: the test flushes by hand.
-  const sink = new OutputSink(redis, keys, 'task-1', log, 60_000);
+  const sink = new OutputSink(out, 'task-1', log, 60_000);
   return { sink, log, entries, file: log.file };
 }
 
@@ -51,9 +49,9 @@ describe('OutputSink', () => {
     await sink.flush();
     sink.push(Buffer.from('ee\n'));
     await sink.close();
-    expect(entries.map((e) => e.args)).toEqual([
-      [keys.output, 'MAXLEN', '~', STREAM_MAXLEN, '*', 'task', 'task-1', 'text', 'one\ntwo\n[hivemind] GPUs: none'],
-      [keys.output, 'MAXLEN', '~', STREAM_MAXLEN, '*', 'task', 'task-1', 'text', 'three'],
+    expect(entries).toEqual([
+      { taskId: 'task-1', text: 'one\ntwo\n[hivemind] GPUs: none' },
+      { taskId: 'task-1', text: 'three' },
     ]);
     expect(await fs.readFile(file, 'utf8')).toBe('one\ntwo\n[hivemind] GPUs: none\nthree\n');
   });

@@ -1,5 +1,4 @@
-import type { Redis } from 'ioredis';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { OutputAppender } from '@hivemind/shared/state/output-stream';
 import { LineSplitter, TaskLog } from '@hivemind/shared/task-format/task-log';
 
 /**
@@ -7,13 +6,6 @@ import { LineSplitter, TaskLog } from '@hivemind/shared/task-format/task-log';
  * byte, so it also holds at most 10,240 characters: what the pool keeps anyway.
  */
 export const MAX_BATCH_BYTES = 10_240;
-/**
- * Output entries kept in the stream at most. The gateway deletes what the pool took;
- * during a long pool outage the oldest go first. With MAX_BATCH_BYTES per entry the
- * stream holds at most about 5,000 × 10 KiB ≈ 50 MB of text, whatever the tasks print
- * (`MAXLEN ~` trims whole stream nodes, so a hundred entries or so more at times).
- */
-export const STREAM_MAXLEN = 5_000;
 /** Room kept in each entry for the "skipped" marker line. */
 const MARKER_ROOM = 160;
 /** What the lines of one entry may take (with their newlines). */
@@ -64,8 +56,7 @@ export class OutputSink {
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly redis: Pick<Redis, 'xadd'>,
-    private readonly keys: RedisKeys,
+    private readonly out: OutputAppender,
     private readonly taskId: string,
     readonly log: TaskLog,
     flushMs = 200,
@@ -122,9 +113,7 @@ export class OutputSink {
       this.count = 0;
       this.pendingBytes = 0;
       this.skipped = 0;
-      await this.redis
-        .xadd(this.keys.output, 'MAXLEN', '~', STREAM_MAXLEN, '*', 'task', this.taskId, 'text', lines.join('\n'))
-        .catch(() => undefined);
+      await this.out.append(this.taskId, lines.join('\n')).catch(() => undefined);
     });
     return this.flushing;
   }

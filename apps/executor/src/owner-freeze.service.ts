@@ -1,11 +1,8 @@
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
-import { readOwnerState } from '@hivemind/shared/owner/owner-state';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { OwnerStateRepository } from '@hivemind/shared/state/owner-state';
 import { errorMessage } from '@hivemind/shared/util/errors';
 import { Ticker } from '@hivemind/shared/util/ticker';
 import { TaskRuntime } from './runtime/task-runtime.port';
@@ -34,8 +31,7 @@ export class OwnerFreezeService implements OnApplicationBootstrap, OnApplication
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(REDIS) private readonly redis: Redis,
-    private readonly keys: RedisKeys,
+    private readonly owner: OwnerStateRepository,
   ) {
     this.ticker = new Ticker('owner-freeze', 1000, () => this.tick(), (_n, err) => this.logger.warn({ err: errorMessage(err) }, 'owner freeze check failed'));
   }
@@ -56,7 +52,7 @@ export class OwnerFreezeService implements OnApplicationBootstrap, OnApplication
     // An adopted container may have been paused by the executor that crashed.
     if (await runtime.isPaused(taskId).catch(() => false)) {
       t.frozenSince = Date.now();
-      await this.redis.hset(this.keys.ownerFrozen, taskId, String(t.frozenSince)).catch(() => undefined);
+      await this.owner.frozen(taskId, t.frozenSince).catch(() => undefined);
       // This executor does not pause tasks: resume it now rather than leave it frozen.
       if (!this.config.OWNER_BUSY_PAUSE_TASKS) await this.set(taskId, t, false);
     }
@@ -69,7 +65,7 @@ export class OwnerFreezeService implements OnApplicationBootstrap, OnApplication
     await t.busy;
     const ms = this.frozenMs(taskId);
     this.tasks.delete(taskId);
-    await this.redis.hdel(this.keys.ownerFrozen, taskId).catch(() => undefined);
+    await this.owner.thawed(taskId).catch(() => undefined);
     return ms;
   }
 
@@ -100,12 +96,12 @@ export class OwnerFreezeService implements OnApplicationBootstrap, OnApplication
         if (!(await t.runtime.setPaused(taskId, freeze))) return;
         if (freeze) {
           t.frozenSince = Date.now();
-          await this.redis.hset(this.keys.ownerFrozen, taskId, String(t.frozenSince));
+          await this.owner.frozen(taskId, t.frozenSince);
           this.logger.info({ taskId }, 'task paused: the owner is busy');
         } else {
           t.frozenMs += Date.now() - (t.frozenSince ?? Date.now());
           t.frozenSince = null;
-          await this.redis.hdel(this.keys.ownerFrozen, taskId);
+          await this.owner.thawed(taskId);
           this.logger.info({ taskId, pausedS: Math.round(t.frozenMs / 1000) }, 'task resumed');
         }
       } catch (err) {
@@ -118,7 +114,7 @@ export class OwnerFreezeService implements OnApplicationBootstrap, OnApplication
   /** Freezes or thaws every tracked task that can be paused to match the owner state. */
   async tick(): Promise<void> {
     if (this.tasks.size === 0) return;
-    const owner = await readOwnerState(this.redis, this.keys);
+    const owner = await this.owner.read();
     const freeze = Boolean(owner?.busy);
     await Promise.all(
       [...this.tasks].filter(([, t]) => t.runtime.supportsPause).map(([id, t]) => this.set(id, t, freeze && !t.exempt)),

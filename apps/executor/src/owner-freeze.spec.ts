@@ -1,21 +1,21 @@
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WorkerConfig } from '@hivemind/shared/config/worker-config';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { OwnerState } from '@hivemind/shared/owner/owner-state';
+import { OwnerStateRepository } from '@hivemind/shared/state/owner-state';
 import { OwnerFreezeService } from './owner-freeze.service';
 import { TaskRuntime } from './runtime/task-runtime.port';
 
-/** A pausable runtime, one that cannot pause, and a Redis that keep just what the freeze logic touches. */
+/** A pausable runtime, one that cannot pause, and an owner state that keep just what the freeze logic touches. */
 function setup(pauseTasks = true, pausedAtStart = false) {
-  const store = new Map<string, string>();
+  let state: OwnerState | null = null;
   const frozen = new Map<string, string>();
   const calls: string[] = [];
   let paused = pausedAtStart;
-  const redis = {
-    get: async (k: string) => store.get(k) ?? null,
-    hset: async (_k: string, f: string, v: string) => frozen.set(f, v),
-    hdel: async (_k: string, f: string) => frozen.delete(f),
-  } as unknown as Redis;
+  const owner = {
+    read: async () => state,
+    frozen: async (taskId: string, since: number) => void frozen.set(taskId, String(since)),
+    thawed: async (taskId: string) => void frozen.delete(taskId),
+  } as unknown as OwnerStateRepository;
   const docker = {
     supportsPause: true,
     isPaused: async () => paused,
@@ -33,10 +33,9 @@ function setup(pauseTasks = true, pausedAtStart = false) {
       return false;
     },
   } as unknown as TaskRuntime;
-  const keys = new RedisKeys('t');
   const logger = { info: () => undefined, warn: () => undefined } as unknown as Logger;
-  const svc = new OwnerFreezeService({ OWNER_BUSY_PAUSE_TASKS: pauseTasks } as WorkerConfig, logger, redis, keys);
-  const setBusy = (busy: boolean) => store.set(keys.ownerState, JSON.stringify({ busy, ownerCpuPercent: 0, since: null, reason: '', frozenTasks: [], scheduleOpen: true }));
+  const svc = new OwnerFreezeService({ OWNER_BUSY_PAUSE_TASKS: pauseTasks } as WorkerConfig, logger, owner);
+  const setBusy = (busy: boolean) => (state = { busy, ownerCpuPercent: 0, since: null, reason: '', frozenTasks: [], scheduleOpen: true });
   return { svc, calls, frozen, setBusy, docker, processes };
 }
 

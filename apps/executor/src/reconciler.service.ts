@@ -2,17 +2,16 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { Job, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { openQueue, QueueName, resultJobOptions } from '@hivemind/shared/queue/queues';
-import { pruneStaleExecutors } from '@hivemind/shared/queue/executor-beats';
-import { ExecutorBeat, RedisKeys } from '@hivemind/shared/queue/redis-keys';
-import { RefusedResults } from '@hivemind/shared/queue/refused-results';
-import { ResourceLedger } from '@hivemind/shared/resources/ledger';
-import { TASK_STORE, TaskStore } from '@hivemind/shared/task-store/task-store';
+import { Executors } from '@hivemind/shared/state/executors';
+import { ResourceLedger } from '@hivemind/shared/state/ledger';
+import { RefusedResults } from '@hivemind/shared/state/refused-results';
+import { RunningTasks } from '@hivemind/shared/state/running-tasks';
+import { TaskRecords } from '@hivemind/shared/state/task-records';
+import { TASK_STORE, TaskStore } from '@hivemind/shared/state/task-store';
 import { outcomes } from '@hivemind/shared/task-format/outcome';
 import { errorMessage } from '@hivemind/shared/util/errors';
 import { Ticker } from '@hivemind/shared/util/ticker';
@@ -50,23 +49,23 @@ export class ReconcilerService implements OnApplicationShutdown {
   private readonly ticker: Ticker;
   private readonly tasks: Queue;
   private readonly results: Queue;
-  private readonly refused: RefusedResults;
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(REDIS) private readonly redis: Redis,
-    private readonly keys: RedisKeys,
     private readonly ledger: ResourceLedger,
+    private readonly refused: RefusedResults,
+    private readonly executors: Executors,
+    private readonly running: RunningTasks,
+    private readonly records: TaskRecords,
     private readonly runtimes: RuntimeService,
     private readonly failures: FallbackResults,
     @Inject(TASK_STORE) private readonly store: TaskStore,
     private readonly gpus: GpuAllocatorService,
     private readonly workDir: WorkDir,
   ) {
-    this.tasks = openQueue(QueueName.Tasks, redis, keys, logger);
-    this.results = openQueue(QueueName.Results, redis, keys, logger);
-    this.refused = new RefusedResults(redis, keys);
+    this.tasks = openQueue(QueueName.Tasks, config, 'executor-reconciler', logger);
+    this.results = openQueue(QueueName.Results, config, 'executor-reconciler', logger);
     this.ticker = new Ticker('reconcile', config.RECONCILE_INTERVAL * 1000, async () => void (await this.reconcile()), (_n, err) =>
       this.logger.warn({ err: errorMessage(err) }, 'reconcile failed'),
     );
@@ -131,13 +130,15 @@ export class ReconcilerService implements OnApplicationShutdown {
     const heldNow = await this.ledger.entries();
     await this.gpus.release((taskId) => heldNow.has(taskId));
 
-    report.executorsPruned = await pruneStaleExecutors(this.redis, this.keys);
-    const beats = Object.values(await this.redis.hgetall(this.keys.executors)).map((v) => JSON.parse(v) as ExecutorBeat);
+    report.executorsPruned = await this.executors.prune();
+    const beats = await this.executors.all();
     const alive = new Set(beats.filter((b) => Date.now() - b.seenAt < STALE_EXECUTOR_MS).map((b) => b.executorId));
-    for (const [taskId, raw] of Object.entries(await this.redis.hgetall(this.keys.running))) {
-      const executorId = (JSON.parse(raw) as { executorId: string }).executorId;
-      if (alive.has(executorId) && held.has(taskId)) continue;
-      await this.redis.hdel(this.keys.running, taskId);
+    const running = await this.running.all();
+    // An entry that does not parse names no live executor either.
+    for (const taskId of await this.running.taskIds()) {
+      const executorId = running.get(taskId)?.executorId;
+      if (executorId && alive.has(executorId) && held.has(taskId)) continue;
+      await this.running.remove(taskId);
       report.staleRunning.push(taskId);
     }
 
@@ -146,11 +147,11 @@ export class ReconcilerService implements OnApplicationShutdown {
       if (now - (r.at ?? 0) < ADMISSION_GRACE_MS) continue;
       if (await this.zipBeingWritten(taskId)) continue;
       if ((await this.jobAlive(this.tasks, taskId)) || (await this.jobAlive(this.results, taskId))) continue;
-      if (!(await this.redis.hexists(this.keys.task(taskId), 'repliedAt'))) {
+      if (!(await this.records.isReplied(taskId))) {
         // The gateway died before it told the pool "accepted": the pool still has the
         // task pending and will offer it again, so only the reservation goes.
         await this.ledger.release(taskId);
-        await this.redis.del(this.keys.task(taskId));
+        await this.records.remove(taskId);
         report.lostTasks.push(`${taskId} (never accepted; released)`);
         continue;
       }

@@ -1,14 +1,12 @@
 import * as os from 'node:os';
 import { Inject, Injectable, OnApplicationBootstrap } from '@nestjs/common';
 import { DelayedError, Job, UnrecoverableError, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
-import { parsePayload, QueueName, taskJobSchema } from '@hivemind/shared/queue/queues';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
-import { ResourceLedger } from '@hivemind/shared/resources/ledger';
+import { bullOptions, parsePayload, QueueName, taskJobSchema } from '@hivemind/shared/queue/queues';
+import { ResourceLedger } from '@hivemind/shared/state/ledger';
+import { StateLink } from '@hivemind/shared/state/state.module';
 import { checkTaskId } from '@hivemind/shared/task-format/task-id';
 import { errorMessage } from '@hivemind/shared/util/errors';
 import { DiskGuardService } from './disk-guard.service';
@@ -29,8 +27,7 @@ export class TaskProcessor implements OnApplicationBootstrap {
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(REDIS) private readonly redis: Redis,
-    private readonly keys: RedisKeys,
+    private readonly state: StateLink,
     private readonly ledger: ResourceLedger,
     private readonly runtimes: RuntimeService,
     private readonly pipeline: TaskPipeline,
@@ -42,8 +39,7 @@ export class TaskProcessor implements OnApplicationBootstrap {
     const lockMs = this.config.JOB_LOCK_DURATION * 1000;
     // A job whose executor died is redelivered when its lock lapses; its successor adopts the container.
     this.worker = new Worker(QueueName.Tasks, (job, token) => this.process(job, token), {
-      connection: this.redis.duplicate({ connectionName: 'hivemind-executor-tasks' }),
-      prefix: this.keys.bullPrefix,
+      ...bullOptions(this.config, 'executor-tasks'),
       concurrency: this.config.executorConcurrency,
       autorun: false,
       lockDuration: lockMs,
@@ -55,7 +51,7 @@ export class TaskProcessor implements OnApplicationBootstrap {
   }
 
   private async startWhenReady(): Promise<void> {
-    await this.redis.ping();
+    await this.state.ping();
     const runtime = await this.runtimes.resolve();
     if (!runtime || !this.worker) return;
     this.ready = true;

@@ -18,7 +18,7 @@ import { DashboardController } from './http/dashboard.controller';
 import { dashboardTokenProvider, gatewayReadinessProvider } from './http/gateway-http';
 import { OutputStreamController } from './http/output-stream.controller';
 import { GatewayMetrics } from './metrics/gateway-metrics.service';
-import { resultsQueueProvider, tasksQueueProvider } from './queues.provider';
+import { QueuesCloser, resultsQueueProvider, tasksQueueProvider } from './queues.provider';
 import { OutputRelayService } from './relay/output-relay.service';
 import { UsageRelayService } from './relay/usage-relay.service';
 import { ResultUploadProcessor } from './results/result-upload.processor';
@@ -42,6 +42,7 @@ export class GatewayModule {
         { provide: POOL_CREDENTIALS, useValue: credentials },
         CallerGuardService,
         tasksQueueProvider,
+        QueuesCloser,
         PoolLinkService,
         NodeStatusService,
         HeartbeatService,

@@ -1,14 +1,13 @@
 import { promises as fs } from 'node:fs';
 import { Inject, Injectable } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
-import { readOwnerState } from '@hivemind/shared/owner/owner-state';
 import { describeWhen, scheduleStatus } from '@hivemind/shared/owner/work-schedule';
-import { ExecutorBeat, RedisKeys } from '@hivemind/shared/queue/redis-keys';
-import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { containerLimits, reservationFor } from '@hivemind/shared/resources/limits';
 import { NodeSettingsStore } from '@hivemind/shared/settings/node-settings';
+import { ControlChannel } from '@hivemind/shared/state/control-channel';
+import { ExecutorBeat, Executors } from '@hivemind/shared/state/executors';
+import { ResourceLedger } from '@hivemind/shared/state/ledger';
+import { OwnerStateRepository } from '@hivemind/shared/state/owner-state';
 
 export type DockerStatus = 'available' | 'unavailable' | 'disabled';
 
@@ -24,9 +23,10 @@ export class NodeStatusService {
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     private readonly settings: NodeSettingsStore,
-    @Inject(REDIS) private readonly redis: Redis,
-    private readonly keys: RedisKeys,
     private readonly ledger: ResourceLedger,
+    private readonly beats: Executors,
+    private readonly owner: OwnerStateRepository,
+    private readonly control: ControlChannel,
   ) {}
 
   /**
@@ -54,7 +54,7 @@ export class NodeStatusService {
    * state), or outside the working hours (WORK_SCHEDULE). Null when the node may take work.
    */
   async ownerFirst(now = new Date()): Promise<{ status: string; message: string } | null> {
-    const owner = await readOwnerState(this.redis, this.keys);
+    const owner = await this.owner.read();
     if (owner?.busy) {
       const idle = this.config.OWNER_IDLE_AFTER;
       return {
@@ -86,7 +86,7 @@ export class NodeStatusService {
 
   /** The owner's pause: like a drain, but the node stays up and resumes when the flag goes. */
   async paused(): Promise<boolean> {
-    return (await this.redis.exists(this.keys.paused)) === 1;
+    return this.control.isPaused();
   }
 
   limitDefaults() {
@@ -96,7 +96,7 @@ export class NodeStatusService {
 
   async executors(): Promise<ExecutorBeat[]> {
     const now = Date.now();
-    const all = Object.values(await this.redis.hgetall(this.keys.executors)).map((v) => JSON.parse(v) as ExecutorBeat);
+    const all = await this.beats.all();
     return all.filter((b) => now - b.seenAt < EXECUTOR_STALE_MS);
   }
 

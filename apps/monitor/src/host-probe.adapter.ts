@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as si from 'systeminformation';
-import { GpuSample } from '@hivemind/shared/monitor/host-sample';
+import { GpuSample } from '@hivemind/shared/state/monitor-samples';
 
 export interface NetCounters {
   rx: number;

@@ -2,11 +2,10 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Provider } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { READINESS_CHECKS, ReadinessCheck, redisCheck } from '@hivemind/shared/http/health';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { MonitorSamples } from '@hivemind/shared/state/monitor-samples';
+import { StateLink } from '@hivemind/shared/state/state.module';
 
 const MB = 1024 * 1024;
 
@@ -25,7 +24,7 @@ async function freeDiskBytes(dir: string): Promise<number> {
 }
 
 /** The monitor is ready when Redis answers, it has sampled lately, and disk and memory are above their floors. */
-export function monitorReadiness(config: WorkerConfig, redis: Redis, keys: RedisKeys): ReadinessCheck[] {
+export function monitorReadiness(config: WorkerConfig, redis: StateLink, samples: MonitorSamples): ReadinessCheck[] {
   const minDisk = config.HEALTH_MIN_FREE_DISK_MB;
   const minMem = config.HEALTH_MIN_FREE_MEMORY_MB;
   return [
@@ -33,8 +32,7 @@ export function monitorReadiness(config: WorkerConfig, redis: Redis, keys: Redis
     {
       name: 'sampler',
       check: async () => {
-        const raw = await redis.get(keys.monitorLatest);
-        const at = raw ? (JSON.parse(raw) as { at: number }).at : null;
+        const at = (await samples.latest(Number.POSITIVE_INFINITY))?.at ?? null;
         const maxAgeS = Math.max(15, 3 * config.MONITOR_INTERVAL);
         if (at === null) return { ok: false, reason: 'no host sample published yet' };
         const ageS = (Date.now() - at) / 1000;
@@ -69,6 +67,6 @@ export function monitorReadiness(config: WorkerConfig, redis: Redis, keys: Redis
 
 export const monitorReadinessProvider: Provider = {
   provide: READINESS_CHECKS,
-  inject: [WORKER_CONFIG, REDIS, RedisKeys],
+  inject: [WORKER_CONFIG, StateLink, MonitorSamples],
   useFactory: monitorReadiness,
 };

@@ -1,15 +1,14 @@
 import * as os from 'node:os';
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
-import { readLatestSample } from '@hivemind/shared/monitor/host-sample';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { OwnerBusyDetector } from '@hivemind/shared/owner/owner-busy';
-import { OwnerState, tasksCpuPercent, writeOwnerState } from '@hivemind/shared/owner/owner-state';
+import { OwnerState, tasksCpuPercent } from '@hivemind/shared/owner/owner-state';
 import { scheduleStatus } from '@hivemind/shared/owner/work-schedule';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { MonitorSamples } from '@hivemind/shared/state/monitor-samples';
+import { OwnerStateRepository } from '@hivemind/shared/state/owner-state';
+import { RunningTasks } from '@hivemind/shared/state/running-tasks';
 import { Ticker } from '@hivemind/shared/util/ticker';
 import { errorMessage } from '@hivemind/shared/util/errors';
 
@@ -30,8 +29,9 @@ export class OwnerWatchService implements OnApplicationBootstrap, OnApplicationS
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(REDIS) private readonly redis: Redis,
-    private readonly keys: RedisKeys,
+    private readonly samples: MonitorSamples,
+    private readonly running: RunningTasks,
+    private readonly owner: OwnerStateRepository,
   ) {
     this.detector = new OwnerBusyDetector({
       thresholdPercent: config.OWNER_BUSY_CPU_PERCENT,
@@ -50,17 +50,17 @@ export class OwnerWatchService implements OnApplicationBootstrap, OnApplicationS
   }
 
   async tick(): Promise<OwnerState> {
-    const sample = await readLatestSample(this.redis, this.keys, Math.max(15_000, 3 * this.config.MONITOR_INTERVAL * 1000));
+    const sample = await this.samples.latest(Math.max(15_000, 3 * this.config.MONITOR_INTERVAL * 1000));
     if (sample && sample.at > this.lastSampleAt) {
       this.lastSampleAt = sample.at;
-      const running = await this.redis.hgetall(this.keys.running);
+      const running = (await this.running.all()).values();
       const s = this.detector.feed({ at: sample.at, hostCpuPercent: sample.cpuPercent, tasksCpuPercent: tasksCpuPercent(running, this.cores, sample.at) });
       if (s.busy !== this.lastBusy) this.logger.info({ busy: s.busy, ownerCpuPercent: s.ownerCpuPercent, reason: s.reason }, s.busy ? 'owner busy: taking no new tasks' : 'owner idle again');
       this.lastBusy = s.busy;
     }
-    const frozen = Object.keys(await this.redis.hgetall(this.keys.ownerFrozen)).sort();
+    const frozen = await this.owner.frozenTaskIds();
     const state: OwnerState = { ...this.detector.state, frozenTasks: frozen, scheduleOpen: scheduleStatus(this.config.workSchedule, new Date()).open };
-    await writeOwnerState(this.redis, this.keys, state, Math.max(10_000, 3 * this.config.MONITOR_INTERVAL * 1000));
+    await this.owner.publish(state, Math.max(10_000, 3 * this.config.MONITOR_INTERVAL * 1000));
     return state;
   }
 }

@@ -1,12 +1,9 @@
 import { promises as fs } from 'node:fs';
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
-import { HostSample } from '@hivemind/shared/monitor/host-sample';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { HostSample, MonitorSamples } from '@hivemind/shared/state/monitor-samples';
 import { Ticker } from '@hivemind/shared/util/ticker';
 import { HostProbe, NetCounters } from './host-probe.adapter';
 import { errorMessage } from '@hivemind/shared/util/errors';
@@ -24,8 +21,7 @@ export class SamplerService implements OnApplicationBootstrap, OnApplicationShut
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(REDIS) private readonly redis: Redis,
-    private readonly keys: RedisKeys,
+    private readonly published: MonitorSamples,
     private readonly probe: HostProbe,
   ) {
     this.ticker = new Ticker('sample', config.MONITOR_INTERVAL * 1000, () => this.sampleAndPublish(), (_n, err) =>
@@ -77,13 +73,7 @@ export class SamplerService implements OnApplicationBootstrap, OnApplicationShut
 
   private async sampleAndPublish(): Promise<void> {
     const s = await this.sample();
-    const json = JSON.stringify(s);
-    await this.redis
-      .multi()
-      .set(this.keys.monitorLatest, json)
-      .lpush(this.keys.monitorHistory, json)
-      .ltrim(this.keys.monitorHistory, 0, this.config.MONITOR_HISTORY - 1)
-      .exec();
+    await this.published.publish(s, this.config.MONITOR_HISTORY);
     this.samples += 1;
   }
 }

@@ -3,7 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
-import { TASK_STORE, TaskStore } from '@hivemind/shared/task-store/task-store';
+import { TASK_STORE, TaskStore } from '@hivemind/shared/state/task-store';
 import { errorMessage } from '@hivemind/shared/util/errors';
 import { WorkDir } from '@hivemind/shared/work-dir/work-dir';
 import { RuntimeService } from '../runtime/runtime.service';

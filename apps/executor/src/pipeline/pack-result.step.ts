@@ -6,7 +6,7 @@ import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-conf
 import { LOGGER } from '@hivemind/shared/logging/logger';
 import { Outcome, outcomes } from '@hivemind/shared/task-format/outcome';
 import { ExecutionRecord, ResultBudgetError, writeResultZip } from '@hivemind/shared/task-format/result-zip';
-import { TASK_STORE, TaskStore } from '@hivemind/shared/task-store/task-store';
+import { TASK_STORE, TaskStore } from '@hivemind/shared/state/task-store';
 import { errorMessage } from '@hivemind/shared/util/errors';
 import { removeTree } from '../workspace/remove-tree';
 import { TaskCancelled, withBudget } from './cancellation';

@@ -4,7 +4,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { Outcome, outcomes } from '@hivemind/shared/task-format/outcome';
 import { extractZip } from '@hivemind/shared/task-format/zip-extract';
-import { TASK_STORE, TaskStore } from '@hivemind/shared/task-store/task-store';
+import { TASK_STORE, TaskStore } from '@hivemind/shared/state/task-store';
 import { GpuAllocatorService } from '../gpu-allocator.service';
 import { RuntimeService } from '../runtime/runtime.service';
 import { removeTree } from '../workspace/remove-tree';

@@ -1,13 +1,11 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { LOGGER } from '@hivemind/shared/logging/logger';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { openQueue, QueueName, ResultJob, resultJobOptions } from '@hivemind/shared/queue/queues';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
-import { ResultFence } from '@hivemind/shared/queue/result-fence';
-import { TASK_STORE, TaskStore, TaskStoreError } from '@hivemind/shared/task-store/task-store';
+import { TaskRecords } from '@hivemind/shared/state/task-records';
+import { TASK_STORE, TaskStore, TaskStoreError } from '@hivemind/shared/state/task-store';
 import { WorkDir } from '@hivemind/shared/work-dir/work-dir';
 import { withRetries } from './retry';
 
@@ -20,17 +18,15 @@ import { withRetries } from './retry';
 @Injectable()
 export class PublishStep implements OnApplicationShutdown {
   private readonly results: Queue;
-  private readonly fence: ResultFence;
 
   constructor(
+    @Inject(WORKER_CONFIG) config: WorkerConfig,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(REDIS) redis: Redis,
-    keys: RedisKeys,
+    private readonly records: TaskRecords,
     @Inject(TASK_STORE) private readonly store: TaskStore,
     private readonly workDir: WorkDir,
   ) {
-    this.results = openQueue(QueueName.Results, redis, keys, logger);
-    this.fence = new ResultFence(redis, keys);
+    this.results = openQueue(QueueName.Results, config, 'executor', logger);
   }
 
   /** Makes the task's result zip reachable by the gateway. */
@@ -45,7 +41,7 @@ export class PublishStep implements OnApplicationShutdown {
 
   /** The result an earlier holder of the job recorded but may not have queued. */
   recorded(taskId: string): Promise<ResultJob | null> {
-    return this.fence.recorded(taskId);
+    return this.records.recordedResult(taskId);
   }
 
   /**
@@ -55,7 +51,7 @@ export class PublishStep implements OnApplicationShutdown {
    * is an earlier holder's when one recorded it first.
    */
   async deliver(result: ResultJob, token: string): Promise<ResultJob | 'stale' | 'released'> {
-    const fenced = await withRetries(() => this.fence.record(result, token));
+    const fenced = await withRetries(() => this.records.recordResult(result, token));
     if (fenced.outcome === 'stale' || fenced.outcome === 'released') return fenced.outcome;
     if (fenced.outcome === 'exists') this.logger.warn({ taskId: result.taskId }, "an earlier executor recorded this task's result; queueing that one");
     await this.queue(fenced.result);

@@ -1,10 +1,9 @@
 import * as path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { Inject, Injectable } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
-import { RedisKeys, RunningTask } from '@hivemind/shared/queue/redis-keys';
+import { ControlChannel } from '@hivemind/shared/state/control-channel';
+import { RunningTask, RunningTasks } from '@hivemind/shared/state/running-tasks';
 import { entryCommand } from '@hivemind/shared/task-format/entry-point';
 import { Outcome, outcomes } from '@hivemind/shared/task-format/outcome';
 import { OwnerFreezeService } from '../owner-freeze.service';
@@ -38,10 +37,10 @@ export function outcomeOfExit(exit: RunExit, memoryBytes: number): Outcome {
 export class RunTaskStep {
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
-    @Inject(REDIS) private readonly redis: Redis,
-    private readonly keys: RedisKeys,
     private readonly runtimes: RuntimeService,
     private readonly freeze: OwnerFreezeService,
+    private readonly running: RunningTasks,
+    private readonly control: ControlChannel,
   ) {}
 
   /** Runs the task (or follows the one adopted from a crashed executor) to its end. */
@@ -74,16 +73,16 @@ export class RunTaskStep {
         (chunk) => sink.push(chunk),
       ));
     live.handle = handle;
-    if (await this.redis.exists(this.keys.stop(job.taskId))) live.cancel(outcomes.stopped(OWNER_STOP));
+    if (await this.control.stopRequested(job.taskId)) live.cancel(outcomes.stopped(OWNER_STOP));
     const stopOnCancel = onCancel(live.signal, () => {
       sink.note(`${(live.cancelledWith?.reason ?? 'cancelled').replace(/ and was stopped$/, '')}; stopping`);
       void this.freeze.thaw(job.taskId).finally(() => handle.stop(c.STOP_GRACE_PERIOD));
     });
     const running: RunningTask = { executorId: ctx.executorId, startedAt: handle.startedAt, cpuPercent: 0, memoryPercent: 0, memoryBytes: 0, usageAt: handle.startedAt };
-    await this.redis.hset(this.keys.running, job.taskId, JSON.stringify(running));
+    await this.running.start(job.taskId, running);
     await this.freeze.track(job.taskId, runtime);
     const quota = quotaOf(this.runtimes, c);
-    const watchdogs = startWatchdogs(ctx, handle, running, { config: c, redis: this.redis, keys: this.keys, freeze: this.freeze, quota });
+    const watchdogs = startWatchdogs(ctx, handle, running, { config: c, running: this.running, freeze: this.freeze, quota });
     try {
       const exit = await handle.done;
       const cancelled = live.cancelledWith;
@@ -103,7 +102,7 @@ export class RunTaskStep {
       live.handle = null;
       live.frozenMs = await this.freeze.untrack(job.taskId);
       live.ranMs = Math.max(0, Date.now() - handle.startedAt - live.frozenMs);
-      await this.redis.hdel(this.keys.running, job.taskId);
+      await this.running.remove(job.taskId);
     }
   }
 }

@@ -2,15 +2,14 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
 import { UnrecoverableError } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { estimateCpt } from '@hivemind/shared/earnings/cpt-estimate';
 import { LOGGER } from '@hivemind/shared/logging/logger';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { ResultJob, TaskJob } from '@hivemind/shared/queue/queues';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
-import { ResourceLedger } from '@hivemind/shared/resources/ledger';
+import { ControlChannel } from '@hivemind/shared/state/control-channel';
+import { ResourceLedger } from '@hivemind/shared/state/ledger';
+import { OutputStream } from '@hivemind/shared/state/output-stream';
 import { wantsGpu } from '@hivemind/shared/resources/gpu';
 import { Outcome, outcomes } from '@hivemind/shared/task-format/outcome';
 import { ExecutionRecord } from '@hivemind/shared/task-format/result-zip';
@@ -57,9 +56,9 @@ export class TaskPipeline {
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(REDIS) private readonly redis: Redis,
-    private readonly keys: RedisKeys,
     private readonly ledger: ResourceLedger,
+    private readonly output: OutputStream,
+    private readonly control: ControlChannel,
     private readonly workDir: WorkDir,
     private readonly runtimes: RuntimeService,
     private readonly gpus: GpuAllocatorService,
@@ -158,9 +157,9 @@ export class TaskPipeline {
         const taskLog = new TaskLog(paths.log, this.config.TASK_LOG_HEAD_KB * 1024, this.config.TASK_LOG_TAIL_KB * 1024);
         await taskLog.open();
         // Half the flush interval here; the gateway relays what it reads at once.
-        sink = new OutputSink(this.redis, this.keys, job.taskId, taskLog, (this.config.OUTPUT_FLUSH_INTERVAL * 1000) / 2);
+        sink = new OutputSink(this.output, job.taskId, taskLog, (this.config.OUTPUT_FLUSH_INTERVAL * 1000) / 2);
         const ctx: TaskContext = { job, live, runtime, sink, log, paths, executorId };
-        if (await this.redis.exists(this.keys.stop(job.taskId))) live.cancel(outcomes.stopped(OWNER_STOP));
+        if (await this.control.stopRequested(job.taskId)) live.cancel(outcomes.stopped(OWNER_STOP));
         // An executor that crashed may have left this task's container behind: take it over.
         const adopted = await runtime.adopt(job.taskId, job.limits.memoryBytes, (chunk) => sink?.push(chunk));
         if (adopted) {

@@ -1,7 +1,6 @@
-import type { Redis } from 'ioredis';
 import { WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { TaskUsageAverage } from '@hivemind/shared/earnings/task-usage';
-import { RedisKeys, RunningTask } from '@hivemind/shared/queue/redis-keys';
+import { RunningTask, RunningTasks } from '@hivemind/shared/state/running-tasks';
 import { outcomes } from '@hivemind/shared/task-format/outcome';
 import { OwnerFreezeService } from '../owner-freeze.service';
 import { RunningTaskHandle } from '../runtime/task-runtime.port';
@@ -10,8 +9,7 @@ import { TaskContext } from './task-context';
 
 export interface WatchdogDeps {
   config: WorkerConfig;
-  redis: Redis;
-  keys: RedisKeys;
+  running: RunningTasks;
   freeze: OwnerFreezeService;
   quota: WorkspaceQuota;
 }
@@ -42,7 +40,7 @@ export function startWatchdogs(ctx: TaskContext, handle: RunningTaskHandle, runn
         // The first CPU reading has nothing to compare with and says 0: not a measurement.
         if (primed && !freeze.isFrozen(taskId)) usage.add(u.cpuPercent, u.memoryPercent);
         primed = true;
-        return deps.redis.hset(deps.keys.running, taskId, JSON.stringify({ ...running, ...u, usageAt: Date.now() }));
+        return deps.running.sample(taskId, running, u);
       })
       .catch(() => undefined)
       .finally(() => (sampling = false));

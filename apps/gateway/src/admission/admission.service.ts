@@ -2,24 +2,23 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { NodeSettingsStore } from '@hivemind/shared/settings/node-settings';
 import { ExecuteTaskRequest, ExecuteTaskResponse } from '@hivemind/shared/proto/generated/nodepool';
 import { TaskJob } from '@hivemind/shared/queue/queues';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
-import { RefusedResults } from '@hivemind/shared/queue/refused-results';
-import { ResourceLedger } from '@hivemind/shared/resources/ledger';
 import { checkRequest, containerLimits, reservationFor } from '@hivemind/shared/resources/limits';
 import { checkTaskId } from '@hivemind/shared/task-format/task-id';
 import { TaskFormatError } from '@hivemind/shared/task-format/task-format.error';
 import { inspectZip } from '@hivemind/shared/task-format/zip-inspect';
-import { TASK_STORE, TaskStore } from '@hivemind/shared/task-store/task-store';
+import { ResourceLedger } from '@hivemind/shared/state/ledger';
+import { RefusedResults } from '@hivemind/shared/state/refused-results';
+import { TaskRecords } from '@hivemind/shared/state/task-records';
+import { TASK_STORE, TaskStore } from '@hivemind/shared/state/task-store';
 import { WorkDir } from '@hivemind/shared/work-dir/work-dir';
 import { NodeStatusService } from '../node-status.service';
+import { ContentFacts, DRAINING, refuseContent, refuseRequest } from './admission-rules';
 import { GatewayMetrics, RefusalKind } from '../metrics/gateway-metrics.service';
 import { HeartbeatService } from '../pool/heartbeat.service';
 import { TASKS_QUEUE } from '../queues.provider';
@@ -28,6 +27,7 @@ import { errorMessage } from '@hivemind/shared/util/errors';
 /**
  * Decides whether the node takes a pushed task, and if so stores its zip and queues
  * it. Every refusal says what was wrong; nothing is stored or held for a refused task.
+ * The rules are pure functions (admission-rules.ts) over the facts gathered here.
  */
 @Injectable()
 export class AdmissionService {
@@ -35,10 +35,10 @@ export class AdmissionService {
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     private readonly settings: NodeSettingsStore,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(REDIS) private readonly redis: Redis,
     @Inject(TASKS_QUEUE) private readonly tasks: Queue,
-    private readonly keys: RedisKeys,
     private readonly ledger: ResourceLedger,
+    private readonly refusedResults: RefusedResults,
+    private readonly records: TaskRecords,
     private readonly nodeStatus: NodeStatusService,
     private readonly heartbeat: HeartbeatService,
     @Inject(TASK_STORE) private readonly store: TaskStore,
@@ -61,55 +61,60 @@ export class AdmissionService {
       this.logger.info({ taskId: String(req.task_id).slice(0, 80), peer, reason: message }, 'task refused');
       return { success: false, message };
     };
-    if (this.nodeStatus.draining) return refuse('draining', 'the node is shutting down and takes no new tasks');
-    if (await this.nodeStatus.paused()) return refuse('paused', 'the node is paused by its owner and takes no new tasks');
-    const idError = checkTaskId(req.task_id);
-    if (idError) return refuse('invalid_task_id', idError);
-    // A lasting refusal before the passing ones (owner busy, outside working hours).
-    if (this.config.CPU_ONLY && ((Number(req.gpu_usage) || 0) > 0 || (Number(req.gpu_memory_gb) || 0) > 0)) {
-      return refuse('cpu_only', 'the task asks for a GPU; this node runs in CPU-only mode (CPU_ONLY) and gives tasks no GPU');
-    }
-    const owner = await this.nodeStatus.ownerFirst();
-    if (owner) return refuse('owner', owner.message);
     const taskId = req.task_id;
-
     const request = { cpuScore: req.cpu_usage, gpuScore: req.gpu_usage, memoryGb: req.memory_gb, gpuMemoryGb: req.gpu_memory_gb };
-    const node = await this.settings.capacity();
-    const fitError = checkRequest(request, node);
-    if (fitError) return refuse('does_not_fit', fitError);
+    const taskIdError = checkTaskId(taskId);
+    // A draining node answers without asking Redis (it may be going away too).
+    if (this.nodeStatus.draining) return refuse(DRAINING.kind, DRAINING.message);
+    const [paused, owner, node, held, refusedResultWaiting] = await Promise.all([
+      this.nodeStatus.paused(),
+      this.nodeStatus.ownerFirst(),
+      this.settings.capacity(),
+      taskIdError ? false : this.ledger.holds(taskId),
+      taskIdError ? false : this.refusedResults.has(taskId),
+    ]);
+    const early = refuseRequest({
+      draining: false,
+      paused,
+      taskId,
+      taskIdError,
+      cpuOnly: this.config.CPU_ONLY,
+      asksGpu: (Number(req.gpu_usage) || 0) > 0 || (Number(req.gpu_memory_gb) || 0) > 0,
+      owner,
+      fitError: checkRequest(request, node),
+      held,
+      refusedResultWaiting,
+    });
+    if (early) return refuse(early.kind, early.message);
 
-    if (await this.ledger.holds(taskId)) return refuse('duplicate', `task ${taskId} is already in flight on this node`);
-    // Its result, once refused, is still retried (its slot free): a new run would find and
-    // queue that result instead of its own. The waiting result is the pool's answer.
-    if (await new RefusedResults(this.redis, this.keys).has(taskId)) {
-      return refuse('duplicate', `task ${taskId} already ran on this node; its result is still waiting for the pool to take it`);
-    }
-
-    // Faults that never go away (the zip, its size) are reported before passing ones
-    // (busy, no executor): the pool offers a refused task again and again, so it should
-    // hear the lasting reason. Inspection reads only the zip's central directory.
+    // Inspection reads only the zip's central directory.
+    const zipBytes = req.task_zip?.length ?? 0;
+    let zip: ContentFacts['zip'];
     let summary;
     try {
       summary = await inspectZip(req.task_zip ?? Buffer.alloc(0), {
         maxEntries: this.config.ZIP_MAX_ENTRIES,
         maxUncompressedBytes: this.config.ZIP_MAX_UNCOMPRESSED_MB * 1024 * 1024,
       });
+      zip = summary;
     } catch (err) {
-      if (err instanceof TaskFormatError) return refuse('invalid_zip', err.message);
-      throw err;
+      if (!(err instanceof TaskFormatError)) throw err;
+      zip = { error: err.message };
     }
+    const [freeBytes, lowDisk, hasExecutor] = await Promise.all([this.freeBytes(), this.nodeStatus.lowDisk(), this.nodeStatus.hasExecutor()]);
+    const late = refuseContent({
+      zip,
+      zipBytes,
+      maxDiskBytes: this.config.MAX_DISK_GB * 1024 ** 3,
+      maxDiskGb: this.config.MAX_DISK_GB,
+      freeBytes,
+      storeError: this.store.sizeError(zipBytes, 'task zip'),
+      quotaBytes: this.config.workspaceQuotaBytes,
+      lowDisk,
+      hasExecutor,
+    });
+    if (late || !summary) return refuse(late?.kind ?? 'invalid_zip', late?.message ?? 'the task zip could not be read');
 
-    const diskError = await this.checkDisk(summary.uncompressedBytes + req.task_zip.length);
-    if (diskError) return refuse('disk', diskError);
-    const storeError = this.store.sizeError(req.task_zip.length, 'task zip');
-    if (storeError) return refuse('task_store', storeError);
-    if (summary.uncompressedBytes > this.config.workspaceQuotaBytes) {
-      return refuse('quota', `the task unpacks to ${(summary.uncompressedBytes / 1048576).toFixed(0)} MB; this node's workspace quota is ${(this.config.workspaceQuotaBytes / 1048576).toFixed(0)} MB (WORKSPACE_QUOTA_MB)`);
-    }
-    const lowDisk = await this.nodeStatus.lowDisk();
-    if (lowDisk) return refuse('low_disk', `${lowDisk}; try again later`);
-
-    if (!(await this.nodeStatus.hasExecutor())) return refuse('no_executor', 'no executor is running on this node; try again later');
     const limits = containerLimits(request, node, this.nodeStatus.limitDefaults());
     const reservation = reservationFor(request, limits, node);
 
@@ -120,7 +125,7 @@ export class AdmissionService {
     const zipFile = this.zipPath(taskId);
     const rollBack = async () => {
       await this.ledger.release(taskId);
-      await Promise.all([fs.rm(zipFile, { force: true }), fs.rm(this.workDir.taskZipPartial(taskId), { force: true }), this.redis.del(this.keys.task(taskId)), this.store.removeTaskZip(taskId)]);
+      await Promise.all([fs.rm(zipFile, { force: true }), fs.rm(this.workDir.taskZipPartial(taskId), { force: true }), this.records.remove(taskId), this.store.removeTaskZip(taskId)]);
     };
     try {
       await fs.mkdir(path.dirname(zipFile), { recursive: true });
@@ -133,7 +138,7 @@ export class AdmissionService {
         return refuse('caller_gave_up', 'the caller gave up while the task was being stored');
       }
       const acceptedAt = Date.now();
-      await this.redis.hset(this.keys.task(taskId), { acceptedAt, peer });
+      await this.records.accepted(taskId, acceptedAt, peer);
       const job: TaskJob = { taskId, root: summary.root, entry: summary.entry, request, limits, receivedAt, acceptedAt };
       await this.tasks.add('run', job, { jobId: taskId, removeOnComplete: true, removeOnFail: true });
     } catch (err) {
@@ -152,27 +157,18 @@ export class AdmissionService {
     return { success: true, message: `task ${taskId} accepted: runs ${summary.entry.file} with ${cpus} CPUs and ${mb} MB` };
   }
 
-  /** The task's files must fit MAX_DISK_GB and the free space under WORK_DIR. */
-  private async checkDisk(needBytes: number): Promise<string | null> {
-    const capBytes = this.config.MAX_DISK_GB * 1024 ** 3;
-    if (needBytes > capBytes) {
-      return `the task needs ${(needBytes / 1024 ** 3).toFixed(2)} GB of disk; this node gives tasks at most ${this.config.MAX_DISK_GB} GB (MAX_DISK_GB)`;
-    }
-    // WORK_DIR is made once, not on every call: a busy node hears ExecuteTask often.
+  /** Free bytes under WORK_DIR (made once, not on every call: a busy node hears ExecuteTask often). */
+  private async freeBytes(): Promise<number> {
     const st = await fs.statfs(this.config.workDir).catch(async (err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
       await fs.mkdir(this.config.workDir, { recursive: true });
       return fs.statfs(this.config.workDir);
     });
-    const free = st.bavail * st.bsize;
-    if (needBytes > free) {
-      return `not enough free disk: the task needs ${(needBytes / 1024 ** 2).toFixed(0)} MB, ${(free / 1024 ** 2).toFixed(0)} MB are free under WORK_DIR`;
-    }
-    return null;
+    return st.bavail * st.bsize;
   }
 
   /** Records when the reply went out: results are not uploaded sooner than the guard after it. */
   async markReplied(taskId: string): Promise<void> {
-    await this.redis.hset(this.keys.task(taskId), 'repliedAt', Date.now());
+    await this.records.replied(taskId);
   }
 }

@@ -1,15 +1,13 @@
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { Metadata } from '@grpc/grpc-js';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ConfigError } from '@hivemind/shared/config/env-parsers';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { CallerGuard, CallerVerdict, defaultAllowlist, parseAllowlist } from '@hivemind/shared/security/caller-guard';
 import { RefusalLog } from '@hivemind/shared/security/refusal-log';
 import { readSecretFile } from '@hivemind/shared/security/secrets';
+import { CallerRefusals } from '@hivemind/shared/state/caller-refusals';
 import { Ticker } from '@hivemind/shared/util/ticker';
 import { errorMessage } from '@hivemind/shared/util/errors';
 
@@ -32,8 +30,7 @@ export class CallerGuardService implements OnApplicationBootstrap, OnApplication
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(REDIS) private readonly redis: Redis,
-    private readonly keys: RedisKeys,
+    private readonly refusals: CallerRefusals,
   ) {
     this.refusalLog = new RefusalLog(({ address, reason, message, suppressed }) =>
       this.logger.warn({ caller: address, reason, suppressed }, `refused a caller: ${message}`),
@@ -86,7 +83,7 @@ export class CallerGuardService implements OnApplicationBootstrap, OnApplication
     const verdict = this.guard ? this.guard.check(peer, metadata) : ({ ok: false, reason: 'ADDRESS', address: peer, message: 'the node is starting' } as const);
     if (!verdict.ok) {
       this.refusalLog.refused(verdict.address, verdict.reason, `${method}: ${verdict.message}`);
-      void this.redis.hincrby(this.keys.callerRefusals, verdict.reason, 1).catch(() => undefined);
+      void this.refusals.count(verdict.reason).catch(() => undefined);
     }
     return verdict;
   }

@@ -2,21 +2,20 @@ import { promises as fs } from 'node:fs';
 import { Body, Controller, Get, HttpCode, Inject, NotFoundException, Param, Patch, Post, Query, Res } from '@nestjs/common';
 import { ApiBadRequestResponse, ApiBearerAuth, ApiBody, ApiCookieAuth, ApiOperation, ApiProduces, ApiQuery, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
 import type { Response } from 'express';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER, recentProblems } from '@hivemind/shared/logging/logger';
-import { HostSample } from '@hivemind/shared/monitor/host-sample';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
-import { resultJobSchema } from '@hivemind/shared/queue/queues';
-import { RedisKeys, RunningTask } from '@hivemind/shared/queue/redis-keys';
-import { RefusedResults } from '@hivemind/shared/queue/refused-results';
-import { ResourceLedger } from '@hivemind/shared/resources/ledger';
+import { ControlChannel } from '@hivemind/shared/state/control-channel';
+import { ResourceLedger } from '@hivemind/shared/state/ledger';
+import { MonitorSamples } from '@hivemind/shared/state/monitor-samples';
+import { OwnerStateRepository } from '@hivemind/shared/state/owner-state';
+import { RefusedResults } from '@hivemind/shared/state/refused-results';
+import { RunningTasks } from '@hivemind/shared/state/running-tasks';
+import { TaskRecords } from '@hivemind/shared/state/task-records';
 import { NodeSettingsStore, SettingsError } from '@hivemind/shared/settings/node-settings';
 import { NodeStatusService } from '../node-status.service';
 import { HeartbeatService } from '../pool/heartbeat.service';
 import { PoolLinkService } from '../pool/pool-link.service';
-import { readOwnerState } from '@hivemind/shared/owner/owner-state';
 import { TaskHistoryService } from '../results/task-history.service';
 import { badRequest, historyQuerySchema, monitorQuerySchema, parseOr400, taskIdSchema } from './validation';
 import { WorkDir } from '@hivemind/shared/work-dir/work-dir';
@@ -42,16 +41,6 @@ async function fileTail(file: string, max: number): Promise<string | null> {
   }
 }
 
-/** A task's recorded result (its task hash's `result`), or null when unreadable. */
-function parseResult(raw: string) {
-  try {
-    const r = resultJobSchema.safeParse(JSON.parse(raw));
-    return r.success ? r.data : null;
-  } catch {
-    return null;
-  }
-}
-
 /**
  * The dashboard's REST API (all behind the dashboard token): status, tasks and their
  * logs, the monitor's history, live settings, pause and resume. Bad input gets a 400
@@ -66,10 +55,14 @@ function parseResult(raw: string) {
 export class ApiController {
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
-    @Inject(REDIS) private readonly redis: Redis,
     @Inject(LOGGER) private readonly logger: Logger,
-    private readonly keys: RedisKeys,
     private readonly ledger: ResourceLedger,
+    private readonly running: RunningTasks,
+    private readonly refused: RefusedResults,
+    private readonly records: TaskRecords,
+    private readonly owner: OwnerStateRepository,
+    private readonly monitor: MonitorSamples,
+    private readonly control: ControlChannel,
     private readonly settings: NodeSettingsStore,
     private readonly nodeStatus: NodeStatusService,
     private readonly heartbeat: HeartbeatService,
@@ -82,15 +75,15 @@ export class ApiController {
   @ApiOperation({ summary: 'Node identity, pool link, status, capacity, executors, CPT balance and estimates, owner state, problems' })
   @Get('status')
   async status() {
-    const [{ status, held }, paused, settings, capacity, executors, estimates, ownerState, latestRaw, totals] = await Promise.all([
+    const [{ status, held }, paused, settings, capacity, executors, estimates, ownerState, host, totals] = await Promise.all([
       this.nodeStatus.status(),
       this.nodeStatus.paused(),
       this.settings.get(),
       this.settings.capacity(),
       this.nodeStatus.executors(),
       this.history.estimatedTotal(),
-      readOwnerState(this.redis, this.keys),
-      this.redis.get(this.keys.monitorLatest),
+      this.owner.read(),
+      this.monitor.latest(Number.POSITIVE_INFINITY),
       this.ledger.totals(),
     ]);
     const heartbeatAge = this.pool.lastHeartbeatOk === null ? null : (Date.now() - this.pool.lastHeartbeatOk) / 1000;
@@ -123,7 +116,7 @@ export class ApiController {
         note: 'Estimates are this node\'s own reckoning with the seed worker\'s formula; the Node Pool decides the real credit.',
       },
       ownerState,
-      host: latestRaw ? (JSON.parse(latestRaw) as HostSample) : null,
+      host,
       problems: recentProblems.list(),
     };
   }
@@ -137,18 +130,16 @@ export class ApiController {
   @Get('tasks')
   async tasks(@Query() query: unknown) {
     const { limit } = parseOr400(historyQuerySchema(this.config.TASK_HISTORY_SIZE), query, 'query');
-    const [running, history] = await Promise.all([this.redis.hgetall(this.keys.running), this.history.list(limit ?? this.config.TASK_HISTORY_SIZE)]);
-    const averages = await Promise.all(Object.keys(running).map((id) => this.history.averages(id)));
+    const [running, history] = await Promise.all([this.running.all(), this.history.list(limit ?? this.config.TASK_HISTORY_SIZE)]);
+    const averages = await Promise.all([...running.keys()].map((id) => this.history.averages(id)));
     const refused = await Promise.all(
-      (await new RefusedResults(this.redis, this.keys).list()).map(async (r) => {
-        const raw = await this.redis.hget(this.keys.task(r.taskId), 'result');
-        const result = raw ? parseResult(raw) : null;
+      (await this.refused.list()).map(async (r) => {
+        const result = await this.records.recordedResult(r.taskId);
         return { ...r, outcome: 'refused' as const, status: result?.status ?? null, reason: result?.reason ?? null };
       }),
     );
     return {
-      running: Object.entries(running).map(([taskId, raw], i) => {
-        const t = JSON.parse(raw) as RunningTask;
+      running: [...running].map(([taskId, t], i) => {
         return { taskId, executorId: t.executorId, startedAt: t.startedAt, cpuPercent: t.cpuPercent, memoryPercent: t.memoryPercent, memoryBytes: t.memoryBytes, avgCpuPercent: averages[i].cpu, avgMemoryPercent: averages[i].memory };
       }),
       refused,
@@ -185,9 +176,8 @@ export class ApiController {
   async monitorHistory(@Query() query: unknown) {
     const { minutes } = parseOr400(monitorQuerySchema, query, 'query');
     const since = Date.now() - (minutes ?? 60) * 60_000;
-    const raw = await this.redis.lrange(this.keys.monitorHistory, 0, -1);
-    const samples = raw.map((r) => JSON.parse(r) as HostSample).filter((s) => s.at >= since);
-    return { intervalSeconds: this.config.MONITOR_INTERVAL, samples: samples.reverse() };
+    const samples = (await this.monitor.history()).filter((s) => s.at >= since);
+    return { intervalSeconds: this.config.MONITOR_INTERVAL, samples };
   }
 
   @ApiOperation({ summary: 'Live settings, their defaults, the machine, the pause flag' })
@@ -238,7 +228,7 @@ export class ApiController {
   @Post('pause')
   @HttpCode(200)
   async pause() {
-    await this.redis.set(this.keys.paused, JSON.stringify({ at: Date.now(), by: 'dashboard' }));
+    await this.control.pause('dashboard');
     this.logger.info('node paused from the dashboard');
     this.heartbeat.statusChanged();
     return { paused: true };
@@ -248,7 +238,7 @@ export class ApiController {
   @Post('resume')
   @HttpCode(200)
   async resume() {
-    await this.redis.del(this.keys.paused);
+    await this.control.resume();
     this.logger.info('node resumed from the dashboard');
     this.heartbeat.statusChanged();
     return { paused: false };

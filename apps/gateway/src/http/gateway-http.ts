@@ -7,18 +7,17 @@ import { ExpressAdapter } from '@bull-board/express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Queue } from 'bullmq';
 import cookieParser from 'cookie-parser';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { DASHBOARD_COOKIE, DashboardToken, loadDashboardToken } from '@hivemind/shared/http/dashboard-token';
 import { READINESS_CHECKS, ReadinessCheck, redisCheck } from '@hivemind/shared/http/health';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
+import { StateLink } from '@hivemind/shared/state/state.module';
 import { PoolLinkService } from '../pool/pool-link.service';
 import { RESULTS_QUEUE, TASKS_QUEUE } from '../queues.provider';
 import { DASHBOARD_TOKEN, dashboardAuth, publicDir } from './dashboard-auth';
 
 /** The gateway is ready when Redis answers and the pool link is logged in and heartbeating. */
-export function gatewayReadiness(config: WorkerConfig, redis: Redis, pool: PoolLinkService): ReadinessCheck[] {
+export function gatewayReadiness(config: WorkerConfig, redis: StateLink, pool: PoolLinkService): ReadinessCheck[] {
   return [
     redisCheck(redis),
     {
@@ -39,7 +38,7 @@ export function gatewayReadiness(config: WorkerConfig, redis: Redis, pool: PoolL
 
 export const gatewayReadinessProvider: Provider = {
   provide: READINESS_CHECKS,
-  inject: [WORKER_CONFIG, REDIS, PoolLinkService],
+  inject: [WORKER_CONFIG, StateLink, PoolLinkService],
   useFactory: gatewayReadiness,
 };
 

@@ -1,11 +1,9 @@
 import { Controller, Get, Inject, OnApplicationShutdown, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { LOGGER } from '@hivemind/shared/logging/logger';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { OutputStream, OutputTail } from '@hivemind/shared/state/output-stream';
 import { outputQuerySchema, parseOr400 } from './validation';
 import { errorMessage } from '@hivemind/shared/util/errors';
 
@@ -20,12 +18,11 @@ const BLOCK_MS = 10_000;
  */
 @Controller('api')
 export class OutputStreamController implements OnApplicationShutdown {
-  private readonly open = new Set<Redis>();
+  private readonly open = new Set<OutputTail>();
 
   constructor(
-    @Inject(REDIS) private readonly redis: Redis,
+    private readonly output: OutputStream,
     @Inject(LOGGER) private readonly logger: Logger,
-    private readonly keys: RedisKeys,
   ) {}
 
   @ApiTags('dashboard')
@@ -40,33 +37,29 @@ export class OutputStreamController implements OnApplicationShutdown {
       res.status(503).json({ statusCode: 503, message: `too many live output streams open (at most ${MAX_STREAMS})` });
       return;
     }
-    const conn = this.redis.duplicate({ connectionName: 'hivemind-gateway-sse', maxRetriesPerRequest: null });
+    const conn = this.output.tail('hivemind-gateway-sse');
     this.open.add(conn);
     let closed = false;
     const close = () => {
       if (closed) return;
       closed = true;
       this.open.delete(conn);
-      conn.disconnect();
+      conn.close();
     };
     req.on('close', close);
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache, no-transform', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
     res.write('retry: 2000\n\n');
-    let last = '$';
     while (!closed) {
       try {
-        const got = (await conn.xread('COUNT', 200, 'BLOCK', BLOCK_MS, 'STREAMS', this.keys.output, last)) as [string, [string, string[]][]][] | null;
+        const got = await conn.next(200, BLOCK_MS);
         if (closed) break;
-        if (!got) {
+        if (!got.length) {
           res.write(': keep-alive\n\n');
           continue;
         }
-        for (const [id, fields] of got[0][1]) {
-          last = id;
-          const f: Record<string, string> = {};
-          for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]] = fields[i + 1];
-          if (task && f.task !== task) continue;
-          res.write(`id: ${id}\nevent: output\ndata: ${JSON.stringify({ taskId: f.task, text: f.text })}\n\n`);
+        for (const e of got) {
+          if (!e.taskId || (task && e.taskId !== task)) continue;
+          res.write(`id: ${e.id}\nevent: output\ndata: ${JSON.stringify({ taskId: e.taskId, text: e.text })}\n\n`);
         }
       } catch (err) {
         if (closed) break;
@@ -78,7 +71,7 @@ export class OutputStreamController implements OnApplicationShutdown {
   }
 
   onApplicationShutdown(): void {
-    for (const c of this.open) c.disconnect();
+    for (const c of this.open) c.close();
     this.open.clear();
   }
 }

@@ -1,12 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { readLatestSample } from '@hivemind/shared/monitor/host-sample';
 import { METRICS_REGISTRY } from '@hivemind/shared/metrics/registry';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { ResultJob } from '@hivemind/shared/queue/queues';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { HostSample, MonitorSamples } from '@hivemind/shared/state/monitor-samples';
+import { RefusedResults } from '@hivemind/shared/state/refused-results';
+import { RunningTasks } from '@hivemind/shared/state/running-tasks';
 import { RESULTS_QUEUE, TASKS_QUEUE } from '../queues.provider';
 
 /** Why a task was refused, as a small fixed set of label values. */
@@ -64,8 +63,9 @@ export class GatewayMetrics {
 
   constructor(
     @Inject(METRICS_REGISTRY) registry: Registry,
-    @Inject(REDIS) redis: Redis,
-    keys: RedisKeys,
+    refused: RefusedResults,
+    running: RunningTasks,
+    monitor: MonitorSamples,
     @Inject(TASKS_QUEUE) tasks: Queue,
     @Inject(RESULTS_QUEUE) results: Queue,
   ) {
@@ -103,7 +103,7 @@ export class GatewayMetrics {
       help: 'Results the pool refused that the node still retries (their slots are free)',
       registers: r,
       async collect() {
-        this.set(await redis.hlen(keys.refusedResults));
+        this.set(await refused.count());
       },
     });
     this.poolRpcErrors = new Counter({ name: 'hivemind_pool_rpc_errors_total', help: 'Failed calls to the Node Pool, by method', labelNames: ['method'], registers: r });
@@ -115,7 +115,7 @@ export class GatewayMetrics {
       help: 'Tasks whose container runs now',
       registers: r,
       async collect() {
-        this.set(await redis.hlen(keys.running));
+        this.set(await running.count());
       },
     });
     new Gauge({
@@ -131,13 +131,13 @@ export class GatewayMetrics {
         }
       },
     });
-    const host = (name: string, help: string, pick: (s: NonNullable<Awaited<ReturnType<typeof readLatestSample>>>) => number) =>
+    const host = (name: string, help: string, pick: (s: HostSample) => number) =>
       new Gauge({
         name,
         help,
         registers: r,
         async collect() {
-          const s = await readLatestSample(redis, keys);
+          const s = await monitor.latest();
           this.reset();
           if (s) this.set(pick(s));
         },
@@ -156,7 +156,7 @@ export class GatewayMetrics {
         labelNames: ['gpu', 'name'],
         registers: r,
         async collect() {
-          const s = await readLatestSample(redis, keys);
+          const s = await monitor.latest();
           this.reset();
           s?.gpus.forEach((g, i) => this.set({ gpu: String(i), name: g.name }, pick(g)));
         },

@@ -1,14 +1,11 @@
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
-import { readLatestSample } from '@hivemind/shared/monitor/host-sample';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { grpcErrorText } from '@hivemind/shared/proto/grpc';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { NodeCapacity } from '@hivemind/shared/resources/limits';
 import { effectiveCapacity, NodeSettingsStore } from '@hivemind/shared/settings/node-settings';
+import { MonitorSamples } from '@hivemind/shared/state/monitor-samples';
 import { Ticker, within } from '@hivemind/shared/util/ticker';
 import { RunningStatusRequest } from '@hivemind/shared/proto/generated/nodepool';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
@@ -58,8 +55,7 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     private readonly settings: NodeSettingsStore,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(REDIS) private readonly redis: Redis,
-    private readonly keys: RedisKeys,
+    private readonly samples: MonitorSamples,
     private readonly pool: PoolLinkService,
     private readonly nodeStatus: NodeStatusService,
     private readonly metrics: GatewayMetrics,
@@ -163,7 +159,7 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
     // With Redis unreachable nothing can be admitted: say Unavailable, with what we last knew.
     const [{ status, held }, sample, docker] = await Promise.all([
       within(this.nodeStatus.status(), REDIS_WAIT_MS, { status: 'Unavailable', held: this.lastHeld }),
-      within(readLatestSample(this.redis, this.keys), REDIS_WAIT_MS, null),
+      within(this.samples.latest(), REDIS_WAIT_MS, null),
       within(this.nodeStatus.dockerStatus(), REDIS_WAIT_MS, this.lastDocker),
     ]);
     this.lastHeld = held;
@@ -194,7 +190,7 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
   }
 
   async nodeUsage(): Promise<void> {
-    const sample = await readLatestSample(this.redis, this.keys);
+    const sample = await this.samples.latest();
     if (!sample) return;
     const gpu = this.config.CPU_ONLY ? undefined : sample.gpus[0];
     // task_id "0" with the node id in `token`: the deployed pool records node-wide usage.

@@ -1,11 +1,9 @@
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { grpcErrorText } from '@hivemind/shared/proto/grpc';
-import { RedisKeys, RunningTask } from '@hivemind/shared/queue/redis-keys';
+import { RunningTasks } from '@hivemind/shared/state/running-tasks';
 import { Ticker } from '@hivemind/shared/util/ticker';
 import { PoolLinkService } from '../pool/pool-link.service';
 
@@ -17,8 +15,7 @@ export class UsageRelayService implements OnApplicationBootstrap, OnApplicationS
   constructor(
     @Inject(WORKER_CONFIG) config: WorkerConfig,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(REDIS) private readonly redis: Redis,
-    private readonly keys: RedisKeys,
+    private readonly running: RunningTasks,
     private readonly pool: PoolLinkService,
   ) {
     this.ticker = new Ticker('task-usage', config.TASK_USAGE_INTERVAL * 1000, () => this.relay(), (name, err) =>
@@ -36,10 +33,9 @@ export class UsageRelayService implements OnApplicationBootstrap, OnApplicationS
 
   private async relay(): Promise<void> {
     if (!this.pool.client.loggedIn) return;
-    const running = await this.redis.hgetall(this.keys.running);
+    const running = await this.running.all();
     await Promise.all(
-      Object.entries(running).map(([taskId, raw]) => {
-        const t = JSON.parse(raw) as RunningTask;
+      [...running].map(([taskId, t]) => {
         // Deployed workers put their username in `token`; the JWT rides in metadata.
         return this.pool
           .call('TaskUsage', this.pool.client.workers, this.pool.client.workers.taskUsage, () => ({

@@ -1,14 +1,11 @@
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { Job, UnrecoverableError, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { grpcErrorText } from '@hivemind/shared/proto/grpc';
-import { parsePayload, QueueName, resultJobSchema } from '@hivemind/shared/queue/queues';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
-import { ResourceLedger } from '@hivemind/shared/resources/ledger';
+import { bullOptions, parsePayload, QueueName, resultJobSchema } from '@hivemind/shared/queue/queues';
+import { ResourceLedger } from '@hivemind/shared/state/ledger';
 import { checkTaskId } from '@hivemind/shared/task-format/task-id';
 import { errorMessage } from '@hivemind/shared/util/errors';
 import { backoffMs } from '@hivemind/shared/util/ticker';
@@ -26,9 +23,7 @@ export class ResultUploadProcessor implements OnApplicationBootstrap, OnApplicat
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
-    @Inject(REDIS) private readonly redis: Redis,
     @Inject(LOGGER) private readonly logger: Logger,
-    private readonly keys: RedisKeys,
     private readonly ledger: ResourceLedger,
     private readonly uploads: ResultUploadService,
     private readonly heartbeat: HeartbeatService,
@@ -36,8 +31,7 @@ export class ResultUploadProcessor implements OnApplicationBootstrap, OnApplicat
 
   onApplicationBootstrap(): void {
     this.worker = new Worker(QueueName.Results, (job) => this.process(job), {
-      connection: this.redis.duplicate({ connectionName: 'hivemind-gateway-results' }),
-      prefix: this.keys.bullPrefix,
+      ...bullOptions(this.config, 'gateway-results'),
       concurrency: 4,
       // An upload held by a gateway that died is taken up again once its lock lapses.
       lockDuration: this.config.JOB_LOCK_DURATION * 1000,

@@ -1,19 +1,19 @@
 import { promises as fs } from 'node:fs';
 import { Inject, Injectable } from '@nestjs/common';
 import { UnrecoverableError } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { LOGGER } from '@hivemind/shared/logging/logger';
-import { REDIS } from '@hivemind/shared/nest/worker-core.module';
 import { ResultJob } from '@hivemind/shared/queue/queues';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
-import { RefusedResult, RefusedResults, refusedRetryDelayMs } from '@hivemind/shared/queue/refused-results';
-import { ResourceLedger } from '@hivemind/shared/resources/ledger';
+import { ControlChannel } from '@hivemind/shared/state/control-channel';
+import { ResourceLedger } from '@hivemind/shared/state/ledger';
+import { RefusedResult, RefusedResults, refusedRetryDelayMs } from '@hivemind/shared/state/refused-results';
+import { TaskRecords } from '@hivemind/shared/state/task-records';
+import { TASK_STORE, TaskStore } from '@hivemind/shared/state/task-store';
+import { crashPoint } from '@hivemind/shared/util/crash-point';
 import { grpcErrorText } from '@hivemind/shared/proto/grpc';
 import { sleep } from '@hivemind/shared/util/ticker';
 import { errorMessage } from '@hivemind/shared/util/errors';
-import { TASK_STORE, TaskStore } from '@hivemind/shared/task-store/task-store';
 import { WorkDir } from '@hivemind/shared/work-dir/work-dir';
 import { GatewayMetrics } from '../metrics/gateway-metrics.service';
 import { PoolLinkService } from '../pool/pool-link.service';
@@ -34,36 +34,33 @@ import { classifyUploadError, ResultRefusedError } from './upload-failure';
  */
 @Injectable()
 export class ResultUploadService {
-  readonly refused: RefusedResults;
-
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(REDIS) private readonly redis: Redis,
-    private readonly keys: RedisKeys,
     private readonly ledger: ResourceLedger,
+    readonly refused: RefusedResults,
+    private readonly records: TaskRecords,
+    private readonly control: ControlChannel,
     private readonly pool: PoolLinkService,
     @Inject(TASK_STORE) private readonly store: TaskStore,
     private readonly history: TaskHistoryService,
     private readonly metrics: GatewayMetrics,
     private readonly workDir: WorkDir,
-  ) {
-    this.refused = new RefusedResults(redis, keys);
-  }
+  ) {}
 
   /** Milliseconds still to wait before this task's result may be uploaded. */
   async guardWaitMs(taskId: string, now = Date.now()): Promise<number> {
     const guard = this.config.RESULT_UPLOAD_GUARD * 1000;
     if (guard <= 0) return 0;
-    const [replied, accepted] = await this.redis.hmget(this.keys.task(taskId), 'repliedAt', 'acceptedAt');
+    const record = await this.records.get(taskId);
     // No reply time yet: the reply is still on its way, so count from now.
-    const from = Number(replied ?? 0) || Math.max(now, Number(accepted ?? 0));
+    const from = record?.repliedAt || Math.max(now, record?.acceptedAt ?? 0);
     return Math.max(0, from + guard - now);
   }
 
   async upload(job: ResultJob): Promise<void> {
     const log = this.logger.child({ taskId: job.taskId });
-    if (await this.redis.hexists(this.keys.task(job.taskId), 'uploadedAt')) {
+    if (await this.records.isUploaded(job.taskId)) {
       // The pool took it before this gateway (or its predecessor) could tidy up.
       await this.finish(job);
       return;
@@ -87,6 +84,7 @@ export class ResultUploadService {
       throw new UnrecoverableError(`the result file of ${job.taskId} is gone`);
     }
     this.metrics.uploadAttempts.inc();
+    crashPoint(this.config.FAULT_CRASH_AT, 'result:before-upload');
     let res;
     try {
       res = await this.pool.call(
@@ -107,7 +105,12 @@ export class ResultUploadService {
       this.metrics.uploadFailures.inc();
       return this.refusedBy(job, zip, res.message || 'no reason given', refused);
     }
-    await this.redis.hset(this.keys.task(job.taskId), 'uploadedAt', Date.now());
+    // The one window the protocol leaves (it has no idempotent upload): a crash between
+    // the pool's acknowledgement and this write uploads the result once more after the
+    // restart. Nothing else happens in between; test/e2e/faults.test.ts counts it.
+    crashPoint(this.config.FAULT_CRASH_AT, 'result:after-ack');
+    await this.records.uploaded(job.taskId);
+    crashPoint(this.config.FAULT_CRASH_AT, 'result:after-record');
     log.info({ status: job.status, bytes: zip.length, refusedBefore: refused?.refusals }, 'result uploaded');
     this.metrics.taskFinished(job);
     // The dashboard's history must never hold up or fail a delivered result.
@@ -158,7 +161,7 @@ export class ResultUploadService {
   /** The task is over for this node: free its share first, then its keys and file. */
   async finish(job: Pick<ResultJob, 'taskId'>): Promise<void> {
     await this.ledger.release(job.taskId);
-    await this.redis.del(this.keys.task(job.taskId), this.keys.stop(job.taskId));
+    await Promise.all([this.records.remove(job.taskId), this.control.clearStop(job.taskId)]);
     await fs.rm(this.workDir.result(job.taskId), { force: true });
     await this.store.removeResult(job.taskId);
     // Last: while listed, the reconciler keeps the result file.

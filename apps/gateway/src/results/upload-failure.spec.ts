@@ -1,5 +1,5 @@
 import { Metadata, status } from '@grpc/grpc-js';
-import { REFUSED_RETRY_FIRST_MS, REFUSED_RETRY_MAX_MS, refusedRetryDelayMs } from '@hivemind/shared/queue/refused-results';
+import { REFUSED_RETRY_FIRST_MS, REFUSED_RETRY_MAX_MS, refusedRetryDelayMs } from '@hivemind/shared/state/refused-results';
 import { classifyUploadError, classifyUploadReply, ResultRefusedError, uploadRetryDelayMs } from './upload-failure';
 
 const grpcError = (code: status, details = 'x') => Object.assign(new Error(`${code} ${status[code]}: ${details}`), { code, details, metadata: new Metadata() });

@@ -45,6 +45,8 @@ export const workerEnvSchema = z.object({
   STOP_GRACE_PERIOD: num(1, { min: 0, max: 300 }),
   DRAIN_TIMEOUT: num(60, { min: 0, max: 86_400 }),
   JOB_LOCK_DURATION: num(30, { min: 1, max: 3600 }),
+  /** Fault tests only: the process kills itself at this point (libs/shared/src/util/crash-point.ts). */
+  FAULT_CRASH_AT: oneOf(['', 'result:before-upload', 'result:after-ack', 'result:after-record'] as const, ''),
   RECONCILE_INTERVAL: num(120, { min: 5, max: 86_400 }),
   MAX_CPU_CORES: optNum({ min: 0.1 }),
   MAX_MEMORY_GB: optNum({ int: true, min: 1 }),

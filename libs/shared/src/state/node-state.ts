@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import { createRedis } from '../queue/redis-connection';
 import { CallerRefusals } from './caller-refusals';
 import { ControlChannel } from './control-channel';
@@ -57,18 +57,31 @@ export function openNodeState(redis: Redis, prefix: string): NodeState {
 
 /** A connection to Redis and the node's state over it, for code outside the services (CLI, tests). */
 export interface NodeStateConnection extends NodeState {
+  /** Connects now (else the first command does); rejects when Redis cannot be reached. */
+  connect(): Promise<void>;
   /** Redis answers PING. */
   ping(): Promise<boolean>;
+  /** Closes after the commands sent so far have their answers. */
   close(): Promise<void>;
+  /** Closes at once. */
+  disconnect(): void;
 }
 
-export function connectNodeState(url: string, prefix: string, name: string, extra: Parameters<typeof createRedis>[2] = {}): NodeStateConnection {
-  const redis = createRedis(url, name, extra);
+export type NodeStateOptions = RedisOptions & {
+  /** Called with each connection error (otherwise they are ignored; commands still fail). */
+  onError?: (err: Error) => void;
+};
+
+export function connectNodeState(url: string, prefix: string, name: string, { onError, ...extra }: NodeStateOptions = {}): NodeStateConnection {
+  const redis = createRedis(url, name, { lazyConnect: true, ...extra });
+  redis.on('error', (err: Error) => onError?.(err));
   return {
     ...openNodeState(redis, prefix),
+    connect: () => redis.connect(),
     ping: async () => (await redis.ping()) === 'PONG',
     close: async () => {
       await redis.quit().catch(() => redis.disconnect());
     },
+    disconnect: () => redis.disconnect(),
   };
 }
