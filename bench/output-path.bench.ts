@@ -2,14 +2,13 @@
  * The executor's output path in process: what one 64 KiB chunk of a task's stdout costs
  * the event loop (line splitting, the bounded task log, the live-view batch), for the
  * shapes of output a task can choose: a flood of empty lines, ordinary lines, and a
- * line with no newline at all. A fake Redis takes the XADDs; the log is a real file
+ * line with no newline at all. A fake output stream takes the appends; the log is a real file
  * with the default head and tail (1 MiB each), filled first so the tail is full.
  */
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Redis } from 'ioredis';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import type { OutputAppender } from '@hivemind/shared/state/output-stream';
 import { TaskLog } from '@hivemind/shared/task-format/task-log';
 import { OutputSink } from '../apps/executor/src/output-sink';
 import { ROOT } from '../test/support/stack';
@@ -29,13 +28,13 @@ async function measure(chunk: Buffer, dir: string): Promise<{ cpu: Summary; entr
   const log = new TaskLog(path.join(dir, 'task.log'), 1024 * 1024, 1024 * 1024);
   await log.open();
   let entryMax = 0;
-  const redis = {
-    xadd: (...args: unknown[]) => {
-      entryMax = Math.max(entryMax, Buffer.byteLength(String(args[args.length - 1])));
-      return Promise.resolve('0-1');
+  const out: OutputAppender = {
+    append: (_taskId, text) => {
+      entryMax = Math.max(entryMax, Buffer.byteLength(text));
+      return Promise.resolve();
     },
-  } as unknown as Pick<Redis, 'xadd'>;
-  const sink = new OutputSink(redis, new RedisKeys('bench'), 'bench', log, 60_000);
+  };
+  const sink = new OutputSink(out, 'bench', log, 60_000);
   // Fill the head and the tail (4 MiB) before measuring.
   for (let i = 0; i < 64; i++) sink.push(chunk);
   const cpu: number[] = [];

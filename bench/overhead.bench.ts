@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Job, QueueEvents, Queue } from 'bullmq';
 import Docker from 'dockerode';
-import IORedis from 'ioredis';
+import { bullOptions, QueueName } from '@hivemind/shared/queue/queues';
 import { executeRequest, ownerClient, taskInfo, uploadTask } from '../test/support/pool';
 import { makeZip } from '../test/support/zips';
 import { ROOT, Stack } from '../test/support/stack';
@@ -29,11 +29,9 @@ async function main(): Promise<void> {
   await stack.start('devpool');
   await stack.start('executor');
   await stack.start('gateway');
-  const redis = new IORedis(stack.env.REDIS_URL, { maxRetriesPerRequest: null });
-  const eventsRedis = redis.duplicate();
-  const prefix = `${stack.env.REDIS_PREFIX}:q`;
-  const results = new Queue('results', { connection: redis, prefix });
-  const events = new QueueEvents('results', { connection: eventsRedis, prefix });
+  const site = { REDIS_URL: stack.env.REDIS_URL, REDIS_PREFIX: stack.env.REDIS_PREFIX };
+  const results = new Queue(QueueName.Results, bullOptions(site, 'bench-results'));
+  const events = new QueueEvents(QueueName.Results, bullOptions(site, 'bench-results-events'));
   await events.waitUntilReady();
   const pool = ownerClient(stack.devpoolAddress);
   const zip = await makeZip([{ name: 'run.py', content: NOOP }]);
@@ -116,8 +114,6 @@ async function main(): Promise<void> {
     pool.close();
     await events.close();
     await results.close();
-    eventsRedis.disconnect();
-    redis.disconnect();
     await stack.destroy();
     await fs.rm(ws, { recursive: true, force: true });
   }

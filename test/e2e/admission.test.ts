@@ -1,11 +1,12 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { status } from '@grpc/grpc-js';
-import { Queue } from 'bullmq';
-import IORedis from 'ioredis';
 import { ExecuteTaskRequest, WorkerNodeServiceClient } from '@hivemind/shared/proto/generated/nodepool';
 import { insecure, messageSizeOptions, unary } from '@hivemind/shared/proto/grpc';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
+import { QueueName } from '@hivemind/shared/queue/queues';
+import { NodeStateConnection } from '@hivemind/shared/state/node-state';
+import { nodeStateOf, queueOf } from '../support/node-state';
 import { executeRequest, ownerClient, taskInfo, uploadTask } from '../support/pool';
 import { makeZip, makeZipWithRawName } from '../support/zips';
 import { Stack, waitFor } from '../support/stack';
@@ -17,18 +18,18 @@ import { Stack, waitFor } from '../support/stack';
 describe('ExecuteTask admission', () => {
   let stack: Stack;
   let worker: WorkerNodeServiceClient;
-  let redis: IORedis;
+  let state: NodeStateConnection;
 
   beforeAll(async () => {
     stack = await Stack.create('admit', { ZIP_MAX_ENTRIES: '20', ZIP_MAX_UNCOMPRESSED_MB: '2', MAX_DISK_GB: '0.001', STOP_GRACE_PERIOD: '1' });
     await stack.startAll();
     worker = new WorkerNodeServiceClient(stack.gatewayAddress, insecure(), messageSizeOptions(64 << 20));
-    redis = new IORedis(stack.env.REDIS_URL);
+    state = nodeStateOf(stack);
   });
 
   afterAll(async () => {
     worker?.close();
-    redis?.disconnect();
+    await state?.close();
     await stack?.stopAll();
   });
 
@@ -61,9 +62,8 @@ describe('ExecuteTask admission', () => {
   });
 
   it('stored, held and queued nothing for the refused tasks', async () => {
-    const prefix = stack.env.REDIS_PREFIX;
-    expect(await redis.hlen(`${prefix}:ledger`)).toBe(0);
-    const tasks = new Queue('tasks', { connection: redis, prefix: `${prefix}:q` });
+    expect((await state.ledger.totals()).tasks).toBe(0);
+    const tasks = queueOf(stack, QueueName.Tasks);
     expect(Object.values(await tasks.getJobCounts()).every((n) => n === 0)).toBe(true);
     await tasks.close();
     const incoming = await fs.readdir(path.join(stack.env.WORK_DIR, 'incoming')).catch(() => []);
@@ -83,13 +83,12 @@ describe('ExecuteTask admission', () => {
     expect((await execute({ task_id: 'dup-2', task_zip: zip })).success).toBe(true);
     const full = await execute({ task_id: 'dup-3', task_zip: zip });
     expect(full).toEqual({ success: false, message: 'node busy: 2 of 2 task slots in use' });
-    const prefix = stack.env.REDIS_PREFIX;
-    await waitFor('both tasks to run', async () => (await redis.hlen(`${prefix}:running`)) === 2);
+    await waitFor('both tasks to run', async () => (await state.running.count()) === 2);
     for (const id of ['dup-1', 'dup-2']) {
       const res = await unary(worker, worker.stopTaskExecution, { task_id: id });
       expect(res).toEqual({ success: true, message: `stopping task ${id}; its result follows` });
     }
-    await waitFor('both containers to stop', async () => (await redis.hlen(`${prefix}:running`)) === 0, 20_000);
+    await waitFor('both containers to stop', async () => (await state.running.count()) === 0, 20_000);
     expect(await unary(worker, worker.stopTaskExecution, { task_id: 'never-seen' })).toEqual({
       success: false,
       message: 'task never-seen is not running on this node',

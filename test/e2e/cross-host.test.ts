@@ -3,9 +3,11 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import IORedis from 'ioredis';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
-import { RedisKeys, RunningTask } from '@hivemind/shared/queue/redis-keys';
+import { NodeStateConnection } from '@hivemind/shared/state/node-state';
+import { RedisKeys } from '@hivemind/shared/state/redis-keys';
 import { ownerClient, taskInfo, uploadTask, waitForStatus } from '../support/pool';
 import { makeZip } from '../support/zips';
+import { nodeStateOf } from '../support/node-state';
 import { Stack, waitFor } from '../support/stack';
 import { unzip } from '../support/unzip';
 
@@ -17,7 +19,9 @@ import { unzip } from '../support/unzip';
 describe('executors that share no filesystem with the gateway (TASK_STORE=redis)', () => {
   let stack: Stack;
   let pool: PoolClient;
+  // Raw: the blobs' presence in Redis, which the task store does not expose without fetching them.
   let redis: IORedis;
+  let state: NodeStateConnection;
 
   beforeAll(async () => {
     stack = await Stack.create('xhost', { TASK_STORE: 'redis', TASK_STORE_MAX_MB: '8', EXECUTOR_CONCURRENCY: '1', MAX_CONCURRENT_TASKS: '4', TASK_DEFAULT_CPUS: '0.5', TASK_DEFAULT_MEMORY_MB: '256' });
@@ -28,11 +32,13 @@ describe('executors that share no filesystem with the gateway (TASK_STORE=redis)
     pool = ownerClient(stack.devpoolAddress);
     await pool.login();
     redis = new IORedis(stack.env.REDIS_URL);
+    state = nodeStateOf(stack);
   });
 
   afterAll(async () => {
     pool?.close();
     redis?.disconnect();
+    await state?.close();
     await stack?.stopAll();
   });
 
@@ -45,7 +51,7 @@ describe('executors that share no filesystem with the gateway (TASK_STORE=redis)
         { name: 'data.bin', content: randomBytes(1536 * 1024) },
       ], false);
     const hosts = ['host-b', 'host-c'];
-    const keys = new RedisKeys(stack.env.REDIS_PREFIX);
+    const keys = new RedisKeys(stack.env.REDIS_PREFIX); // for the blobs' keys only (see `redis`)
     // While the tasks run: which executor runs each (the node's running tasks in Redis), on
     // which host its workspace is (files on disk), and that its zip sits in the task store.
     const ranBy = new Map<string, Set<string>>(ids.map((id) => [id, new Set()]));
@@ -54,10 +60,10 @@ describe('executors that share no filesystem with the gateway (TASK_STORE=redis)
     let watching = true;
     const watch = (async () => {
       while (watching) {
-        for (const [id, raw] of Object.entries(await redis.hgetall(keys.running))) ranBy.get(id)?.add((JSON.parse(raw) as RunningTask).executorId);
+        for (const [id, t] of await state.running.all()) ranBy.get(id)?.add(t.executorId);
         for (const id of ids) {
           for (const h of hosts) if (await fs.stat(path.join(stack.dir, h, 'workspaces', id)).then(() => true, () => false)) ranOn.get(id)!.add(h);
-          if (await redis.exists(`${stack.env.REDIS_PREFIX}:blob:task:${id}`)) inStore.add(id);
+          if (await redis.exists(keys.blob('task', id))) inStore.add(id);
         }
         await new Promise((r) => setTimeout(r, 100));
       }
@@ -106,6 +112,6 @@ describe('executors that share no filesystem with the gateway (TASK_STORE=redis)
     }, 60_000);
     expect(t.status).toBe('PENDING');
     expect(t.message).toMatch(/^refused by alice: the task zip is \d+ bytes; this node's task store \(TASK_STORE=redis\) holds at most 8388608 bytes \(TASK_STORE_MAX_MB\)/);
-    expect(await redis.exists(`${stack.env.REDIS_PREFIX}:blob:task:xh-big`)).toBe(0);
+    expect(await redis.exists(new RedisKeys(stack.env.REDIS_PREFIX).blob('task', 'xh-big'))).toBe(0);
   });
 });

@@ -2,7 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import Docker from 'dockerode';
 import IORedis from 'ioredis';
-import type { ExecutorBeat } from '@hivemind/shared/queue/redis-keys';
+import type { ExecutorBeat } from '@hivemind/shared/state/executors';
+import { NodeStateConnection } from '@hivemind/shared/state/node-state';
+import { RedisKeys } from '@hivemind/shared/state/redis-keys';
+import { nodeStateOf } from '../support/node-state';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { ownerClient, uploadTask, waitForStatus } from '../support/pool';
 import { RunningService, Stack, waitFor } from '../support/stack';
@@ -30,7 +33,9 @@ const TAIL_KB = 1024;
 describe('hostile output', () => {
   let stack: Stack;
   let pool: PoolClient;
+  // Raw: the whole output stream as it sits in Redis (entry sizes, every field), which no repository lists.
   let redis: IORedis;
+  let state: NodeStateConnection;
   let executor: RunningService;
 
   beforeAll(async () => {
@@ -47,11 +52,13 @@ describe('hostile output', () => {
     pool = ownerClient(stack.devpoolAddress);
     await pool.login();
     redis = new IORedis(stack.env.REDIS_URL, { maxRetriesPerRequest: null });
+    state = nodeStateOf(stack);
   });
 
   afterAll(async () => {
     for (const s of stack?.services ?? []) if (s.name === 'devpool') s.proc.kill('SIGCONT');
     redis?.disconnect();
+    await state?.close();
     pool?.close();
     await stack?.stopAll();
     // An executor killed while its task ran leaves the container: remove what is left of ours.
@@ -72,8 +79,7 @@ describe('hostile output', () => {
   }
 
   async function executorBeat(): Promise<ExecutorBeat | null> {
-    const all = await redis.hgetall(`${stack.env.REDIS_PREFIX}:executors`);
-    const beats = Object.values(all).map((raw) => JSON.parse(raw) as ExecutorBeat);
+    const beats = await state.executors.all();
     return beats.length === 1 ? beats[0] : null;
   }
 
@@ -137,7 +143,7 @@ describe('hostile output', () => {
       '    time.sleep(0.05)',
       'print("LONG-END", flush=True)',
     ].join('\n');
-    const key = `${stack.env.REDIS_PREFIX}:output`;
+    const key = new RedisKeys(stack.env.REDIS_PREFIX).output; // read raw, see `redis`
     await start(LONG, long);
     await waitForStatus(pool, LONG, ['RUNNING'], 120_000);
     // The pool stops answering: the gateway cannot relay, so entries stay in the stream.

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Job, Queue } from 'bullmq';
-import Redis from 'ioredis';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { QueueName } from '@hivemind/shared/queue/queues';
+import { queueOf } from '../support/node-state';
 import { Stack, waitFor } from '../support/stack';
 
 /**
@@ -14,8 +14,6 @@ import { Stack, waitFor } from '../support/stack';
  */
 describe('hostile job payloads', () => {
   let stack: Stack;
-  let redis: Redis;
-  let keys: RedisKeys;
   let tasks: Queue;
   let results: Queue;
   let victims: string;
@@ -23,10 +21,8 @@ describe('hostile job payloads', () => {
   beforeAll(async () => {
     stack = await Stack.create('payload', { LOG_LEVEL: 'info' });
     await stack.startAll();
-    redis = new Redis(stack.env.REDIS_URL, { maxRetriesPerRequest: null });
-    keys = new RedisKeys(stack.env.REDIS_PREFIX);
-    tasks = new Queue('tasks', { connection: redis, prefix: keys.bullPrefix });
-    results = new Queue('results', { connection: redis, prefix: keys.bullPrefix });
+    tasks = queueOf(stack, QueueName.Tasks);
+    results = queueOf(stack, QueueName.Results);
     victims = path.join(stack.dir, 'victims');
     await fs.mkdir(victims);
   });
@@ -34,7 +30,6 @@ describe('hostile job payloads', () => {
   afterAll(async () => {
     await tasks?.close();
     await results?.close();
-    redis?.disconnect();
     await stack?.stopAll();
   });
 

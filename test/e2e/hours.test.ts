@@ -1,10 +1,8 @@
-import IORedis from 'ioredis';
-import { OwnerState } from '@hivemind/shared/owner/owner-state';
 import { WorkerNodeServiceClient } from '@hivemind/shared/proto/generated/nodepool';
 import { insecure, messageSizeOptions, unary } from '@hivemind/shared/proto/grpc';
 import { executeRequest } from '../support/pool';
 import { makeZip } from '../support/zips';
-import { waitForReportedStatus } from '../support/node-state';
+import { waitForReportedStatus, withNodeState } from '../support/node-state';
 import { Stack, waitFor } from '../support/stack';
 
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
@@ -40,16 +38,8 @@ describe('working hours and CPU-only mode', () => {
     // The node's status (/api/status) says so, and the pool has heard it since.
     await waitForReportedStatus(stack, 'Closed (working hours)');
     // The owner state the dashboard shows says so too.
-    const redis = new IORedis(stack.env.REDIS_URL);
-    try {
-      const state = await waitFor('the owner state', async () => {
-        const raw = await redis.get(`${stack.env.REDIS_PREFIX}:owner:state`);
-        return raw ? (JSON.parse(raw) as OwnerState) : null;
-      }, 15_000);
-      expect(state).toEqual({ busy: false, ownerCpuPercent: expect.any(Number), since: null, reason: expect.stringMatching(/off/), frozenTasks: [], scheduleOpen: false });
-    } finally {
-      redis.disconnect();
-    }
+    const state = await withNodeState(stack, (node) => waitFor('the owner state', () => node.owner.read(), 15_000));
+    expect(state).toEqual({ busy: false, ownerCpuPercent: expect.any(Number), since: null, reason: expect.stringMatching(/off/), frozenTasks: [], scheduleOpen: false });
   });
 
   it('refuses a GPU task in CPU-only mode, before the passing reasons', async () => {

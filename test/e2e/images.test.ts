@@ -1,5 +1,4 @@
-import IORedis from 'ioredis';
-import { ExecutorBeat, RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { withNodeState } from '../support/node-state';
 import { Stack, waitFor } from '../support/stack';
 
 /** The executor's start-up check of the default task images. */
@@ -16,11 +15,9 @@ describe('task images at executor start', () => {
     // It tells the gateway, with its beat in Redis, that it can run nothing and why, so the
     // node reports Unavailable and refuses tasks; the problem travels with the beat, for the
     // gateway and anything that shows the node's health.
-    const redis = new IORedis(stack.env.REDIS_URL);
-    try {
+    await withNodeState(stack, async (node) => {
       const beats = await waitFor('the executor beat', async () => {
-        const all = Object.values(await redis.hgetall(new RedisKeys(stack.env.REDIS_PREFIX).executors));
-        const parsed = all.map((v) => JSON.parse(v) as ExecutorBeat);
+        const parsed = await node.executors.all();
         return parsed.length && parsed.every((b) => b.problem) ? parsed : null;
       });
       expect(beats.map((b) => b.runtime)).toEqual(['none']);
@@ -28,8 +25,6 @@ describe('task images at executor start', () => {
       // And it is not ready (it does not consume tasks): its readiness endpoint does not say ready.
       const ready = await fetch(`http://127.0.0.1:${executor.httpPort}/health/ready`).then((r) => r.status, () => 'not listening');
       expect(ready).not.toBe(200);
-    } finally {
-      redis.disconnect();
-    }
+    });
   });
 });

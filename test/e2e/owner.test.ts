@@ -1,13 +1,13 @@
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as os from 'node:os';
-import IORedis from 'ioredis';
 import { WorkerNodeServiceClient } from '@hivemind/shared/proto/generated/nodepool';
 import { insecure, messageSizeOptions, unary } from '@hivemind/shared/proto/grpc';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { OwnerState } from '@hivemind/shared/owner/owner-state';
+import { NodeStateConnection } from '@hivemind/shared/state/node-state';
 import { executeRequest, ownerClient, uploadTask, waitForStatus } from '../support/pool';
 import { makeZip } from '../support/zips';
-import { waitForReportedStatus } from '../support/node-state';
+import { nodeStateOf, waitForReportedStatus } from '../support/node-state';
 import { Stack, waitFor } from '../support/stack';
 import { unzip } from '../support/unzip';
 
@@ -29,7 +29,7 @@ describe('owner first: a busy owner', () => {
   let stack: Stack;
   let pool: PoolClient;
   let worker: WorkerNodeServiceClient;
-  let redis: IORedis;
+  let state: NodeStateConnection;
   let hog: ChildProcess[] = [];
 
   beforeAll(async () => {
@@ -45,21 +45,18 @@ describe('owner first: a busy owner', () => {
     pool = ownerClient(stack.devpoolAddress);
     await pool.login();
     worker = new WorkerNodeServiceClient(stack.gatewayAddress, insecure(), messageSizeOptions(64 << 20));
-    redis = new IORedis(stack.env.REDIS_URL);
+    state = nodeStateOf(stack);
   });
 
   afterAll(async () => {
     stopHog(hog);
     worker?.close();
     pool?.close();
-    redis?.disconnect();
+    await state?.close();
     await stack?.stopAll();
   });
 
-  const ownerState = async (): Promise<OwnerState | null> => {
-    const raw = await redis.get(`${stack.env.REDIS_PREFIX}:owner:state`);
-    return raw ? (JSON.parse(raw) as OwnerState) : null;
-  };
+  const ownerState = (): Promise<OwnerState | null> => state.owner.read();
   // Other work on a shared machine can hold the load up for a while: generous waits.
   const idle = () => waitFor('the owner to be idle', async () => {
     const s = await ownerState();

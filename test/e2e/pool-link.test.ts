@@ -1,18 +1,21 @@
 import { Metadata, status } from '@grpc/grpc-js';
 import IORedis from 'ioredis';
-import { HostSample } from '@hivemind/shared/monitor/host-sample';
 import { unary } from '@hivemind/shared/proto/grpc';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
+import { NodeStateConnection } from '@hivemind/shared/state/node-state';
+import { RedisKeys } from '@hivemind/shared/state/redis-keys';
 import { ownerClient, taskInfo, uploadTask } from '../support/pool';
 import { makeZip } from '../support/zips';
-import { deliveries, metric, uploadsSucceeded } from '../support/node-state';
+import { deliveries, metric, nodeStateOf, uploadsSucceeded } from '../support/node-state';
 import { Stack, waitFor } from '../support/stack';
 
 /** The worker's link to the pool: auth as the deployed pool does it, outages, the monitor's figures. */
 describe('the link to the Node Pool', () => {
   let stack: Stack;
   let pool: PoolClient;
+  // Raw: only for the orphaned output entry (see its test).
   let redis: IORedis;
+  let state: NodeStateConnection;
 
   beforeAll(async () => {
     // A short call deadline so a frozen pool shows up as failed calls quickly.
@@ -20,11 +23,13 @@ describe('the link to the Node Pool', () => {
     await stack.startAll();
     pool = ownerClient(stack.devpoolAddress);
     redis = new IORedis(stack.env.REDIS_URL);
+    state = nodeStateOf(stack);
   });
 
   afterAll(async () => {
     pool?.close();
     redis?.disconnect();
+    await state?.close();
     await stack?.stopAll();
   });
 
@@ -63,9 +68,11 @@ describe('the link to the Node Pool', () => {
   });
 
   it('relays output another gateway (or this one under an old hostname) left undelivered', async () => {
-    const key = `${stack.env.REDIS_PREFIX}:output`;
+    const key = new RedisKeys(stack.env.REDIS_PREFIX).output;
     // Added and read by a consumer that then vanished, in one transaction so the running
-    // gateway cannot read it first; then aged to count as orphaned.
+    // gateway cannot read it first; then aged to count as orphaned. Raw: OutputStream.append
+    // and a group reader cannot add and read in one transaction (the running gateway's
+    // blocked read would take the entry first), and no repository ages an entry.
     const [[, id]] = (await redis
       .multi()
       .xadd(key, '*', 'task', 'after-restart', 'text', 'left behind by gateway-old-host')
@@ -77,7 +84,7 @@ describe('the link to the Node Pool', () => {
       const log = await pool.call(pool.master, pool.master.getTasklog, (token) => ({ task_id: 'after-restart', token }));
       return log.log.includes('left behind by gateway-old-host');
     }, 40_000);
-    await waitFor('the entry to leave the stream', async () => (await redis.xlen(key)) === 0 || !(await redis.xrange(key, id, id)).length, 10_000);
+    await waitFor('the entry to leave the stream', async () => (await state.output.length()) === 0 || !(await redis.xrange(key, id, id)).length, 10_000);
   });
 
   it('keeps a result until a frozen pool answers again, then uploads it once', async () => {
@@ -114,14 +121,12 @@ describe('the link to the Node Pool', () => {
   });
 
   it('publishes host samples the gateway reports', async () => {
-    const prefix = stack.env.REDIS_PREFIX;
-    const latest = await waitFor('a monitor sample', async () => redis.get(`${prefix}:monitor:latest`));
-    const s = JSON.parse(latest) as HostSample;
+    const s = await waitFor('a monitor sample', () => state.monitor.latest());
     expect(s.cpuPercent).toBeGreaterThanOrEqual(0);
     expect(s.memoryTotalBytes).toBeGreaterThan(0);
     expect(s.memoryPercent).toBeGreaterThan(0);
     expect(s.diskTotalBytes).toBeGreaterThan(0);
     expect(Date.now() - s.at).toBeLessThan(10_000);
-    await waitFor('history to grow', async () => (await redis.llen(`${prefix}:monitor:history`)) >= 2, 10_000);
+    await waitFor('history to grow', async () => (await state.monitor.history()).length >= 2, 10_000);
   });
 });

@@ -1,11 +1,12 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { Job, Queue } from 'bullmq';
+import { Job } from 'bullmq';
 import Docker from 'dockerode';
 import IORedis from 'ioredis';
-import { ExecutorBeat, RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { QueueName } from '@hivemind/shared/queue/queues';
+import { RedisKeys } from '@hivemind/shared/state/redis-keys';
 import { NEVER_OFFERED, ownerClient, taskInfo, uploadTask, waitForStatus } from '../support/pool';
-import { deliveries } from '../support/node-state';
+import { deliveries, nodeStateOf, queueOf } from '../support/node-state';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { RunningService, Stack, waitFor } from '../support/stack';
 import { unzip } from '../support/unzip';
@@ -87,8 +88,7 @@ describe('executor crashes and shutdown', () => {
   });
 
   it('fences off an executor frozen past its job lock: the one that took the task over delivers it, once', async () => {
-    const redis = new IORedis(stack.env.REDIS_URL);
-    const runningKey = `${stack.env.REDIS_PREFIX}:running`;
+    const state = nodeStateOf(stack);
     const frozen = executor;
     try {
       expect((await uploadTask(pool, 'frozen-run', await counting(10))).success).toBe(true);
@@ -96,7 +96,7 @@ describe('executor crashes and shutdown', () => {
       frozen.proc.kill('SIGSTOP');
       executor = await stack.start('executor');
       const successor = `-${executor.proc.pid}`;
-      await waitFor('the new executor to take frozen-run over', async () => (await redis.hget(runningKey, 'frozen-run'))?.includes(successor), 30_000);
+      await waitFor('the new executor to take frozen-run over', async () => (await state.running.get('frozen-run'))?.executorId.includes(successor), 30_000);
       // Wake the stale executor while the container still runs: both now watch it end.
       frozen.proc.kill('SIGCONT');
       const t = await waitForStatus(pool, 'frozen-run', ['COMPLETED', 'FAILED'], 60_000);
@@ -104,9 +104,7 @@ describe('executor crashes and shutdown', () => {
       // The stale executor is done with the task: its beat (Redis), sent after it woke, holds no task.
       const woke = Date.now();
       await waitFor('the stale executor to let the task go', async () => {
-        const beats = Object.entries(await redis.hgetall(new RedisKeys(stack.env.REDIS_PREFIX).executors));
-        const raw = beats.find(([id]) => id.endsWith(`-${frozen.proc.pid}`))?.[1];
-        const beat = raw ? (JSON.parse(raw) as ExecutorBeat) : null;
+        const beat = (await state.executors.all()).find((b) => b.executorId.endsWith(`-${frozen.proc.pid}`));
         return beat && beat.seenAt > woke && beat.running === 0;
       }, 30_000);
       const files = await result('frozen-run');
@@ -119,7 +117,7 @@ describe('executor crashes and shutdown', () => {
     } finally {
       frozen.proc.kill('SIGCONT');
       await stack.stop(frozen, 'SIGTERM');
-      redis.disconnect();
+      await state.close();
     }
   });
 
@@ -145,15 +143,18 @@ describe('executor crashes and shutdown', () => {
   });
 
   it('gives a held task whose job vanished a failure result, or frees it if the pool never heard of it', async () => {
+    const state = nodeStateOf(stack);
+    // Raw: reservations made five minutes ago, which ResourceLedger.reserve (stamped with Redis's clock now) cannot write.
     const redis = new IORedis(stack.env.REDIS_URL);
-    const prefix = stack.env.REDIS_PREFIX;
-    const results = new Queue('results', { connection: redis, prefix: `${prefix}:q` });
+    const ledgerKey = new RedisKeys(stack.env.REDIS_PREFIX).ledger;
+    const results = queueOf(stack, QueueName.Results);
     try {
       const old = Date.now() - 5 * 60_000;
       // ghost-1 was accepted (the pool heard so) but its job is gone; ghost-2 never got its reply out.
-      await redis.hset(`${prefix}:ledger`, 'ghost-1', JSON.stringify({ cpuScore: 0, memoryMb: 128, gpuScore: 0, gpuMemoryGb: 0, at: old }));
-      await redis.hset(`${prefix}:task:ghost-1`, { acceptedAt: old, repliedAt: old });
-      await redis.hset(`${prefix}:ledger`, 'ghost-2', JSON.stringify({ cpuScore: 0, memoryMb: 128, gpuScore: 0, gpuMemoryGb: 0, at: old }));
+      await redis.hset(ledgerKey, 'ghost-1', JSON.stringify({ cpuScore: 0, memoryMb: 128, gpuScore: 0, gpuMemoryGb: 0, at: old }));
+      await state.tasks.accepted('ghost-1', old, 'test');
+      await state.tasks.replied('ghost-1', old);
+      await redis.hset(ledgerKey, 'ghost-2', JSON.stringify({ cpuScore: 0, memoryMb: 128, gpuScore: 0, gpuMemoryGb: 0, at: old }));
       const job = await waitFor('a result job for ghost-1', async () => Job.fromId(results, 'ghost-1'), 20_000);
       expect(job.data).toMatchObject({ taskId: 'ghost-1', status: 'Failed', code: 'lost', reason: expect.stringContaining('the task was lost') });
       // The result job names no file: its zip is where every task's result is, by its id.
@@ -161,14 +162,15 @@ describe('executor crashes and shutdown', () => {
       const exec = (await unzip(await fs.readFile(path.join(stack.env.WORK_DIR, 'results', 'ghost-1.zip')))).get('execution_log.txt')!.data.toString();
       expect(exec).toContain('Status: Failed');
       // The pool never heard ghost-2 was accepted, and will offer it again: only its share is freed.
-      await waitFor('ghost-2 to be released', async () => !(await redis.hexists(`${prefix}:ledger`, 'ghost-2')), 20_000);
+      await waitFor('ghost-2 to be released', async () => !(await state.ledger.holds('ghost-2')), 20_000);
       expect(await Job.fromId(results, 'ghost-2')).toBeUndefined();
     } finally {
       // devpool never heard of ghost-1, so its upload would be retried: clear it away.
       await (await Job.fromId(results, 'ghost-1'))?.remove().catch(() => undefined);
-      await redis.hdel(`${prefix}:ledger`, 'ghost-1');
+      await state.ledger.release('ghost-1');
       await results.close();
       redis.disconnect();
+      await state.close();
     }
   });
 

@@ -1,13 +1,13 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import IORedis from 'ioredis';
 import { Browser, chromium } from 'playwright-core';
 import { WorkerNodeServiceClient } from '@hivemind/shared/proto/generated/nodepool';
 import { insecure, unary } from '@hivemind/shared/proto/grpc';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { ExecutorBeat } from '@hivemind/shared/state/executors';
+import { NodeStateConnection } from '@hivemind/shared/state/node-state';
 import { executeRequest, ownerClient, taskInfo, uploadTask, waitForStatus } from '../support/pool';
-import { api, apiStatus, historyOf, metric } from '../support/node-state';
+import { api, apiStatus, historyOf, metric, nodeStateOf } from '../support/node-state';
 import { Stack, waitFor } from '../support/stack';
 import { makeZip } from '../support/zips';
 
@@ -34,8 +34,7 @@ const exists = (file: string) => fs.access(file).then(() => true, () => false);
 describe('a result the pool refuses for good', () => {
   let stack: Stack;
   let pool: PoolClient;
-  let redis: IORedis;
-  let keys: RedisKeys;
+  let state: NodeStateConnection;
   let browser: Browser | null = null;
 
   beforeAll(async () => {
@@ -47,14 +46,13 @@ describe('a result the pool refuses for good', () => {
     });
     await stack.startAll();
     pool = ownerClient(stack.devpoolAddress);
-    redis = new IORedis(stack.env.REDIS_URL, { maxRetriesPerRequest: 2 });
-    keys = new RedisKeys(stack.env.REDIS_PREFIX);
+    state = nodeStateOf(stack);
   });
 
   afterAll(async () => {
     await browser?.close();
     pool?.close();
-    redis?.disconnect();
+    await state?.close();
     await stack?.destroy();
   });
 
@@ -83,7 +81,7 @@ describe('a result the pool refuses for good', () => {
     expect(refused).toMatchObject({ outcome: 'refused', status: 'Success', message: 'unknown task forgotten-1' });
     expect(refused.refusals).toBeGreaterThanOrEqual(1);
     // ... without a slot: the ledger holds no share of it.
-    expect(await redis.hexists(keys.ledger, 'forgotten-1')).toBe(0);
+    expect(await state.ledger.holds('forgotten-1')).toBe(false);
     // ... and in /metrics.
     const gateway = stack.services.find((s) => s.name === 'gateway')!;
     expect(await metric(gateway, 'hivemind_result_uploads_refused_total')).toBeGreaterThanOrEqual(1);
@@ -113,14 +111,14 @@ describe('a result the pool refuses for good', () => {
     // The executors' reconciler keeps the refused result's file although its slot is
     // free: a crashed executor's stale beat, pruned by a reconcile pass, marks one pass.
     const resultFile = path.join(stack.env.WORK_DIR, 'results', 'forgotten-1.zip');
-    const stale = { executorId: 'crashed-1', runtime: 'docker', docker: 'available', running: 0, concurrency: 1, seenAt: Date.now() - 3_600_000 };
-    await redis.hset(keys.executors, 'crashed-1', JSON.stringify(stale));
-    await waitFor('the crashed executor to be pruned', async () => (await redis.hexists(keys.executors, 'crashed-1')) === 0, 60_000);
+    const stale: ExecutorBeat = { executorId: 'crashed-1', runtime: 'docker', docker: 'available', running: 0, concurrency: 1, seenAt: Date.now() - 3_600_000 };
+    await state.executors.beat(stale);
+    await waitFor('the crashed executor to be pruned', async () => !(await state.executors.all()).some((b) => b.executorId === 'crashed-1'), 60_000);
     const status = await apiStatus(stack);
     expect(status.executors.map((e) => e.executorId)).not.toContain('crashed-1');
     // (Given up only RESULT_REFUSED_RETRY after the refusal; checked only while still listed.)
     const kept = await exists(resultFile);
-    if (await redis.hexists(keys.refusedResults, 'forgotten-1')) expect(kept).toBe(true);
+    if (await state.refused.has('forgotten-1')) expect(kept).toBe(true);
 
     // next-1 is delivered as usual.
     expect((await waitForStatus(pool, 'next-1', ['COMPLETED'], 60_000)).status).toBe('COMPLETED');
@@ -129,12 +127,12 @@ describe('a result the pool refuses for good', () => {
     // (Recorded in the history first, then deleted; the listing goes last.)
     const givenUp = await waitFor('forgotten-1 to be given up', async () => {
       const entry = (await historyOf(stack)).find((e) => e.taskId === 'forgotten-1');
-      return entry && !(await redis.hexists(keys.refusedResults, 'forgotten-1')) ? entry : null;
+      return entry && !(await state.refused.has('forgotten-1')) ? entry : null;
     }, 180_000);
     expect(givenUp).toMatchObject({ delivery: 'given_up', uploadedAt: null, refused: { message: 'unknown task forgotten-1' } });
     expect(await exists(resultFile)).toBe(false);
     await page.waitForSelector('#history-tasks tr[data-task-id="forgotten-1"] td.upload-given-up:has-text("given up")', { timeout: 30_000 });
-    expect(await redis.exists(keys.task('forgotten-1'))).toBe(0);
+    expect(await state.tasks.get('forgotten-1')).toBeNull();
     expect((await api<{ refused: RefusedItem[] }>(stack, '/api/tasks')).refused).toEqual([]);
     expect(await metric(gateway, 'hivemind_result_uploads_given_up_total')).toBe(1);
     expect(await metric(gateway, 'hivemind_results_refused_waiting')).toBe(0);

@@ -1,10 +1,11 @@
 import * as os from 'node:os';
-import IORedis from 'ioredis';
+import { NodeStateConnection } from '@hivemind/shared/state/node-state';
 import { WorkerNodeServiceClient } from '@hivemind/shared/proto/generated/nodepool';
 import { insecure, messageSizeOptions, unary } from '@hivemind/shared/proto/grpc';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { executeRequest, NEVER_OFFERED, ownerClient, taskInfo, uploadTask, waitForStatus } from '../support/pool';
 import { makeZip } from '../support/zips';
+import { nodeStateOf } from '../support/node-state';
 import { Stack } from '../support/stack';
 
 const machineGb = Math.floor(os.totalmem() / 1024 ** 3);
@@ -17,14 +18,14 @@ const machineCores = os.cpus().length;
 describe('owner reservation', () => {
   let stack: Stack;
   let worker: WorkerNodeServiceClient;
-  let redis: IORedis;
+  let state: NodeStateConnection;
   let pool: PoolClient;
 
   beforeAll(async () => {
     stack = await Stack.create('reserve', { OWNER_RESERVED_CORES: '1', OWNER_RESERVED_MEMORY_GB: String(machineGb - 1), CPU_SCORE: String(machineCores * 100), REGISTER_INTERVAL: '300' });
     await stack.startAll();
     worker = new WorkerNodeServiceClient(stack.gatewayAddress, insecure(), messageSizeOptions(64 << 20));
-    redis = new IORedis(stack.env.REDIS_URL);
+    state = nodeStateOf(stack);
     pool = ownerClient(stack.devpoolAddress);
     await pool.login();
   });
@@ -32,7 +33,7 @@ describe('owner reservation', () => {
   afterAll(async () => {
     worker?.close();
     pool?.close();
-    redis?.disconnect();
+    await state?.close();
     await stack?.stopAll();
   });
 
@@ -52,7 +53,7 @@ describe('owner reservation', () => {
     expect(refused).toEqual({ success: false, message: 'the task asks 2 GB of memory; this node registered 1 GB' });
 
     // The dashboard's settings change, as it stores it; REGISTER_INTERVAL is 300 s, so only the change re-registers.
-    await redis.hset(`${stack.env.REDIS_PREFIX}:settings`, { ownerReservedMemoryGb: String(machineGb - 3) });
+    await state.settings.write({ ownerReservedMemoryGb: String(machineGb - 3) });
     // The pool now has 3 GB for the node: it offers the 2 GB task, which runs (well before the next periodic registration).
     expect((await waitForStatus(pool, 'over-mem', ['COMPLETED', 'FAILED'], 20_000)).status).toBe('COMPLETED');
     expect(await taskInfo(pool, 'over-cpu')).toMatchObject({ status: 'PENDING', message: NEVER_OFFERED });

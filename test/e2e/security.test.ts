@@ -1,7 +1,7 @@
 import { promises as fs, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { credentials, Metadata, status } from '@grpc/grpc-js';
-import IORedis from 'ioredis';
+import { NodeStateConnection } from '@hivemind/shared/state/node-state';
 import { ExecuteTaskRequest, WorkerNodeServiceClient } from '@hivemind/shared/proto/generated/nodepool';
 import { insecure, messageSizeOptions, unary } from '@hivemind/shared/proto/grpc';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
@@ -9,7 +9,7 @@ import { SECRET_METADATA_KEY } from '@hivemind/shared/security/caller-guard';
 import { makeTestPki, TestPki } from '../support/certs';
 import { makeTempDir } from '../support/cleanup';
 import { executeRequest, uploadTask, waitForStatus } from '../support/pool';
-import { apiStatus } from '../support/node-state';
+import { apiStatus, nodeStateOf } from '../support/node-state';
 import { Stack, waitFor } from '../support/stack';
 import { unzip } from '../support/unzip';
 import { makeZip } from '../support/zips';
@@ -25,19 +25,19 @@ const withSecret = (secret: string) => {
 describe('callers outside the allow list', () => {
   let stack: Stack;
   let worker: WorkerNodeServiceClient;
-  let redis: IORedis;
+  let state: NodeStateConnection;
 
   beforeAll(async () => {
     // Only a TEST-NET address may push work: this machine's own calls must be refused.
     stack = await Stack.create('allow', { ALLOWED_POOL_ADDRESSES: '192.0.2.10,198.51.100.0/24' });
     await stack.startAll();
     worker = new WorkerNodeServiceClient(stack.gatewayAddress, insecure(), messageSizeOptions(64 << 20));
-    redis = new IORedis(stack.env.REDIS_URL);
+    state = nodeStateOf(stack);
   });
 
   afterAll(async () => {
     worker?.close();
-    redis?.disconnect();
+    await state?.close();
     await stack?.stopAll();
   });
 
@@ -48,8 +48,7 @@ describe('callers outside the allow list', () => {
       details: 'caller 127.0.0.1 is not an allowed Node Pool address; this node takes tasks only from its Node Pool',
     });
     await expect(unary(worker, worker.stopTaskExecution, { task_id: 'sec-1' })).rejects.toMatchObject({ code: status.PERMISSION_DENIED });
-    const prefix = stack.env.REDIS_PREFIX;
-    expect(await redis.hlen(`${prefix}:ledger`)).toBe(0);
+    expect((await state.ledger.totals()).tasks).toBe(0);
     expect(await fs.readdir(path.join(stack.env.WORK_DIR, 'incoming')).catch(() => [])).toEqual([]);
   });
 
@@ -64,7 +63,7 @@ describe('callers outside the allow list', () => {
     const zip = await makeZip([{ name: 'run.py', content: 'print(1)' }]);
     const calls = Array.from({ length: 200 }, () => unary(worker, worker.executeTask, request({ task_zip: zip })).catch((e) => e));
     await Promise.all(calls);
-    const counted = Number(await redis.hget(`${stack.env.REDIS_PREFIX}:stats:caller-refusals`, 'ADDRESS'));
+    const counted = (await state.callerRefusals.all()).get('ADDRESS') ?? 0;
     expect(counted).toBeGreaterThanOrEqual(203);
     const gateway = stack.services.find((s) => s.name === 'gateway')!;
     const lines = gateway.output().split('\n').filter((l) => l.includes('refused a caller'));

@@ -5,7 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
+import { ExecutorBeat } from '@hivemind/shared/state/executors';
+import { connectNodeState } from '@hivemind/shared/state/node-state';
 import { Stack } from '../support/stack';
 
 /**
@@ -122,17 +123,16 @@ describe('hivemind-worker CLI', () => {
   it('health (no HTTP endpoint): an executor is healthy only while its fresh beat is in Redis', async () => {
     const prefix = `hmcli${process.pid}`;
     const env = { REDIS_URL: redisUrl, REDIS_PREFIX: prefix, EXECUTOR_HEALTH_PORT: String(await closedPort()) };
-    const redis = new Redis(redisUrl);
+    const state = connectNodeState(redisUrl, prefix, 'test-cli');
     try {
       let r = await runCli(['health', 'executor'], env);
       expect(r.out).toContain(`no beat from an executor on ${os.hostname()} in Redis`);
       expect(r.code).toBe(1);
-      const beat = (seenAt: number, runtime = 'docker') =>
-        JSON.stringify({ executorId: `${os.hostname()}-123`, runtime, docker: 'available', running: 0, concurrency: 1, seenAt });
-      await redis.hset(`${prefix}:executors`, `${os.hostname()}-123`, beat(Date.now() - 60_000));
+      const beat = (seenAt: number, runtime: ExecutorBeat['runtime'] = 'docker'): ExecutorBeat => ({ executorId: `${os.hostname()}-123`, runtime, docker: 'available', running: 0, concurrency: 1, seenAt });
+      await state.executors.beat(beat(Date.now() - 60_000));
       r = await runCli(['health', 'executor'], env);
       expect(r.code).toBe(1);
-      await redis.hset(`${prefix}:executors`, `${os.hostname()}-123`, beat(Date.now()));
+      await state.executors.beat(beat(Date.now()));
       r = await runCli(['health', 'executor'], env);
       expect(r.out).toMatch(/executor: healthy: executor .*-123 beat \d+ s ago \(runtime docker\)/);
       expect(r.code).toBe(0);
@@ -141,8 +141,8 @@ describe('hivemind-worker CLI', () => {
       expect(r.out).toContain('nothing listens on 127.0.0.1:');
       expect(r.code).toBe(1);
     } finally {
-      await redis.del(`${prefix}:executors`);
-      redis.disconnect();
+      await state.executors.remove(`${os.hostname()}-123`);
+      await state.close();
     }
   });
 
@@ -192,12 +192,12 @@ describe('hivemind-worker CLI', () => {
       expect(out).toContain('max-tasks=3 [flag]');
       expect(out).toMatch(/"level":20/); // --debug reached the services
       // The executor beats under the config file's Redis prefix ("env" block reached it).
-      const redis = new Redis(stack.env.REDIS_URL);
+      const state = connectNodeState(stack.env.REDIS_URL, stack.env.REDIS_PREFIX, 'test-cli');
       try {
-        const beats = await redis.hlen(`${stack.env.REDIS_PREFIX}:executors`);
-        expect(beats).toBe(1);
+        const beats = await state.executors.all();
+        expect(beats).toHaveLength(1);
       } finally {
-        redis.disconnect();
+        await state.close();
       }
     } finally {
       proc.kill('SIGTERM');

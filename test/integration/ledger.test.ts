@@ -1,30 +1,29 @@
-import IORedis from 'ioredis';
-import { ResourceLedger } from '@hivemind/shared/resources/ledger';
+import { ResourceLedger } from '@hivemind/shared/state/ledger';
+import { connectNodeState, NodeStateConnection } from '@hivemind/shared/state/node-state';
 import { redisUrl, uniquePrefix } from '../support/stack';
 
 const node = { cpuCores: 2, cpuScore: 200, memoryGb: 4, gpuScore: 0, gpuMemoryGb: 0, maxTasks: 3 };
 const r = (cpuScore: number, memoryMb: number) => ({ cpuScore, memoryMb, gpuScore: 0, gpuMemoryGb: 0 });
 
 describe('the resource ledger in Redis', () => {
-  let redis: IORedis;
+  let state: NodeStateConnection;
   let ledger: ResourceLedger;
 
   beforeEach(() => {
-    redis = new IORedis(redisUrl());
-    ledger = new ResourceLedger(redis, `${uniquePrefix('ledger')}:ledger`);
+    state = connectNodeState(redisUrl(), uniquePrefix('ledger'), 'test-ledger');
+    ledger = state.ledger;
   });
-  afterEach(() => redis.quit());
+  afterEach(() => state.close());
 
   it('never overcommits under concurrent reservations from many clients', async () => {
-    const clients = Array.from({ length: 10 }, () => new IORedis(redisUrl()));
-    const key = `${uniquePrefix('ledger')}:ledger`;
-    const outcomes = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => new ResourceLedger(clients[i % 10], key).reserve(`t${i}`, r(10, 100), node)),
-    );
+    // Ten connections to one node's state, as ten gateway replicas would hold.
+    const prefix = uniquePrefix('ledger');
+    const clients = Array.from({ length: 10 }, (_, i) => connectNodeState(redisUrl(), prefix, `test-ledger-${i}`));
+    const outcomes = await Promise.all(Array.from({ length: 50 }, (_, i) => clients[i % 10].ledger.reserve(`t${i}`, r(10, 100), node)));
     expect(outcomes.filter((o) => o.ok)).toHaveLength(3);
     expect(outcomes.filter((o) => !o.ok).every((o) => !o.ok && o.reason === 'TASKS')).toBe(true);
-    expect((await new ResourceLedger(clients[0], key).totals()).tasks).toBe(3);
-    await Promise.all(clients.map((c) => c.quit()));
+    expect((await clients[0].ledger.totals()).tasks).toBe(3);
+    await Promise.all(clients.map((c) => c.close()));
   });
 
   it('refuses by cpu score and memory, saying how much is in use', async () => {

@@ -1,24 +1,21 @@
-import IORedis from 'ioredis';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
 import { NodeSettingsStore, SettingsError } from '@hivemind/shared/settings/node-settings';
+import { connectNodeState, NodeStateConnection } from '@hivemind/shared/state/node-state';
 import { redisUrl, uniquePrefix } from '../support/stack';
 
 const machine = { cpuCores: 4, cpuScore: 400, memoryGb: 8, gpuScore: 0, gpuMemoryGb: 0 };
 const defaults = { maxConcurrentTasks: 2, ownerReservedCores: 1, ownerReservedMemoryGb: 0 };
 
 describe('live node settings in Redis', () => {
-  let redis: IORedis;
-  let keys: RedisKeys;
+  let state: NodeStateConnection;
 
   beforeEach(() => {
-    redis = new IORedis(redisUrl());
-    keys = new RedisKeys(uniquePrefix('settings'));
+    state = connectNodeState(redisUrl(), uniquePrefix('settings'), 'test-settings');
   });
-  afterEach(() => redis.quit());
+  afterEach(() => state.close());
 
   it('starts from the config defaults and applies a change every store sees', async () => {
-    const a = new NodeSettingsStore(redis, keys, machine, defaults);
-    const b = new NodeSettingsStore(redis, keys, machine, defaults);
+    const a = new NodeSettingsStore(state.settings, machine, defaults);
+    const b = new NodeSettingsStore(state.settings, machine, defaults);
     expect(await a.get()).toEqual(defaults);
     expect((await a.capacity()).cpuCores).toBe(3);
     await a.update({ maxConcurrentTasks: 5, ownerReservedCores: 2 });
@@ -28,7 +25,7 @@ describe('live node settings in Redis', () => {
   });
 
   it('refuses a bad change with the field named and keeps the settings as they were', async () => {
-    const s = new NodeSettingsStore(redis, keys, machine, defaults);
+    const s = new NodeSettingsStore(state.settings, machine, defaults);
     await s.update({ maxConcurrentTasks: 3 });
     await expect(s.update({ maxConcurrentTasks: 3, ownerReservedMemoryGb: 9 })).rejects.toThrow(SettingsError);
     await expect(s.update({ ownerReservedMemoryGb: 9 })).rejects.toThrow(/^ownerReservedMemoryGb: /);
@@ -37,8 +34,9 @@ describe('live node settings in Redis', () => {
   });
 
   it('ignores a stored value that no longer fits the machine', async () => {
-    await redis.hset(keys.settings, { ownerReservedCores: '6', maxConcurrentTasks: 'lots' });
-    const s = new NodeSettingsStore(redis, keys, machine, defaults);
+    // Stored before the machine shrank (or by hand): the overrides hold it as written, unchecked.
+    await state.settings.write({ ownerReservedCores: '6', maxConcurrentTasks: 'lots' });
+    const s = new NodeSettingsStore(state.settings, machine, defaults);
     expect(await s.get()).toEqual(defaults);
   });
 });

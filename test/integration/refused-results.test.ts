@@ -6,12 +6,12 @@ import { UnrecoverableError } from 'bullmq';
 import IORedis from 'ioredis';
 import pino from 'pino';
 import { loadWorkerConfig } from '@hivemind/shared/config/worker-config';
-import { EXECUTOR_PRUNE_MS, pruneStaleExecutors } from '@hivemind/shared/queue/executor-beats';
 import { ResultJob } from '@hivemind/shared/queue/queues';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
-import { REFUSED_RETRY_FIRST_MS } from '@hivemind/shared/queue/refused-results';
-import { ResourceLedger } from '@hivemind/shared/resources/ledger';
-import { createTaskStore } from '@hivemind/shared/task-store/task-store';
+import { EXECUTOR_PRUNE_MS, ExecutorBeat } from '@hivemind/shared/state/executors';
+import { connectNodeState, NodeStateConnection } from '@hivemind/shared/state/node-state';
+import { RedisKeys } from '@hivemind/shared/state/redis-keys';
+import { REFUSED_RETRY_FIRST_MS } from '@hivemind/shared/state/refused-results';
+import { FsTaskStore } from '@hivemind/shared/state/task-store';
 import { WorkDir } from '@hivemind/shared/work-dir/work-dir';
 import type { GatewayMetrics } from '../../apps/gateway/src/metrics/gateway-metrics.service';
 import type { PoolLinkService } from '../../apps/gateway/src/pool/pool-link.service';
@@ -29,10 +29,8 @@ const job = (taskId: string): ResultJob => ({ taskId, status: 'Success', reason:
 type Answer = { success: boolean; message: string } | Error;
 
 describe('a result the pool refuses (ResultUploadService against real Redis and files)', () => {
-  let redis: IORedis;
-  let keys: RedisKeys;
+  let state: NodeStateConnection;
   let dir: string;
-  let ledger: ResourceLedger;
   let uploads: ResultUploadService;
   let history: TaskHistoryService;
   let answers: Answer[];
@@ -40,10 +38,10 @@ describe('a result the pool refuses (ResultUploadService against real Redis and 
 
   const setUp = async (env: Record<string, string>) => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hm-refused-'));
-    keys = new RedisKeys(uniquePrefix('refused'));
-    const config = loadWorkerConfig({ REDIS_PREFIX: keys.prefix, WORK_DIR: dir, RESULT_UPLOAD_GUARD: '0', ...env });
-    ledger = new ResourceLedger(redis, keys.ledger);
-    history = new TaskHistoryService(config, pino({ level: 'silent' }), redis, keys);
+    const prefix = uniquePrefix('refused');
+    state = connectNodeState(redisUrl(), prefix, 'test-refused');
+    const config = loadWorkerConfig({ REDIS_PREFIX: prefix, WORK_DIR: dir, RESULT_UPLOAD_GUARD: '0', ...env });
+    history = new TaskHistoryService(config, pino({ level: 'silent' }), state.running, state.history);
     const pool = {
       client: { workers: {} },
       call: async () => {
@@ -56,25 +54,25 @@ describe('a result the pool refuses (ResultUploadService against real Redis and 
     const inc = (k: keyof typeof counts) => ({ inc: () => void counts[k]++ });
     const metrics = { uploadAttempts: { inc: () => undefined }, uploadFailures: inc('failures'), uploadsRefused: inc('refused'), uploadsGivenUp: inc('givenUp'), taskFinished: () => undefined } as unknown as GatewayMetrics;
     const workDir = new WorkDir(dir);
-    uploads = new ResultUploadService(config, pino({ level: 'silent' }), redis, keys, ledger, pool, createTaskStore(config, redis), history, metrics, workDir);
+    // TASK_STORE=fs, the default: the result zip is read from WORK_DIR.
+    uploads = new ResultUploadService(config, pino({ level: 'silent' }), state.ledger, state.refused, state.tasks, state.control, pool, new FsTaskStore(), history, metrics, workDir);
     return workDir;
   };
 
   /** A held task whose executor left its result zip, as the results queue finds it. */
   const finishedTask = async (workDir: WorkDir, taskId: string) => {
-    expect(await ledger.reserve(taskId, share, node)).toEqual({ ok: true });
-    await redis.hset(keys.task(taskId), 'repliedAt', Date.now(), 'result', JSON.stringify(job(taskId)));
+    expect(await state.ledger.reserve(taskId, share, node)).toEqual({ ok: true });
+    await state.tasks.replied(taskId);
     await fs.mkdir(path.dirname(workDir.result(taskId)), { recursive: true });
     await fs.writeFile(workDir.result(taskId), await makeZip([{ name: 'task_logs.txt', content: 'hello\n' }]));
   };
 
   beforeEach(() => {
-    redis = new IORedis(redisUrl());
     answers = [];
     Object.assign(counts, { refused: 0, givenUp: 0, failures: 0 });
   });
   afterEach(async () => {
-    await redis.quit();
+    await state.close();
     await fs.rm(dir, { recursive: true, force: true });
   });
 
@@ -84,7 +82,7 @@ describe('a result the pool refuses (ResultUploadService against real Redis and 
     const unavailable = Object.assign(new Error('14 UNAVAILABLE: down'), { code: status.UNAVAILABLE, details: 'down', metadata: new Metadata() });
     answers.push(unavailable);
     await expect(uploads.upload(job('r1'))).rejects.toThrow('UNAVAILABLE');
-    expect(await ledger.holds('r1')).toBe(true);
+    expect(await state.ledger.holds('r1')).toBe(true);
     expect(await uploads.refused.count()).toBe(0);
 
     answers.push({ success: false, message: 'unknown task r1' });
@@ -93,8 +91,8 @@ describe('a result the pool refuses (ResultUploadService against real Redis and 
     expect(err).toBeInstanceOf(ResultRefusedError);
     expect((err as ResultRefusedError).retryInMs).toBe(REFUSED_RETRY_FIRST_MS);
     // The slot is free at once: a node with one slot can take the next task.
-    expect(await ledger.holds('r1')).toBe(false);
-    expect(await ledger.reserve('next', share, node)).toEqual({ ok: true });
+    expect(await state.ledger.holds('r1')).toBe(false);
+    expect(await state.ledger.reserve('next', share, node)).toEqual({ ok: true });
     const entry = await uploads.refused.get('r1');
     expect(entry).toMatchObject({ taskId: 'r1', refusals: 1, message: 'unknown task r1' });
     expect(entry!.until).toBeGreaterThanOrEqual(t0 + 86_400_000);
@@ -111,12 +109,12 @@ describe('a result the pool refuses (ResultUploadService against real Redis and 
     await uploads.upload(job('r1'));
     expect(await uploads.refused.count()).toBe(0);
     await expect(fs.access(workDir.result('r1'))).rejects.toThrow();
-    expect(await redis.exists(keys.task('r1'))).toBe(0);
+    expect(await state.tasks.get('r1')).toBeNull();
     const h = await history.get('r1');
     expect(h).toMatchObject({ taskId: 'r1', delivery: 'uploaded', refused: { refusals: 2, message: 'unknown task r1' } });
     expect(h!.uploadedAt).toEqual(expect.any(Number));
     // The task that took the freed slot still holds it.
-    expect(await ledger.holds('next')).toBe(true);
+    expect(await state.ledger.holds('next')).toBe(true);
   });
 
   it('a refusal after RESULT_REFUSED_RETRY gives the result up: recorded as given up, its file deleted', async () => {
@@ -131,7 +129,7 @@ describe('a result the pool refuses (ResultUploadService against real Redis and 
     await expect(uploads.upload(job('r2'))).rejects.toBeInstanceOf(UnrecoverableError);
     await expect(fs.access(workDir.result('r2'))).rejects.toThrow();
     expect(await uploads.refused.count()).toBe(0);
-    expect(await redis.exists(keys.task('r2'))).toBe(0);
+    expect(await state.tasks.get('r2')).toBeNull();
     expect(await history.get('r2')).toMatchObject({ delivery: 'given_up', uploadedAt: null, refused: { refusals: 2 } });
     // A result the pool never took earns no estimate.
     expect(await history.estimatedTotal()).toEqual({ total: 0, tasks: 0 });
@@ -143,23 +141,36 @@ describe('a result the pool refuses (ResultUploadService against real Redis and 
     await finishedTask(workDir, 'r3');
     answers.push({ success: false, message: 'no' });
     await expect(uploads.upload(job('r3'))).rejects.toBeInstanceOf(UnrecoverableError);
-    expect(await ledger.holds('r3')).toBe(false);
+    expect(await state.ledger.holds('r3')).toBe(false);
     expect(await history.get('r3')).toMatchObject({ delivery: 'given_up', refused: { refusals: 1 } });
   });
 });
 
 describe('pruning crashed executors from the executors hash', () => {
+  let state: NodeStateConnection;
   let redis: IORedis;
-  beforeEach(() => (redis = new IORedis(redisUrl())));
-  afterEach(() => redis.quit());
+  let prefix: string;
+  beforeEach(() => {
+    prefix = uniquePrefix('prune');
+    state = connectNodeState(redisUrl(), prefix, 'test-prune');
+    redis = new IORedis(redisUrl());
+  });
+  afterEach(async () => {
+    await state.close();
+    await redis.quit();
+  });
 
   it('removes entries whose beat is older than EXECUTOR_PRUNE_MS (and unreadable ones), keeps the rest', async () => {
-    const keys = new RedisKeys(uniquePrefix('prune'));
     const now = Date.now();
-    const beat = (id: string, seenAt: number) => JSON.stringify({ executorId: id, runtime: 'docker', docker: 'available', running: 0, concurrency: 1, seenAt });
-    await redis.hset(keys.executors, 'crashed', beat('crashed', now - EXECUTOR_PRUNE_MS - 1000), 'alive', beat('alive', now - 1000), 'quiet', beat('quiet', now - 60_000), 'junk', 'not json');
-    expect((await pruneStaleExecutors(redis, keys, now)).sort()).toEqual(['crashed', 'junk']);
-    expect((await redis.hkeys(keys.executors)).sort()).toEqual(['alive', 'quiet']);
-    expect(await pruneStaleExecutors(redis, keys, now)).toEqual([]);
+    const beat = (id: string, seenAt: number): ExecutorBeat => ({ executorId: id, runtime: 'docker', docker: 'available', running: 0, concurrency: 1, seenAt });
+    await state.executors.beat(beat('crashed', now - EXECUTOR_PRUNE_MS - 1000));
+    await state.executors.beat(beat('alive', now - 1000));
+    await state.executors.beat(beat('quiet', now - 60_000));
+    // Raw: an unreadable entry, which Executors.beat (schema-checked) cannot write.
+    await redis.hset(new RedisKeys(prefix).executors, 'junk', 'not json');
+    expect((await state.executors.prune(now)).sort()).toEqual(['crashed', 'junk']);
+    expect((await state.executors.all()).map((b) => b.executorId).sort()).toEqual(['alive', 'quiet']);
+    // Nothing left to prune: the unreadable entry is gone too.
+    expect(await state.executors.prune(now)).toEqual([]);
   });
 });

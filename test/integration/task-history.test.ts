@@ -1,26 +1,25 @@
-import IORedis from 'ioredis';
 import pino from 'pino';
 import { loadWorkerConfig } from '@hivemind/shared/config/worker-config';
 import { estimateCpt } from '@hivemind/shared/earnings/cpt-estimate';
-import { RedisKeys, RunningTask } from '@hivemind/shared/queue/redis-keys';
+import { connectNodeState, NodeStateConnection } from '@hivemind/shared/state/node-state';
+import { RunningTask } from '@hivemind/shared/state/running-tasks';
 import { TaskHistoryService } from '../../apps/gateway/src/results/task-history.service';
 import { makeZip } from '../support/zips';
 import { redisUrl, uniquePrefix } from '../support/stack';
 
 describe('task history in Redis', () => {
-  let redis: IORedis;
-  let keys: RedisKeys;
+  let state: NodeStateConnection;
   let history: TaskHistoryService;
 
   beforeEach(() => {
-    redis = new IORedis(redisUrl());
-    keys = new RedisKeys(uniquePrefix('history'));
-    const config = loadWorkerConfig({ REDIS_PREFIX: keys.prefix, TASK_HISTORY_SIZE: '3', TASK_HISTORY_LOG_KB: '1' });
-    history = new TaskHistoryService(config, pino({ level: 'silent' }), redis, keys);
+    const prefix = uniquePrefix('history');
+    state = connectNodeState(redisUrl(), prefix, 'test-history');
+    const config = loadWorkerConfig({ REDIS_PREFIX: prefix, TASK_HISTORY_SIZE: '3', TASK_HISTORY_LOG_KB: '1' });
+    history = new TaskHistoryService(config, pino({ level: 'silent' }), state.running, state.history);
   });
-  afterEach(() => redis.quit());
+  afterEach(() => state.close());
 
-  const running = (t: Partial<RunningTask>) => JSON.stringify({ executorId: 'e1', startedAt: 1000, cpuPercent: 0, memoryPercent: 0, memoryBytes: 0, usageAt: 1000, ...t });
+  const running = (t: Partial<RunningTask>): RunningTask => ({ executorId: 'e1', startedAt: 1000, cpuPercent: 0, memoryPercent: 0, memoryBytes: 0, usageAt: 1000, ...t });
   const job = (taskId: string, seconds: number) => ({
     taskId,
     status: 'Success' as const,
@@ -32,16 +31,16 @@ describe('task history in Redis', () => {
   });
 
   it('averages each usage sample once and records the CPT estimate from the averages', async () => {
-    await redis.hset(keys.running, 't1', running({})); // the first entry, before any sample: ignored
+    await state.running.start('t1', running({})); // the first entry, before any sample: ignored
     await history.sampleUsage();
-    await redis.hset(keys.running, 't1', running({ cpuPercent: 90, memoryPercent: 80, usageAt: 2000 }));
+    await state.running.start('t1', running({ cpuPercent: 90, memoryPercent: 80, usageAt: 2000 }));
     await history.sampleUsage();
     await history.sampleUsage(); // the same sample again: not counted twice
-    await redis.hset(keys.running, 't1', running({ cpuPercent: 70, memoryPercent: 60, usageAt: 3000 }));
+    await state.running.start('t1', running({ cpuPercent: 70, memoryPercent: 60, usageAt: 3000 }));
     await history.sampleUsage();
     expect(await history.averages('t1')).toEqual({ cpu: 80, memory: 70, samples: 2 });
 
-    await redis.hdel(keys.running, 't1');
+    await state.running.remove('t1');
     const logs = 'x'.repeat(3000) + '\nthe last line\n';
     const zip = await makeZip([{ name: 'execution_log.txt', content: 'Status: Success' }, { name: 'task_logs.txt', content: logs }]);
     const entry = await history.record(job('t1', 7200), zip);
@@ -51,7 +50,8 @@ describe('task history in Redis', () => {
     expect(entry).toMatchObject({ taskId: 't1', status: 'Success', durationSeconds: 7200, queueWaitSeconds: 0.5, resultBytes: zip.length, usageSamples: 2 });
     expect(entry.logsTail).toHaveLength(1024);
     expect(entry.logsTail.endsWith('the last line\n')).toBe(true);
-    expect(await redis.exists(keys.taskUsage('t1'))).toBe(0);
+    // The task's usage sums went with the entry.
+    expect(await state.history.averages('t1')).toEqual({ cpu: 0, memory: 0, samples: 0 });
     expect(await history.get('t1')).toEqual(entry);
   });
 

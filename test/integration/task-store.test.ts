@@ -3,25 +3,31 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import IORedis from 'ioredis';
-import { BLOB_CHUNK_BYTES, FsTaskStore, RedisTaskStore, TaskStoreError } from '@hivemind/shared/task-store/task-store';
+import { RedisKeys } from '@hivemind/shared/state/redis-keys';
+import { BLOB_CHUNK_BYTES, FsTaskStore, RedisTaskStore, TaskStoreError } from '@hivemind/shared/state/task-store';
 import { redisUrl, uniquePrefix } from '../support/stack';
 
-/** The Redis-backed task store against a real Redis. */
+/**
+ * The Redis-backed task store against a real Redis. The store is the repository of the
+ * blobs: this test of it reads and writes the blobs' keys itself (RedisKeys.blob) where
+ * it checks their layout in Redis (chunks, TTL) or damages them, which nothing else offers.
+ */
 describe('RedisTaskStore', () => {
   let redis: IORedis;
   let dir: string;
   let store: RedisTaskStore;
   const prefix = uniquePrefix('store');
+  const keys = new RedisKeys(prefix);
 
   beforeAll(async () => {
     redis = new IORedis(redisUrl());
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hm-store-'));
-    store = new RedisTaskStore(redis, prefix, 8 * 1024 * 1024, 3600);
+    store = new RedisTaskStore(redis, keys, 8 * 1024 * 1024, 3600);
   });
 
   afterAll(async () => {
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length) await redis.del(...keys);
+    const left = await redis.keys(`${prefix}:*`);
+    if (left.length) await redis.del(...left);
     redis.disconnect();
     await fs.rm(dir, { recursive: true, force: true });
   });
@@ -36,10 +42,10 @@ describe('RedisTaskStore', () => {
       await fs.rm(file);
       const back = await store.readResult(`t${size}`, file);
       expect(back.equals(bytes)).toBe(true);
-      expect(await redis.hlen(`${prefix}:blob:result:t${size}`)).toBe(Math.max(1, Math.ceil(size / BLOB_CHUNK_BYTES)) + 1);
-      expect(await redis.ttl(`${prefix}:blob:result:t${size}`)).toBeGreaterThan(3500);
+      expect(await redis.hlen(keys.blob('result', `t${size}`))).toBe(Math.max(1, Math.ceil(size / BLOB_CHUNK_BYTES)) + 1);
+      expect(await redis.ttl(keys.blob('result', `t${size}`))).toBeGreaterThan(3500);
       await store.removeResult(`t${size}`);
-      expect(await redis.exists(`${prefix}:blob:result:t${size}`)).toBe(0);
+      expect(await redis.exists(keys.blob('result', `t${size}`))).toBe(0);
     },
   );
 
@@ -67,12 +73,12 @@ describe('RedisTaskStore', () => {
     const big = path.join(dir, 'big.zip');
     await fs.writeFile(big, Buffer.alloc(8 * 1024 * 1024 + 1));
     await expect(store.putResult('big', big)).rejects.toThrow(TaskStoreError);
-    expect(await redis.exists(`${prefix}:blob:result:big`)).toBe(0);
+    expect(await redis.exists(keys.blob('result', 'big'))).toBe(0);
   });
 
   it('a blob being written is "storing" and unreadable until its meta lands; a damaged one is refused', async () => {
-    const key = `${prefix}:blob:task:half`;
-    await redis.hset(key, 'c0', Buffer.from('partial'));
+    // Raw: a blob whose writer has stored a chunk but not yet its meta.
+    await redis.hset(keys.blob('task', 'half'), 'c0', Buffer.from('partial'));
     expect(await store.storing('half')).toBe(true);
     await expect(store.taskZipHere('half', path.join(dir, 'half.zip'))).rejects.toThrow("the task's zip is neither at");
 
@@ -80,7 +86,8 @@ describe('RedisTaskStore', () => {
     await fs.writeFile(file, randomBytes(BLOB_CHUNK_BYTES + 5));
     await store.putResult('dmg', file);
     expect(await store.storing('dmg')).toBe(false);
-    await redis.hset(`${prefix}:blob:result:dmg`, 'c1', Buffer.from('XXXXX'));
+    // Raw: damages a stored chunk, which no store method does.
+    await redis.hset(keys.blob('result', 'dmg'), 'c1', Buffer.from('XXXXX'));
     await expect(store.readResult('dmg', file)).rejects.toThrow(/blob .*dmg is corrupt/);
   });
 

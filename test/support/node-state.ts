@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
-import IORedis from 'ioredis';
-import { RedisKeys } from '@hivemind/shared/queue/redis-keys';
+import { Queue } from 'bullmq';
+import { bullOptions, QueueName, QueueSite } from '@hivemind/shared/queue/queues';
+import { connectNodeState, NodeStateConnection } from '@hivemind/shared/state/node-state';
 import { RunningService, Stack, waitFor } from './stack';
 
 /**
@@ -78,14 +79,37 @@ export interface HistoryEntry {
   refused?: { at: number; until: number; refusals: number; message: string };
 }
 
+/**
+ * The node's state in a stack's Redis, through the state repositories (what the services
+ * themselves read and write); close() it when done.
+ */
+export function nodeStateOf(stack: Stack, name = 'test'): NodeStateConnection {
+  return connectNodeState(stack.env.REDIS_URL, stack.env.REDIS_PREFIX, name, { maxRetriesPerRequest: 2 });
+}
+
+/** Where a stack's queues live. */
+export function queueSite(stack: Stack): QueueSite {
+  return { REDIS_URL: stack.env.REDIS_URL, REDIS_PREFIX: stack.env.REDIS_PREFIX };
+}
+
+/** One of a stack's BullMQ queues, on a connection of its own (close() it when done). */
+export function queueOf(stack: Stack, name: QueueName): Queue {
+  return new Queue(name, bullOptions(queueSite(stack), `test-${name}`));
+}
+
+/** Runs `fn` with the stack's node state open, and closes it after. */
+export async function withNodeState<T>(stack: Stack, fn: (state: NodeStateConnection) => Promise<T>): Promise<T> {
+  const state = nodeStateOf(stack);
+  try {
+    return await fn(state);
+  } finally {
+    await state.close();
+  }
+}
+
 /** The node's task history (Redis, what /api/tasks lists): one entry per result the pool took. */
 export async function historyOf(stack: Stack): Promise<HistoryEntry[]> {
-  const redis = new IORedis(stack.env.REDIS_URL, { maxRetriesPerRequest: 2 });
-  try {
-    return (await redis.lrange(new RedisKeys(stack.env.REDIS_PREFIX).history, 0, -1)).map((r) => JSON.parse(r) as HistoryEntry);
-  } finally {
-    redis.disconnect();
-  }
+  return withNodeState(stack, (state) => state.history.list(Number.MAX_SAFE_INTEGER));
 }
 
 /** How many times the node delivered a task's result to the pool (its history entries, less the results given up). */
