@@ -20,6 +20,8 @@ export interface PoolTask {
   message: string;
   log: string;
   result: Buffer | null;
+  /** How many results arrived for the task (more than one: a worker uploaded it again). */
+  resultUploads: number;
   nodeId: string | null;
   workerIp: string;
   usage: { cpu: number; memory: number; gpu: number; gpuMemory: number };
@@ -117,6 +119,7 @@ export class PoolState {
       message: 'waiting for a node',
       log: '',
       result: null,
+      resultUploads: 0,
       nodeId: null,
       workerIp: '',
       usage: { cpu: 0, memory: 0, gpu: 0, gpuMemory: 0 },
@@ -202,9 +205,11 @@ export class PoolState {
     const t = this.tasks.get(taskId);
     if (!t) return { success: false, message: `unknown task ${taskId}` };
     t.result = Buffer.from(zip);
+    t.resultUploads += 1;
     if (t.status !== 'STOPPED') {
       t.status = 'COMPLETED';
-      t.message = 'completed';
+      // Like the deployed pool, a later copy overwrites the first; unlike it, devpool says so.
+      t.message = t.resultUploads > 1 ? `completed; the result arrived ${t.resultUploads} times` : 'completed';
     }
     this.release(t);
     const credited = nodeId ?? t.nodeId;

@@ -61,7 +61,12 @@ export class ResultUploadService {
   async upload(job: ResultJob): Promise<void> {
     const log = this.logger.child({ taskId: job.taskId });
     if (await this.records.isUploaded(job.taskId)) {
-      // The pool took it before this gateway (or its predecessor) could tidy up.
+      // The pool took it before this gateway (or its predecessor) could tidy up; the
+      // history entry may not have been written yet either.
+      if (!(await this.history.get(job.taskId))) {
+        const zip = await this.store.readResult(job.taskId, this.workDir.result(job.taskId)).catch(() => null);
+        if (zip) await this.history.record(job, zip).catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'task history not recorded'));
+      }
       await this.finish(job);
       return;
     }
