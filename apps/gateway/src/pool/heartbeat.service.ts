@@ -29,6 +29,11 @@ const NOT_REGISTERED = /not registered|未註冊/i;
 /** ReportStatus answered that the pool does not know the node. */
 class NotRegisteredError extends Error {}
 
+/** Whether the pool may dispatch to a node in this status (Idle, or running with room for more). */
+export function takesWork(status: string): boolean {
+  return status === 'Idle' || status.startsWith('Running');
+}
+
 /**
  * Keeps the node known to the pool: RegisterWorkerNode every REGISTER_INTERVAL (the
  * pool takes it as a heartbeat too), each followed at once by ReportStatus (the pool
@@ -36,6 +41,12 @@ class NotRegisteredError extends Error {}
  * at once when the status changes, registering again at once when the pool answers
  * that it does not know the node; node-wide TaskUsage every NODE_USAGE_INTERVAL, and
  * the balance every BALANCE_INTERVAL.
+ *
+ * While the node takes no work (Paused, Busy (owner), Closed, Low disk, Draining,
+ * Unavailable) the periodic registration is left out: each would set the node Idle in
+ * the pool until the ReportStatus after it lands, a window in which the pool dispatches
+ * to a node that refuses. ReportStatus keeps it known meanwhile; a changed capacity, or
+ * a pool that no longer knows the node, still registers at once.
  */
 @Injectable()
 export class HeartbeatService implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -62,7 +73,7 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
   ) {
     const onError = (name: string, err: unknown) => this.logger.warn({ job: name, err: grpcErrorText(err) }, 'heartbeat job failed');
     this.statusTicker = new Ticker('report-status', config.HEARTBEAT_INTERVAL * 1000, () => this.reportStatus(), onError);
-    this.registerTicker = new Ticker('register', config.REGISTER_INTERVAL * 1000, () => this.register(), onError);
+    this.registerTicker = new Ticker('register', config.REGISTER_INTERVAL * 1000, () => this.registerTick(), onError);
     this.tickers = [
       this.registerTicker,
       this.statusTicker,
@@ -96,6 +107,21 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
       this.kickTimer = null;
       this.statusTicker.kick();
     }, STATUS_COALESCE_MS);
+  }
+
+  /** The periodic registration (and a kicked one): skipped while it would only open that window. */
+  async registerTick(): Promise<void> {
+    if (this.registered) {
+      const [report, node] = await Promise.all([
+        this.gatherStatus(),
+        within(this.settings.capacity(), REDIS_WAIT_MS, effectiveCapacity(this.settings.machine, this.settings.lastKnown())),
+      ]);
+      if (!takesWork(report.status) && capacityKey(node) === this.registered) {
+        this.logger.debug({ status: report.status }, 'not registering again while the node takes no work');
+        return;
+      }
+    }
+    await this.register();
   }
 
   async register(): Promise<void> {
@@ -148,6 +174,7 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
         // (At boot the first registration may simply not have landed yet.)
         const level = this.registered ? 'info' : 'debug';
         this.logger[level]({ message: err.message }, 'the Node Pool does not know this node; registering again');
+        this.registered = '';
         this.registerTicker.kick();
       }
       throw err;
