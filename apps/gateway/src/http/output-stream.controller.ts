@@ -37,7 +37,7 @@ export class OutputStreamController implements OnApplicationShutdown {
       res.status(503).json({ statusCode: 503, message: `too many live output streams open (at most ${MAX_STREAMS})` });
       return;
     }
-    const conn = this.output.tail('hivemind-gateway-sse');
+    const conn = await this.output.tail('hivemind-gateway-sse');
     this.open.add(conn);
     let closed = false;
     const close = () => {

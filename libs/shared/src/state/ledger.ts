@@ -28,9 +28,12 @@ if #vals >= tonumber(ARGV[3]) then return {'TASKS', tostring(#vals)} end
 local req = cjson.decode(ARGV[2])
 local cpu, mem, gpu, gmem = 0, 0, 0, 0
 for _, v in ipairs(vals) do
-  local r = cjson.decode(v)
-  cpu = cpu + (r.cpuScore or 0); mem = mem + (r.memoryMb or 0)
-  gpu = gpu + (r.gpuScore or 0); gmem = gmem + (r.gpuMemoryGb or 0)
+  -- An unreadable entry still holds its slot (counted above) but no resources.
+  local ok, r = pcall(cjson.decode, v)
+  if ok and type(r) == 'table' then
+    cpu = cpu + (tonumber(r.cpuScore) or 0); mem = mem + (tonumber(r.memoryMb) or 0)
+    gpu = gpu + (tonumber(r.gpuScore) or 0); gmem = gmem + (tonumber(r.gpuMemoryGb) or 0)
+  end
 end
 if cpu + req.cpuScore > tonumber(ARGV[4]) + 1e-6 then return {'CPU', tostring(cpu)} end
 if mem + req.memoryMb > tonumber(ARGV[5]) then return {'MEMORY', tostring(mem)} end
@@ -143,7 +146,7 @@ export class ResourceLedger {
 
   async totals(): Promise<LedgerTotals> {
     const all = await this.redis.hgetall(this.key);
-    // A malformed entry still holds a slot (the reserve script counts it too).
+    // A malformed entry still holds a slot and no resources (as in the reserve script).
     const t: LedgerTotals = { tasks: Object.keys(all).length, cpuScore: 0, memoryMb: 0, gpuScore: 0, gpuMemoryGb: 0 };
     for (const r of parseHash(reservationSchema, all).values()) {
       t.cpuScore += r.cpuScore;

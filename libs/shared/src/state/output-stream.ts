@@ -97,11 +97,11 @@ export class OutputGroupReader {
 
 /** A plain reader of new entries (never through the group), on a connection of its own. */
 export class OutputTail {
-  private last = '$';
-
   constructor(
     private readonly conn: Redis,
     private readonly keys: RedisKeys,
+    /** The newest entry when the tail opened: everything after it is new. */
+    private last: string,
   ) {}
 
   /** Entries added since the previous read (or since the tail opened); [] after blockMs without any. */
@@ -138,9 +138,14 @@ export class OutputStream implements OutputAppender {
     return new OutputGroupReader(this.redis.duplicate({ connectionName }), this.keys, consumer);
   }
 
-  /** A reader of entries added from now on, on a new connection. */
-  tail(connectionName: string): OutputTail {
-    return new OutputTail(this.redis.duplicate({ connectionName, maxRetriesPerRequest: null }), this.keys);
+  /**
+   * A reader of entries added from now on, on a new connection. It starts after the
+   * newest entry now (not at `$`, which means "newer than when each read starts" and
+   * loses what arrives between two reads).
+   */
+  async tail(connectionName: string): Promise<OutputTail> {
+    const newest = (await this.redis.xrevrange(this.keys.output, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
+    return new OutputTail(this.redis.duplicate({ connectionName, maxRetriesPerRequest: null }), this.keys, newest);
   }
 
   /** How many entries the stream holds. */

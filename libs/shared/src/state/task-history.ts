@@ -102,7 +102,8 @@ export class TaskHistoryRepository {
 
   /** The newest `limit` entries, newest first (an unreadable one is left out). */
   async list(limit: number): Promise<TaskHistoryEntry[]> {
-    const raw = await this.redis.lrange(this.keys.history, 0, Math.max(0, limit - 1));
+    if (limit <= 0) return [];
+    const raw = await this.redis.lrange(this.keys.history, 0, limit - 1);
     return raw.map((r) => parseJson(taskHistoryEntrySchema, r)).filter((e): e is TaskHistoryEntry => e !== null);
   }
 }
