@@ -283,6 +283,9 @@ describe('dashboard, API, health and metrics', () => {
       await page.click('#settings-form button[type=submit]');
       await page.waitForSelector('#settings-msg.ok', { timeout: 10_000 });
       expect((await json(await get('/api/settings'))).settings.maxConcurrentTasks).toBe(3);
+      // The header says what the node does in words, the status the pool is told beside it.
+      await page.waitForSelector('#node-status:text("Running 1 of 3 tasks, room for more")', { timeout: 10_000 });
+      expect(await page.textContent('#pool-status')).toBe('pool sees: Idle');
       await page.fill('#settings-form input[name=ownerReservedCores]', '4096');
       await page.click('#settings-form button[type=submit]');
       await page.waitForSelector('#settings-msg.error', { timeout: 10_000 });
@@ -296,6 +299,9 @@ describe('dashboard, API, health and metrics', () => {
       expect(status).toMatchObject({ paused: true, status: 'Paused' });
       // The owner-first watcher's state gets its own panel.
       await page.waitForSelector('#owner:not([hidden]) dd:has-text("busy-owner detection is off")', { timeout: 10_000 });
+      // Figures are rounded for people: "12 %" or "3.4 %", never sixteen digits.
+      const ownerCpu = await page.textContent('#owner-facts dt:text-is("Owner CPU") + dd');
+      expect(ownerCpu).toMatch(/^(\d+|\d\.\d) %$/);
       await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
 
       await page.click('#resume-btn');

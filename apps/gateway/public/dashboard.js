@@ -17,6 +17,8 @@
 
   const fmtTime = (ms) => (ms ? new Date(ms).toLocaleTimeString() : '–');
   const fmtBytes = (b) => (b >= 1048576 ? (b / 1048576).toFixed(1) + ' MB' : b >= 1024 ? (b / 1024).toFixed(1) + ' KB' : b + ' B');
+  // Figures as a person reads them: whole numbers from 10 up, one decimal below (as roundForPeople in node-summary.ts).
+  const fmtNum = (n) => (!Number.isFinite(n) ? '–' : String(Math.abs(n) >= 10 ? Math.round(n) : Math.round(n * 10) / 10));
   const fmtSecs = (s) => (s >= 3600 ? (s / 3600).toFixed(1) + ' h' : s >= 60 ? (s / 60).toFixed(1) + ' min' : s.toFixed(1) + ' s');
   function el(tag, attrs, text) {
     const e = document.createElement(tag);
@@ -36,7 +38,8 @@
   async function refreshStatus() {
     const s = await api('/api/status');
     $('node-id').textContent = s.node.nodeId;
-    badge($('node-status'), s.status, s.status === 'Idle' || s.status.startsWith('Running') ? 'ok' : s.status === 'Paused' ? 'warn' : 'bad');
+    badge($('node-status'), s.summary.text, s.summary.tone);
+    $('pool-status').textContent = 'pool sees: ' + s.status;
     badge($('pool-state'), s.pool.connected ? 'Pool connected' : s.pool.loggedIn ? 'Pool: no recent heartbeat' : 'Pool: not logged in', s.pool.connected ? 'ok' : 'bad');
     facts($('node-facts'), [
       ['Node id', s.node.nodeId],
@@ -45,17 +48,17 @@
       ['Tasks held', String(s.heldTasks) + ' of ' + s.capacity.maxTasks],
       ['Offered to tasks', s.capacity.cpuCores + ' cores, ' + s.capacity.memoryGb + ' GB'],
       ['Executors', s.executors.map((e) => e.executorId + ' (' + e.runtime + ', ' + e.running + '/' + e.concurrency + ')').join(', ') || 'none'],
-      ['Host now', s.host ? 'CPU ' + s.host.cpuPercent + ' %, memory ' + s.host.memoryPercent + ' %, disk ' + s.host.diskPercent + ' %' : 'no sample'],
+      ['Host now', s.host ? 'CPU ' + fmtNum(s.host.cpuPercent) + ' %, memory ' + fmtNum(s.host.memoryPercent) + ' %, disk ' + fmtNum(s.host.diskPercent) + ' %' : 'no sample'],
     ]);
     $('cpt-balance').textContent = s.cpt.balance === null ? 'not fetched yet' : String(s.cpt.balance);
-    $('cpt-estimated').textContent = s.cpt.estimatedTotal + ' CPT over ' + s.cpt.estimatedTasks + ' task(s)';
+    $('cpt-estimated').textContent = fmtNum(s.cpt.estimatedTotal) + ' CPT over ' + s.cpt.estimatedTasks + ' task(s)';
     $('accepting').textContent = s.paused ? 'no (paused)' : s.draining ? 'no (shutting down)' : 'yes';
     $('pause-btn').disabled = s.paused; $('resume-btn').disabled = !s.paused;
     if (s.ownerState) {
       $('owner').hidden = false;
       const o = s.ownerState;
       facts($('owner-facts'), [
-        ['Owner busy', o.busy ? 'yes' : 'no'], ['Owner CPU', o.ownerCpuPercent + ' %'], ['Since', o.since ? fmtTime(o.since) : '–'],
+        ['Owner busy', o.busy ? 'yes' : 'no'], ['Owner CPU', fmtNum(o.ownerCpuPercent) + ' %'], ['Since', o.since ? fmtTime(o.since) : '–'],
         ['Why', o.reason || '–'], ['Frozen tasks', (o.frozenTasks || []).join(', ') || 'none'], ['Schedule open', o.scheduleOpen ? 'yes' : 'no'],
       ]);
     } else $('owner').hidden = true;
@@ -101,7 +104,7 @@
     body.replaceChildren();
     for (const r of t.running) {
       const tr = el('tr', { 'data-task-id': r.taskId });
-      tr.append(el('td', {}, r.taskId), el('td', {}, fmtTime(r.startedAt)), el('td', {}, r.cpuPercent.toFixed(1)), el('td', {}, r.memoryPercent.toFixed(1)), el('td', {}, r.executorId));
+      tr.append(el('td', {}, r.taskId), el('td', {}, fmtTime(r.startedAt)), el('td', {}, fmtNum(r.cpuPercent)), el('td', {}, fmtNum(r.memoryPercent)), el('td', {}, r.executorId));
       tr.addEventListener('click', () => selectRunning(r.taskId));
       if (r.taskId === state.selectedRunning) tr.classList.add('selected');
       body.append(tr);
@@ -125,7 +128,7 @@
       const givenUp = h.delivery === 'given_up';
       const upload = givenUp ? 'given up: refused by the pool' : h.refused ? 'uploaded after ' + h.refused.refusals + ' refusals' : 'uploaded';
       tr.append(el('td', {}, h.taskId), el('td', { class: 'status-' + h.status }, h.status), el('td', {}, h.reason), el('td', {}, fmtSecs(h.durationSeconds)),
-        el('td', {}, fmtBytes(h.resultBytes)), el('td', { title: h.cptExplained }, String(h.cpt.total)), el('td', {}, fmtTime(h.uploadedAt || h.finishedAt)),
+        el('td', {}, fmtBytes(h.resultBytes)), el('td', { title: h.cptExplained }, fmtNum(h.cpt.total)), el('td', {}, fmtTime(h.uploadedAt || h.finishedAt)),
         el('td', { class: givenUp ? 'upload-given-up' : '', title: h.refused ? 'The pool said: ' + h.refused.message : '' }, upload));
       tr.addEventListener('click', () => selectHistory(h.taskId));
       if (h.taskId === state.selectedHistory) tr.classList.add('selected');

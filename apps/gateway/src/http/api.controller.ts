@@ -14,6 +14,7 @@ import { RunningTasks } from '@hivemind/shared/state/running-tasks';
 import { TaskRecords } from '@hivemind/shared/state/task-records';
 import { NodeSettingsStore, SettingsError } from '@hivemind/shared/settings/node-settings';
 import { NodeStatusService } from '../node-status.service';
+import { summarizeStatus } from '../node-summary';
 import { HeartbeatService } from '../pool/heartbeat.service';
 import { PoolLinkService } from '../pool/pool-link.service';
 import { TaskHistoryService } from '../results/task-history.service';
@@ -102,6 +103,8 @@ export class ApiController {
         lastErrorAt: this.pool.lastErrorAt,
       },
       status,
+      /** The status in words (the pool is told `status`). */
+      summary: summarizeStatus(status, held, capacity.maxTasks),
       heldTasks: held,
       paused,
       draining: this.nodeStatus.draining,
