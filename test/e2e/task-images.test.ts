@@ -88,6 +88,7 @@ describe('task images', () => {
     const { status, files } = await run('pandas-1', await makeZip([{ name: 'main.py', content: PANDAS_TASK }, { name: 'temps.csv', content: CSV }]));
     expect(files.get('task_logs.txt')?.data.toString()).not.toMatch(/Traceback/);
     expect(status).toBe('COMPLETED');
+    expect(files.get('execution_log.txt')?.data.toString()).toContain('Status: Success');
     expect(files.get('result/summary.csv')?.data.toString()).toBe('city,mean,max\noslo,5.0,6\nrome,20.0,22\n');
     expect(files.get('result/chart.png')?.data.subarray(0, 8)).toEqual(Buffer.from('\x89PNG\r\n\x1a\n', 'latin1'));
     expect(JSON.parse(files.get('result/env.json')!.data.toString())).toEqual({ interfaces: ['lo'], git: ['git', 'version'], bash: '42', uid: 10001, std: 7.483 });
@@ -100,6 +101,7 @@ describe('task images', () => {
     );
     expect(files.get('task_logs.txt')?.data.toString()).not.toMatch(/Traceback/);
     expect(status).toBe('COMPLETED');
+    expect(files.get('execution_log.txt')?.data.toString()).toContain('Status: Success');
     const model = JSON.parse(files.get('result/model.json')!.data.toString()) as { accuracy: number; means: number[]; cuda: boolean; interfaces: string[] };
     expect(model.accuracy).toBeGreaterThan(0.9);
     expect(model).toMatchObject({ means: [5.84, 3.06, 3.76, 1.2], cuda: false, interfaces: ['lo'] });
@@ -108,18 +110,17 @@ describe('task images', () => {
   });
 
   it('runs the same task without a manifest in the default image, where scikit-learn is not', async () => {
-    const { status, files } = await run('sklearn-2', await makeZip([{ name: 'main.py', content: SKLEARN_TASK }]));
-    expect(status).toBe('FAILED');
+    const { files } = await run('sklearn-2', await makeZip([{ name: 'main.py', content: SKLEARN_TASK }]));
+    expect(files.get('execution_log.txt')?.data.toString()).toContain('Status: Failed');
     expect(files.get('task_logs.txt')?.data.toString()).toContain("ModuleNotFoundError: No module named 'sklearn'");
     expect(files.has('result/model.json')).toBe(false);
   });
 
   it.each([
-    ['an image the node does not offer', '{"image": "gpu"}', 'hivemind.json asks for the image "gpu"; this node offers default, ml (TASK_IMAGES)'],
-    ['an unknown key', '{"image": "ml", "command": "sh"}', 'hivemind.json: unknown key "command"; the manifest knows only "image"'],
-    ['a manifest that is not JSON', "image: ml", 'hivemind.json: is not valid JSON ('],
-  ])('refuses, at admission, a task whose hivemind.json has %s, and the pool hears why', async (_what, manifest, message) => {
-    const taskId = `manifest-${Buffer.from(manifest).toString('hex').slice(0, 12)}`;
+    ['an image the node does not offer', 'manifest-gpu', '{"image": "gpu"}', 'hivemind.json asks for the image "gpu"; this node offers default, ml (TASK_IMAGES)'],
+    ['an unknown key', 'manifest-key', '{"image": "ml", "command": "sh"}', 'hivemind.json: unknown key "command"; the manifest knows only "image"'],
+    ['a manifest that is not JSON', 'manifest-json', 'image: ml', 'hivemind.json: is not valid JSON ('],
+  ])('refuses, at admission, a task whose hivemind.json has %s, and the pool hears why', async (_what, taskId, manifest, message) => {
     expect(await uploadTask(pool, taskId, await makeZip([{ name: 'main.py', content: 'print(1)' }, { name: 'hivemind.json', content: manifest }]))).toEqual({
       success: true,
       message: `task ${taskId} uploaded`,
