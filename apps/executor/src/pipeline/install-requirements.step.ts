@@ -22,6 +22,8 @@ export interface InstallContext {
   workspace: string;
   runtime: TaskRuntime;
   limits: ContainerLimits;
+  /** The image the task runs in, when its hivemind.json chose one (the install runs there too). */
+  image?: string;
   config: WorkerConfig;
   /** A line from the worker in the task's log. */
   note(line: string): void;
@@ -79,9 +81,12 @@ async function bytesIn(dir: string): Promise<number> {
  * Runs one pip command in the install container and waits for it. When `signal`
  * aborts, the container is stopped; it is removed in every case.
  */
-async function runPip(ctx: InstallContext, signal: AbortSignal, spec: Omit<RunSpec, 'taskId' | 'limits' | 'entryKind' | 'phase'>, out: RedactedOutput): Promise<RunExit> {
+async function runPip(ctx: InstallContext, signal: AbortSignal, spec: Omit<RunSpec, 'taskId' | 'limits' | 'entryKind' | 'phase' | 'image'>, out: RedactedOutput): Promise<RunExit> {
   throwIfCancelled(signal);
-  const handle = await ctx.runtime.start({ ...spec, taskId: ctx.taskId, limits: ctx.limits, entryKind: 'python', phase: 'install' }, out.push);
+  const handle = await ctx.runtime.start(
+    { ...spec, taskId: ctx.taskId, limits: ctx.limits, entryKind: 'python', phase: 'install', ...(ctx.image ? { image: ctx.image } : {}) },
+    out.push,
+  );
   const off = onCancel(signal, () => void handle.stop(ctx.config.STOP_GRACE_PERIOD).catch(() => undefined));
   try {
     return await handle.done;

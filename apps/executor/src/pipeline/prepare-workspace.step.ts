@@ -9,6 +9,7 @@ import { GpuAllocatorService } from '../gpu-allocator.service';
 import { RuntimeService } from '../runtime/runtime.service';
 import { removeTree } from '../workspace/remove-tree';
 import { withBudget } from './cancellation';
+import { taskImage } from './task-image';
 import { quotaOf, TaskContext } from './task-context';
 
 async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
@@ -39,6 +40,9 @@ export class PrepareWorkspaceStep {
   async run(ctx: TaskContext): Promise<Outcome | null> {
     const c = this.config;
     const { workspace } = ctx.paths;
+    const image = taskImage(ctx.job, c, ctx.runtime);
+    if ('error' in image) return outcomes.invalidTask(image.error);
+    if (image.image) ctx.sink.note(`image: ${ctx.job.image} (${image.image}), as hivemind.json asks`);
     const budget = withBudget(ctx.live.signal, c.PREPARE_TIMEOUT * 1000, () =>
       outcomes.stepOverBudget('prepare', `unpacking the task took longer than ${c.PREPARE_TIMEOUT} s (PREPARE_TIMEOUT)`),
     );

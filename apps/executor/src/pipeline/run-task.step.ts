@@ -12,6 +12,7 @@ import { RunExit, RunningTaskHandle } from '../runtime/task-runtime.port';
 import { onCancel } from './cancellation';
 import { PACKAGES_DIR } from './install-requirements.step';
 import { quotaOf, TaskContext } from './task-context';
+import { taskImage } from './task-image';
 import { startWatchdogs } from './watchdogs';
 
 const exists = (p: string) => fs.stat(p).then(() => true, () => false);
@@ -48,6 +49,7 @@ export class RunTaskStep {
     const { job, live, runtime, sink } = ctx;
     const c = this.config;
     const inside = runtime.workspacePath(ctx.paths.workspace);
+    const image = taskImage(job, c, runtime);
     const handle =
       adopted ??
       (await runtime.start(
@@ -66,6 +68,8 @@ export class RunTaskStep {
           },
           limits: job.limits,
           entryKind: job.entry.kind,
+          // Checked by the prepare step; an adopted task runs in the image it started in.
+          ...('image' in image && image.image ? { image: image.image } : {}),
           gpus: live.gpus,
           network: false,
           maxFileBytes: c.workspaceQuotaBytes,

@@ -32,6 +32,7 @@ import { PrepareWorkspaceStep } from './prepare-workspace.step';
 import { PublishStep } from './publish.step';
 import { OWNER_STOP, RunTaskStep } from './run-task.step';
 import { TaskContext } from './task-context';
+import { taskImage } from './task-image';
 
 type Phase = 'prepare' | 'install' | 'run';
 const WHEN: Record<Phase, 'before it started' | 'while its requirements were installed' | undefined> = {
@@ -210,11 +211,13 @@ export class TaskPipeline {
   }
 
   private install(ctx: TaskContext): Promise<Outcome | null> {
+    const image = taskImage(ctx.job, this.config, ctx.runtime);
     return installRequirements({
       taskId: ctx.job.taskId,
       workspace: ctx.paths.workspace,
       runtime: ctx.runtime,
       limits: ctx.job.limits,
+      ...('image' in image && image.image ? { image: image.image } : {}),
       config: this.config,
       note: (line) => ctx.sink.note(line),
       push: (chunk) => ctx.sink.push(chunk),

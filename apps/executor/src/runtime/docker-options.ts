@@ -47,9 +47,9 @@ export function runLabels(opts: DockerRuntimeOptions, taskId: string, phase: Run
   };
 }
 
-/** The image a task runs in: by its entry point, and only if the allowlist has it. */
+/** The image a task runs in: the one it asked for, else by its entry point; and only if the allowlist has it. */
 export function imageFor(opts: DockerRuntimeOptions, spec: RunSpec): string {
-  const image = spec.entryKind === 'shell' && spec.phase !== 'install' ? (opts.shellImage ?? opts.image) : opts.image;
+  const image = spec.image ?? (spec.entryKind === 'shell' && spec.phase !== 'install' ? (opts.shellImage ?? opts.image) : opts.image);
   const allowed = opts.allowedImages ?? [opts.image, opts.shellImage ?? opts.image];
   if (!allowed.includes(image)) throw new Error(`the image ${image} is not on this node's allowlist (TASK_IMAGE_ALLOWLIST)`);
   return image;

@@ -108,12 +108,13 @@ export class RuntimeService implements OnApplicationShutdown {
   }
 
   /**
-   * Checks that the default images exist, pulling a missing one when TASK_IMAGE_PULL
+   * Checks that the default images and those of TASK_IMAGES exist, pulling a missing one when TASK_IMAGE_PULL
    * allows (and a registry answers). Returns what is wrong, or null.
    */
   async missingImages(): Promise<string | null> {
     const c = this.config;
-    for (const image of new Set([c.taskImages.python, c.taskImages.shell])) {
+    // The images of TASK_IMAGES too: a node that offers an image must have it.
+    for (const image of new Set([c.taskImages.python, c.taskImages.shell, ...Object.values(c.namedImages)])) {
       if (await this.engine.imageId(image)) continue;
       let pullError = 'pulling is off (TASK_IMAGE_PULL=false)';
       if (c.TASK_IMAGE_PULL) {

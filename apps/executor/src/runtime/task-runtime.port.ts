@@ -12,6 +12,8 @@ export interface RunSpec {
   limits: ContainerLimits;
   /** What kind of entry point runs: picks the default image (Docker). */
   entryKind?: 'shell' | 'python';
+  /** The image to run in (Docker; the task's hivemind.json chose it); absent: the default by entryKind. */
+  image?: string;
   /**
    * `install`: a step of the requirements.txt install (Docker: the Python image, as its
    * own container). Default `task`.

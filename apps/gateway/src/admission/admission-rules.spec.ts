@@ -16,6 +16,7 @@ const clear: RequestFacts = {
 const MB = 1048576;
 const fits: ContentFacts = {
   zip: { uncompressedBytes: 10 * MB },
+  imageError: null,
   zipBytes: 2 * MB,
   maxDiskBytes: 10 * 1024 * MB,
   maxDiskGb: 10,
@@ -72,6 +73,7 @@ describe('admission rules once the zip is read', () => {
 
   it.each<[string, Partial<ContentFacts>, string, string | RegExp]>([
     ['a zip that is not a task', { zip: { error: 'the zip has no main.py or run.sh' } }, 'invalid_zip', 'the zip has no main.py or run.sh'],
+    ['a task whose hivemind.json names an image the node does not offer', { imageError: 'hivemind.json asks for the image "gpu"; this node offers default (TASK_IMAGES)' }, 'image', 'hivemind.json asks for the image "gpu"; this node offers default (TASK_IMAGES)'],
     ['a task bigger than MAX_DISK_GB', { maxDiskBytes: 5 * MB, maxDiskGb: 0.005 }, 'disk', /needs 0\.01 GB of disk; this node gives tasks at most 0\.005 GB \(MAX_DISK_GB\)/],
     ['a task bigger than the free disk', { freeBytes: 11 * MB }, 'disk', 'not enough free disk: the task needs 12 MB, 11 MB are free under WORK_DIR'],
     ['a zip the task store cannot hold', { storeError: 'the task zip is 2097152 bytes; this node\'s task store holds at most 1048576 bytes' }, 'task_store', /task store holds at most/],
@@ -93,6 +95,7 @@ describe('admission rules once the zip is read', () => {
   it('reports lasting faults (zip, size) before passing ones (low disk, no executor)', () => {
     const worst: ContentFacts = { ...fits, zip: { error: 'not a zip' }, freeBytes: 0, storeError: 'too big', quotaBytes: 0, lowDisk: 'low', hasExecutor: false };
     expect(refuseContent(worst)?.kind).toBe('invalid_zip');
+    expect(refuseContent({ ...worst, zip: fits.zip, imageError: 'no such image' })?.kind).toBe('image');
     expect(refuseContent({ ...worst, zip: fits.zip })?.kind).toBe('disk');
     expect(refuseContent({ ...worst, zip: fits.zip, freeBytes: fits.freeBytes })?.kind).toBe('task_store');
     expect(refuseContent({ ...worst, zip: fits.zip, freeBytes: fits.freeBytes, storeError: null })?.kind).toBe('quota');

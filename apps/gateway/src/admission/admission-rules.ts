@@ -60,6 +60,8 @@ export function refuseRequest(f: RequestFacts): Refusal | null {
 export interface ContentFacts {
   /** The zip's summary, or why it is not a task zip (TaskFormatError). */
   zip: { uncompressedBytes: number } | { error: string };
+  /** Why the node does not offer the image the task's hivemind.json names, or null. */
+  imageError: string | null;
   zipBytes: number;
   /** MAX_DISK_GB in bytes. */
   maxDiskBytes: number;
@@ -85,6 +87,7 @@ const mb = (bytes: number) => (bytes / 1048576).toFixed(0);
  */
 export function refuseContent(f: ContentFacts): Refusal | null {
   if ('error' in f.zip) return { kind: 'invalid_zip', message: f.zip.error };
+  if (f.imageError) return { kind: 'image', message: f.imageError };
   const need = f.zip.uncompressedBytes + f.zipBytes;
   if (need > f.maxDiskBytes) {
     return { kind: 'disk', message: `the task needs ${(need / 1024 ** 3).toFixed(2)} GB of disk; this node gives tasks at most ${f.maxDiskGb} GB (MAX_DISK_GB)` };

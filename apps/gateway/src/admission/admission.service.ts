@@ -11,6 +11,7 @@ import { TaskJob } from '@hivemind/shared/queue/queues';
 import { checkRequest, containerLimits, reservationFor } from '@hivemind/shared/resources/limits';
 import { checkTaskId } from '@hivemind/shared/task-format/task-id';
 import { TaskFormatError } from '@hivemind/shared/task-format/task-format.error';
+import { DEFAULT_IMAGE_NAME, imageForName } from '@hivemind/shared/task-format/task-manifest';
 import { inspectZip } from '@hivemind/shared/task-format/zip-inspect';
 import { ResourceLedger } from '@hivemind/shared/state/ledger';
 import { RefusedResults } from '@hivemind/shared/state/refused-results';
@@ -102,8 +103,11 @@ export class AdmissionService {
       zip = { error: err.message };
     }
     const [freeBytes, lowDisk, hasExecutor] = await Promise.all([this.freeBytes(), this.nodeStatus.lowDisk(), this.nodeStatus.hasExecutor()]);
+    const wanted = summary?.manifest?.image;
+    const image = wanted ? imageForName(wanted, this.config.namedImages) : null;
     const late = refuseContent({
       zip,
+      imageError: image && 'error' in image ? image.error : null,
       zipBytes,
       maxDiskBytes: this.config.MAX_DISK_GB * 1024 ** 3,
       maxDiskGb: this.config.MAX_DISK_GB,
@@ -139,7 +143,16 @@ export class AdmissionService {
       }
       const acceptedAt = Date.now();
       await this.records.accepted(taskId, acceptedAt, peer);
-      const job: TaskJob = { taskId, root: summary.root, entry: summary.entry, request, limits, receivedAt, acceptedAt };
+      const job: TaskJob = {
+        taskId,
+        root: summary.root,
+        entry: summary.entry,
+        ...(wanted && wanted !== DEFAULT_IMAGE_NAME ? { image: wanted } : {}),
+        request,
+        limits,
+        receivedAt,
+        acceptedAt,
+      };
       await this.tasks.add('run', job, { jobId: taskId, removeOnComplete: true, removeOnFail: true });
     } catch (err) {
       await rollBack().catch(() => undefined);
@@ -147,7 +160,7 @@ export class AdmissionService {
       return refuse('store_failed', `the node could not store the task: ${errorMessage(err)}`);
     }
     this.logger.info(
-      { taskId, peer, entry: summary.entry.file, files: summary.files, bytes: summary.uncompressedBytes, limits },
+      { taskId, peer, entry: summary.entry.file, image: wanted ?? DEFAULT_IMAGE_NAME, files: summary.files, bytes: summary.uncompressedBytes, limits },
       'task accepted',
     );
     this.metrics.accepted.inc();

@@ -16,6 +16,7 @@ export type RefusalKind =
   | 'does_not_fit'
   | 'duplicate'
   | 'invalid_zip'
+  | 'image'
   | 'disk'
   | 'no_executor'
   | 'busy'

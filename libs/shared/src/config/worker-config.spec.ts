@@ -79,6 +79,18 @@ describe('devpool configuration', () => {
     );
   });
 
+  it('names task images for manifests (TASK_IMAGES) and keeps them on the allowlist', () => {
+    expect(loadWorkerConfig({}).namedImages).toEqual({ default: 'hivemind/task-runtime:latest' });
+    const ml = loadWorkerConfig({ TASK_IMAGES: 'default=hivemind/task-runtime:latest,ml=hivemind/task-ml:latest' });
+    expect(ml.namedImages).toEqual({ default: 'hivemind/task-runtime:latest', ml: 'hivemind/task-ml:latest' });
+    expect(ml.allowedImages).toEqual(['hivemind/task-runtime:latest', 'hivemind/task-ml:latest']);
+    expect(() => loadWorkerConfig({ TASK_IMAGES: 'ml=hivemind/task-ml:latest', TASK_IMAGE_ALLOWLIST: 'hivemind/task-runtime:latest' })).toThrow(
+      'TASK_IMAGES: ml=hivemind/task-ml:latest not on TASK_IMAGE_ALLOWLIST',
+    );
+    expect(() => loadWorkerConfig({ TASK_IMAGES: 'default=other:1' })).toThrow('TASK_IMAGES: "default" is TASK_IMAGE (hivemind/task-runtime:latest), not other:1');
+    expect(() => loadWorkerConfig({ TASK_IMAGES: 'hivemind/task-ml:latest' })).toThrow(/TASK_IMAGES: "hivemind\/task-ml:latest" is not name=image/);
+  });
+
   it('bounds the workspace quota by MAX_DISK_GB', () => {
     expect(loadWorkerConfig({}).workspaceQuotaBytes).toBe(20 * 1024 ** 3);
     expect(loadWorkerConfig({ WORKSPACE_QUOTA_MB: '100' }).workspaceQuotaBytes).toBe(100 * 1024 ** 2);

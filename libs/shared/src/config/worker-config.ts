@@ -2,6 +2,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { parseWorkSchedule, WorkSchedule } from '../owner/work-schedule';
+import { DEFAULT_IMAGE_NAME, parseImageNames } from '../task-format/task-manifest';
 import { wireguardAddress } from '../vpn/wireguard';
 import { bool, ConfigError, hostPort, num, oneOf, optNum, optStr, parseEnv, str } from './env-parsers';
 import { errorMessage } from '../util/errors';
@@ -89,6 +90,15 @@ export const workerEnvSchema = z.object({
   DOCKER_RESTART_WAIT: num(120, { min: 1, max: 86_400 }),
   TASK_IMAGE: str('hivemind/task-runtime:latest'),
   TASK_SHELL_IMAGE: optStr(),
+  // Images a task may ask for by name in its hivemind.json: name=image, comma separated.
+  TASK_IMAGES: optStr().superRefine((v, ctx) => {
+    if (v === undefined) return;
+    try {
+      parseImageNames(v);
+    } catch (err) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: errorMessage(err) });
+    }
+  }),
   TASK_IMAGE_ALLOWLIST: optStr(),
   TASK_IMAGE_PULL: bool(true),
   REQUIREMENTS_INSTALL: bool(true),
@@ -187,7 +197,9 @@ export interface WorkerConfig extends WorkerEnv {
   heartbeatMaxAge: number;
   /** The image tasks run in, by entry point: `run.sh` and Python files. */
   taskImages: { shell: string; python: string };
-  /** Images tasks may run in (TASK_IMAGE_ALLOWLIST, else the two defaults). */
+  /** The images a task may name in its hivemind.json (TASK_IMAGES), `default` (TASK_IMAGE) included. */
+  namedImages: Record<string, string>;
+  /** Images tasks may run in (TASK_IMAGE_ALLOWLIST, else the two defaults and TASK_IMAGES). */
   allowedImages: string[];
   /** Most bytes one task's workspace may hold (WORKSPACE_QUOTA_MB, else MAX_DISK_GB). */
   workspaceQuotaBytes: number;
@@ -208,12 +220,25 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     throw new ConfigError(`Invalid configuration:\n  OWNER_RESERVED_MEMORY_GB: ${e.OWNER_RESERVED_MEMORY_GB} must be less than the ${memoryGb} GB the node offers`);
   }
   const taskImages = { shell: e.TASK_SHELL_IMAGE ?? e.TASK_IMAGE, python: e.TASK_IMAGE };
+  const named = parseImageNames(e.TASK_IMAGES ?? '');
+  if (named[DEFAULT_IMAGE_NAME] !== undefined && named[DEFAULT_IMAGE_NAME] !== e.TASK_IMAGE) {
+    throw new ConfigError(
+      `Invalid configuration:\n  TASK_IMAGES: "${DEFAULT_IMAGE_NAME}" is TASK_IMAGE (${e.TASK_IMAGE}), not ${named[DEFAULT_IMAGE_NAME]}; set TASK_IMAGE to change the default image`,
+    );
+  }
+  const namedImages = { ...named, [DEFAULT_IMAGE_NAME]: e.TASK_IMAGE };
   const allowedImages = e.TASK_IMAGE_ALLOWLIST
     ? e.TASK_IMAGE_ALLOWLIST.split(',').map((x) => x.trim()).filter(Boolean)
-    : [...new Set([taskImages.python, taskImages.shell])];
+    : [...new Set([taskImages.python, taskImages.shell, ...Object.values(named)])];
   const notAllowed = [...new Set([taskImages.python, taskImages.shell])].filter((i) => !allowedImages.includes(i));
   if (notAllowed.length) {
     throw new ConfigError(`Invalid configuration:\n  TASK_IMAGE_ALLOWLIST: must include the default task images; missing ${notAllowed.join(', ')}`);
+  }
+  const namedNotAllowed = Object.entries(named).filter(([, image]) => !allowedImages.includes(image));
+  if (namedNotAllowed.length) {
+    throw new ConfigError(
+      `Invalid configuration:\n  TASK_IMAGES: ${namedNotAllowed.map(([n, i]) => `${n}=${i}`).join(', ')} not on TASK_IMAGE_ALLOWLIST; add the image there or leave it out of TASK_IMAGES`,
+    );
   }
   return {
     ...e,
@@ -229,6 +254,7 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     dashboardTokenFile: path.resolve(e.DASHBOARD_TOKEN_FILE ?? path.join(path.dirname(e.CREDENTIALS_FILE), 'dashboard-token')),
     heartbeatMaxAge: e.HEALTH_HEARTBEAT_MAX_AGE ?? Math.max(30, 3 * e.HEARTBEAT_INTERVAL, 2 * e.REGISTER_INTERVAL),
     taskImages,
+    namedImages,
     allowedImages,
     workspaceQuotaBytes: Math.round(Math.min(e.WORKSPACE_QUOTA_MB ?? Infinity, e.MAX_DISK_GB * 1024) * 1024 * 1024),
   };

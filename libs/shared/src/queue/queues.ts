@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { bullPrefix } from '../state/redis-keys';
 import { OUTCOME_CODES } from '../task-format/outcome';
 import { TASK_ID_PATTERN } from '../task-format/task-id';
+import { IMAGE_NAME_PATTERN } from '../task-format/task-manifest';
 
 /**
  * Every queue the project uses, and the typed payload of its jobs.
@@ -37,6 +38,8 @@ export const taskJobSchema = z.object({
   taskId: z.string().regex(TASK_ID_PATTERN),
   root: z.string(),
   entry: z.object({ file: z.string().min(1), kind: z.enum(['shell', 'python']) }),
+  /** The image the task's hivemind.json names (a TASK_IMAGES name); absent: the default image. */
+  image: z.string().regex(IMAGE_NAME_PATTERN).optional(),
   request: taskRequestSchema,
   limits: containerLimitsSchema,
   /** When ExecuteTask arrived at the gateway (ms since epoch). */

@@ -6,7 +6,8 @@ export type TaskFormatCode =
   | 'SYMLINK'
   | 'TOO_MANY_ENTRIES'
   | 'TOO_LARGE'
-  | 'NO_ENTRY_POINT';
+  | 'NO_ENTRY_POINT'
+  | 'BAD_MANIFEST';
 
 export class TaskFormatError extends Error {
   constructor(

@@ -1,5 +1,6 @@
 import * as yauzl from 'yauzl';
 import { resolveLayout, TaskLayout } from './entry-point';
+import { MANIFEST_FILE, MANIFEST_MAX_BYTES, parseManifest, TaskManifest } from './task-manifest';
 import { TaskFormatError } from './task-format.error';
 
 export interface ZipLimits {
@@ -11,6 +12,8 @@ export interface ZipSummary extends TaskLayout {
   entries: number;
   files: number;
   uncompressedBytes: number;
+  /** The task's hivemind.json (beside its entry point), checked; null when it has none. */
+  manifest: TaskManifest | null;
 }
 
 const S_IFMT = 0o170000;
@@ -38,9 +41,33 @@ function wrapYauzlError(err: Error): TaskFormatError {
   return new TaskFormatError('NOT_A_ZIP', `task_zip is not a valid zip file: ${m}`);
 }
 
+/** Reads one small entry's content (at most `max` bytes; a larger one is refused by its declared size first). */
+function readEntry(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    zip.openReadStream(entry, (err, stream) => {
+      if (err || !stream) return reject(wrapYauzlError(err ?? new Error('unreadable entry')));
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('error', (e: Error) => reject(wrapYauzlError(e)));
+      stream.on('end', () => resolve(Buffer.concat(chunks)));
+    });
+  });
+}
+
+/** The task's manifest, read from the zip and checked; null when the task root has none. */
+async function readManifest(zip: yauzl.ZipFile, candidates: Map<string, yauzl.Entry>, root: string): Promise<TaskManifest | null> {
+  const entry = candidates.get(`${root}${MANIFEST_FILE}`);
+  if (!entry) return null;
+  if (entry.uncompressedSize > MANIFEST_MAX_BYTES) {
+    throw new TaskFormatError('BAD_MANIFEST', `${MANIFEST_FILE}: ${entry.uncompressedSize} bytes; a manifest may hold at most ${MANIFEST_MAX_BYTES}`);
+  }
+  return parseManifest(await readEntry(zip, entry));
+}
+
 /**
  * Reads the zip's central directory (no extraction) and checks it: entry count,
- * total uncompressed size, paths, symlinks and the entry point.
+ * total uncompressed size, paths, symlinks and the entry point. The one file it
+ * reads is the task's manifest (hivemind.json, a few bytes), which it checks too.
  */
 export function inspectZip(buffer: Buffer, limits: ZipLimits): Promise<ZipSummary> {
   return new Promise((resolve, reject) => {
@@ -61,6 +88,8 @@ export function inspectZip(buffer: Buffer, limits: ZipLimits): Promise<ZipSummar
         return;
       }
       const files: string[] = [];
+      // Manifests at the top or one folder down: which one counts is known once the root is.
+      const manifests = new Map<string, yauzl.Entry>();
       let total = 0;
       let failed = false;
       const fail = (e: TaskFormatError) => {
@@ -84,7 +113,11 @@ export function inspectZip(buffer: Buffer, limits: ZipLimits): Promise<ZipSummar
             ),
           );
         }
-        if (!name.endsWith('/')) files.push(name.replace(/^\.\//, ''));
+        if (!name.endsWith('/')) {
+          const file = name.replace(/^\.\//, '');
+          files.push(file);
+          if (file === MANIFEST_FILE || (file.endsWith(`/${MANIFEST_FILE}`) && file.split('/').length === 2)) manifests.set(file, entry);
+        }
         zip.readEntry();
       });
       zip.on('end', () => {
@@ -99,7 +132,13 @@ export function inspectZip(buffer: Buffer, limits: ZipLimits): Promise<ZipSummar
             ),
           );
         }
-        resolve({ ...layout, entries: zip.entryCount, files: files.length, uncompressedBytes: total });
+        readManifest(zip, manifests, layout.root).then(
+          (manifest) => {
+            zip.close();
+            resolve({ ...layout, entries: zip.entryCount, files: files.length, uncompressedBytes: total, manifest });
+          },
+          (err: TaskFormatError) => fail(err),
+        );
       });
       zip.readEntry();
     });
