@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 TASK_DIR=${1:-examples/hello}
-bash scripts/setup.sh
+# The demo runs its own redis-server, whatever REDIS_URL says.
+bash scripts/setup.sh --local-redis
+log "building (tsc)"
 npm run --silent build
 
 RUN=$(mktemp -d /tmp/hivemind-demo.XXXXXX)

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The test command (npm test; .ci/run calls it): sets up what the tests need, checks
-# the generated protocol code, lints, builds, then runs every jest test: unit tests,
-# integration tests against real Redis and a real Docker daemon, and the end-to-end
-# test with devpool, gateway, executor and monitor as separate processes.
+# The test command (npm test; .ci/run calls it): sets up what the tests need
+# (scripts/setup-dev.sh), checks the generated protocol code, lints, builds, then runs
+# every jest test: unit tests, integration tests against real Redis and a real Docker
+# daemon, and the end-to-end test with devpool, gateway, executor and monitor as
+# separate processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-bash scripts/setup.sh
+bash scripts/setup-dev.sh
 log "checking generated protocol code"
 npm run --silent proto:check
 log "lint and type check"

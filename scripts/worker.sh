@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 bash scripts/setup.sh
+log "building (tsc)"
 npm run --silent build
 
 # The password comes from NODE_PASSWORD, NODE_PASSWORD_FILE, or the credential file
