@@ -64,7 +64,7 @@ cleanup() {
     log "compose smoke test FAILED (exit $rc); the services' last log lines:"; tail -n 120 "$logs" >&2
   fi
   "${DC[@]}" down -v --remove-orphans -t 30 >/dev/null 2>&1 || true
-  rm -rf "$HIVEMIND_DATA_DIR"
+  rm -rf "$HIVEMIND_DATA_DIR" "$HIVEMIND_DATA_DIR.env"
 }
 trap cleanup EXIT
 
@@ -92,7 +92,9 @@ wait_healthy() {
 
 start=$(date +%s)
 log "compose smoke: ${COMPOSE[*]}; a plain config without the pool settings stops and names them"
-missing=$(env -u NODE_ID -u NODE_PASSWORD -u NODE_POOL_ADDRESS "${COMPOSE[@]}" --env-file /dev/null config 2>&1 >/dev/null) \
+# An empty env file: a .env here must not supply them (v1 wants a regular file).
+: >"$HIVEMIND_DATA_DIR.env"
+missing=$(env -u NODE_ID -u NODE_PASSWORD -u NODE_POOL_ADDRESS "${COMPOSE[@]}" --env-file "$HIVEMIND_DATA_DIR.env" config 2>&1 >/dev/null) \
   && fail "config without NODE_ID, NODE_PASSWORD and NODE_POOL_ADDRESS succeeded"
 for v in NODE_ID NODE_PASSWORD NODE_POOL_ADDRESS; do
   grep -q "set $v" <<<"$missing" || fail "config without the pool settings does not name $v: $missing"
