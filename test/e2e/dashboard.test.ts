@@ -141,6 +141,36 @@ describe('dashboard, API, health and metrics', () => {
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('HiveMind worker');
     expect((await get('/static/vendor/uplot/uPlot.iife.min.js', { Cookie: jar })).status).toBe(200);
+    // Over plain HTTP the cookie cannot be Secure (the browser would never send it back).
+    expect(cookie).not.toMatch(/;\s*Secure/i);
+  });
+
+  it('the login cookie is Secure when the login came over TLS (a TLS proxy in front says so)', async () => {
+    const proxies: Array<Record<string, string>> = [{ 'X-Forwarded-Proto': 'https' }, { Forwarded: 'for=192.0.2.7;proto=https' }];
+    for (const headers of proxies) {
+      const ok = await fetch(`${stack.gatewayHttp}/login`, { method: 'POST', headers, body: new URLSearchParams({ token }), redirect: 'manual' });
+      expect(ok.status).toBe(303);
+      const cookie = ok.headers.get('set-cookie') ?? '';
+      expect(cookie).toMatch(/;\s*Secure/i);
+      expect(cookie).toMatch(/HttpOnly/i);
+      const out = await fetch(`${stack.gatewayHttp}/logout`, { method: 'POST', headers: { ...headers, Cookie: cookie.split(';')[0] }, redirect: 'manual' });
+      expect(out.headers.get('set-cookie') ?? '').toMatch(/;\s*Secure/i);
+    }
+  });
+
+  it('/metrics wants the dashboard token from a service whose HTTP is not bound to loopback', async () => {
+    const port = String(await import('../support/stack').then((m) => m.freePort()));
+    const exposed = await stack.start('monitor', { MONITOR_HTTP_PORT: port, HTTP_HOST: '0.0.0.0' });
+    try {
+      await waitFor('the exposed monitor answering', () => fetch(`http://127.0.0.1:${port}/health/live`).then((r) => r.ok || null).catch(() => null), 30_000);
+      expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(401);
+      expect((await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { Authorization: 'Bearer not-the-token' } })).status).toBe(401);
+      const ok = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: auth() });
+      expect(ok.status).toBe(200);
+      expect(await ok.text()).toContain('service="monitor"');
+    } finally {
+      await stack.stop(exposed);
+    }
   });
 
   it('bad API input gets a 400 that names the field', async () => {

@@ -7,7 +7,9 @@ import { parseAllDocuments } from 'yaml';
  * kind (the validators the kubernetes-models package generates from it, with ajv), then
  * the links between objects that a schema cannot see: a workload's selector matches its
  * pod labels, a Service selects some workload and names ports its pods have, mounts name
- * declared volumes, referenced ConfigMaps exist, and a kustomization lists files that exist.
+ * declared volumes, referenced ConfigMaps exist, probes name ports their container has, a
+ * NetworkPolicy selects some workload and every pod selector it allows traffic from
+ * selects one too, and a kustomization lists files that exist.
  * Unknown fields are not reported (the schemas allow them, as kubeconform does without
  * --strict).
  */
@@ -44,12 +46,25 @@ function modelFor(apiVersion: string, kind: string): (new (data: unknown) => Mod
   }
 }
 
+interface Probe {
+  httpGet?: { path?: string; port: string | number };
+  tcpSocket?: { port: string | number };
+  exec?: { command: string[] };
+}
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: Array<{ key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }>;
+}
+
 interface PodTemplate {
   metadata?: { labels?: Record<string, string> };
   spec?: {
     containers?: Array<{
       name: string;
       ports?: Array<{ name?: string; containerPort: number }>;
+      livenessProbe?: Probe;
+      readinessProbe?: Probe;
       volumeMounts?: Array<{ name: string }>;
       envFrom?: Array<{ configMapRef?: { name: string } }>;
       env?: Array<{ valueFrom?: { configMapKeyRef?: { name: string } } }>;
@@ -59,6 +74,26 @@ interface PodTemplate {
 }
 
 const matches = (selector: Record<string, string>, labels: Record<string, string> = {}) => Object.entries(selector).every(([k, v]) => labels[k] === v);
+
+/** A label selector (matchLabels and matchExpressions) against a pod's labels; an empty one selects every pod. */
+export function selects(selector: LabelSelector, labels: Record<string, string> = {}): boolean {
+  return (
+    matches(selector.matchLabels ?? {}, labels) &&
+    (selector.matchExpressions ?? []).every((e) => {
+      const has = Object.prototype.hasOwnProperty.call(labels, e.key);
+      switch (e.operator) {
+        case 'In':
+          return has && (e.values ?? []).includes(labels[e.key]);
+        case 'NotIn':
+          return !has || !(e.values ?? []).includes(labels[e.key]);
+        case 'Exists':
+          return has;
+        case 'DoesNotExist':
+          return !has;
+      }
+    })
+  );
+}
 
 export function validateManifests(files: string[]): { findings: Finding[]; objects: number } {
   const findings: Finding[] = [];
@@ -114,6 +149,25 @@ export function validateManifests(files: string[]): { findings: Finding[]; objec
       for (const m of c.volumeMounts ?? []) if (!volumes.has(m.name)) add(`container ${c.name} mounts volume ${m.name}, which is not declared`);
       const refs = [...(c.envFrom ?? []).map((e) => e.configMapRef?.name), ...(c.env ?? []).map((e) => e.valueFrom?.configMapKeyRef?.name)].filter((n): n is string => !!n);
       for (const r of refs) if (!configMaps.has(`${w.ns}/${r}`)) add(`container ${c.name} uses ConfigMap ${r}, which is not among the manifests`);
+      for (const [kind, probe] of [['liveness', c.livenessProbe], ['readiness', c.readinessProbe]] as const) {
+        const port = probe?.httpGet?.port ?? probe?.tcpSocket?.port;
+        if (typeof port === 'string' && !(c.ports ?? []).some((p) => p.name === port)) add(`container ${c.name}'s ${kind} probe names port ${port}, which the container does not declare`);
+      }
+    }
+  }
+
+  for (const { file, obj } of objects) {
+    if (obj.kind !== 'NetworkPolicy') continue;
+    const add = (message: string) => findings.push({ file, object: `NetworkPolicy/${obj.metadata?.name}`, message });
+    const spec = obj.spec as { podSelector: LabelSelector; ingress?: Array<{ from?: Array<{ podSelector?: LabelSelector; namespaceSelector?: LabelSelector }> }> };
+    const inNs = workloads.filter((w) => w.ns === obj.metadata?.namespace);
+    if (!inNs.some((w) => selects(spec.podSelector, w.template.metadata?.labels))) add(`podSelector ${JSON.stringify(spec.podSelector)} matches no workload`);
+    for (const rule of spec.ingress ?? []) {
+      for (const peer of rule.from ?? []) {
+        if (peer.podSelector && !peer.namespaceSelector && !inNs.some((w) => selects(peer.podSelector as LabelSelector, w.template.metadata?.labels))) {
+          add(`ingress from podSelector ${JSON.stringify(peer.podSelector)} matches no workload`);
+        }
+      }
     }
   }
 

@@ -3,7 +3,7 @@ import { Counter, Registry } from 'prom-client';
 import { UnauthorizedException } from '@nestjs/common';
 import { MetricsController } from '@hivemind/shared/http/health';
 import { WorkerConfig } from '@hivemind/shared/config/worker-config';
-import { dashboardAuth } from './dashboard-auth';
+import { cameOverTls, dashboardAuth } from './dashboard-auth';
 
 const TOKEN = 'T'.repeat(43);
 
@@ -57,12 +57,32 @@ describe('/metrics on the monitor and executor with METRICS_AUTH', () => {
     const registry = new Registry();
     registry.setDefaultLabels({ service: 'monitor' });
     new Counter({ name: 'probe_total', help: 'a probe', registers: [registry] }).inc();
-    const c = new MetricsController(registry, { METRICS_AUTH: true, DASHBOARD_TOKEN: TOKEN, dashboardTokenFile: '/nonexistent' } as WorkerConfig);
+    const c = new MetricsController(registry, { metricsAuth: true, DASHBOARD_TOKEN: TOKEN, dashboardTokenFile: '/nonexistent' } as WorkerConfig);
     let sent = '';
     const res = { setHeader: () => undefined, send: (b: string) => (sent = b) } as unknown as Response;
     await expect(c.metrics({ headers: {} } as Request, res)).rejects.toThrow(UnauthorizedException);
     await expect(c.metrics({ headers: { authorization: 'Bearer nope' } } as Request, res)).rejects.toThrow(UnauthorizedException);
     await c.metrics({ headers: { authorization: `Bearer ${TOKEN}` } } as Request, res);
     expect(sent).toContain('probe_total{service="monitor"} 1');
+  });
+});
+
+describe('whether a login came over TLS (the cookie is then Secure)', () => {
+  const req = (secure: boolean, headers: Record<string, string> = {}) => ({ secure, headers }) as unknown as Request;
+
+  it('is true on an HTTPS listener, or when the proxy in front says https', () => {
+    expect(cameOverTls(req(true))).toBe(true);
+    expect(cameOverTls(req(false, { 'x-forwarded-proto': 'https' }))).toBe(true);
+    expect(cameOverTls(req(false, { 'x-forwarded-proto': 'HTTPS, http' }))).toBe(true);
+    expect(cameOverTls(req(false, { forwarded: 'for=192.0.2.1;proto=https;host=node.example' }))).toBe(true);
+    expect(cameOverTls(req(false, { forwarded: 'proto="https"' }))).toBe(true);
+  });
+
+  it('is false on plain HTTP', () => {
+    expect(cameOverTls(req(false))).toBe(false);
+    expect(cameOverTls(req(false, { 'x-forwarded-proto': 'http' }))).toBe(false);
+    expect(cameOverTls(req(false, { 'x-forwarded-proto': 'http, https' }))).toBe(false);
+    expect(cameOverTls(req(false, { forwarded: 'for=192.0.2.1;proto=http' }))).toBe(false);
+    expect(cameOverTls(req(false, { forwarded: 'host=https.example' }))).toBe(false);
   });
 });

@@ -5,7 +5,7 @@ import { DASHBOARD_COOKIE, presentedToken, tokenMatches } from '@hivemind/shared
 
 export const DASHBOARD_TOKEN = Symbol('DASHBOARD_TOKEN');
 
-/** What needs no token: health checks, the login page, and /metrics unless METRICS_AUTH. */
+/** What needs no token: health checks, the login page, and /metrics when it is open. */
 function isOpen(p: string, metricsOpen: boolean): boolean {
   return p === '/health' || p.startsWith('/health/') || p === '/login' || p === '/static/login.css' || (metricsOpen && p === '/metrics');
 }
@@ -29,13 +29,30 @@ export function dashboardAuth(token: string, opts: { metricsOpen: boolean }) {
   };
 }
 
-/** The login cookie: HttpOnly, SameSite=Strict (no cross-site request carries it). */
-export function setLoginCookie(res: Response, token: string): void {
-  res.cookie(DASHBOARD_COOKIE, token, { httpOnly: true, sameSite: 'strict', path: '/', maxAge: 30 * 86_400_000 });
+/**
+ * Whether the request came over TLS: to this server (an HTTPS listener), or to a proxy
+ * in front of it that says so (`X-Forwarded-Proto: https`, or `Forwarded: proto=https`).
+ * The headers are believed here because they can only make the cookie stricter.
+ */
+export function cameOverTls(req: Request): boolean {
+  if (req.secure) return true;
+  const xfp = req.headers['x-forwarded-proto'];
+  const first = (Array.isArray(xfp) ? xfp[0] : xfp)?.split(',')[0].trim().toLowerCase();
+  if (first === 'https') return true;
+  const fwd = req.headers.forwarded?.split(',')[0] ?? '';
+  return /(^|;)\s*proto="?https"?\s*(;|$)/i.test(fwd);
 }
 
-export function clearLoginCookie(res: Response): void {
-  res.clearCookie(DASHBOARD_COOKIE, { httpOnly: true, sameSite: 'strict', path: '/' });
+/**
+ * The login cookie: HttpOnly, SameSite=Strict (no cross-site request carries it), and
+ * Secure when the login came over TLS or DASHBOARD_COOKIE_SECURE says always.
+ */
+export function setLoginCookie(res: Response, token: string, secure: boolean): void {
+  res.cookie(DASHBOARD_COOKIE, token, { httpOnly: true, sameSite: 'strict', secure, path: '/', maxAge: 30 * 86_400_000 });
+}
+
+export function clearLoginCookie(res: Response, secure: boolean): void {
+  res.clearCookie(DASHBOARD_COOKIE, { httpOnly: true, sameSite: 'strict', secure, path: '/' });
 }
 
 /** The dashboard's static files (apps/gateway/public), found from src or dist. */

@@ -51,13 +51,13 @@ export const dashboardTokenProvider: Provider = {
 
 /**
  * What the gateway serves besides its controllers: cookies, the token check in front
- * of everything but /health (and /metrics unless METRICS_AUTH), the static files
+ * of everything but /health (and /metrics when it is open, see WorkerConfig.metricsAuth), the static files
  * (the dashboard's and uPlot's from node_modules) and Bull Board at /queues.
  */
 export function setupGatewayHttp(app: NestExpressApplication, config: WorkerConfig): void {
   const { token } = app.get<DashboardToken>(DASHBOARD_TOKEN);
   app.use(cookieParser());
-  app.use(dashboardAuth(token, { metricsOpen: !config.METRICS_AUTH }));
+  app.use(dashboardAuth(token, { metricsOpen: !config.metricsAuth }));
   app.useStaticAssets(publicDir(), { prefix: '/static/', index: false });
   app.useStaticAssets(path.dirname(require.resolve('uplot/dist/uPlot.iife.min.js')), { prefix: '/static/vendor/uplot/', index: false });
 

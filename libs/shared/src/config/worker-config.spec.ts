@@ -1,6 +1,8 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { loadDevpoolConfig } from './devpool-config';
-import { loadWorkerConfig } from './worker-config';
+import { isLoopbackHost, loadWorkerConfig } from './worker-config';
 import { errorMessage } from '../util/errors';
 
 describe('worker configuration', () => {
@@ -54,6 +56,41 @@ describe('worker configuration', () => {
     expect(message).toContain('NODE_POOL_ADDRESS: expected host:port (e.g. localhost:50051), got "nowhere"');
     expect(message).toContain('DOCKER_ENABLED: expected true or false, got "perhaps"');
     expect(message).toContain('TASK_USER: expected uid:gid (numbers), got "root"');
+  });
+});
+
+describe('exposure settings', () => {
+  it('/metrics needs the token unless HTTP binds to loopback (METRICS_AUTH=auto), or as METRICS_AUTH says', () => {
+    expect(loadWorkerConfig({}).metricsAuth).toBe(false);
+    expect(loadWorkerConfig({ HTTP_HOST: '0.0.0.0' }).metricsAuth).toBe(true);
+    expect(loadWorkerConfig({ HTTP_HOST: '::' }).metricsAuth).toBe(true);
+    expect(loadWorkerConfig({ HTTP_HOST: '192.168.1.5', METRICS_AUTH: 'auto' }).metricsAuth).toBe(true);
+    expect(loadWorkerConfig({ HTTP_HOST: '0.0.0.0', METRICS_AUTH: 'false' }).metricsAuth).toBe(false);
+    expect(loadWorkerConfig({ HTTP_HOST: '127.0.0.1', METRICS_AUTH: 'true' }).metricsAuth).toBe(true);
+    expect(() => loadWorkerConfig({ METRICS_AUTH: 'sometimes' })).toThrow('METRICS_AUTH: expected auto, true or false, got "sometimes"');
+  });
+
+  it('knows loopback addresses', () => {
+    for (const h of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1']) expect([h, isLoopbackHost(h)]).toEqual([h, true]);
+    for (const h of ['0.0.0.0', '::', '10.0.0.1', 'example.org', '::2', '128.0.0.1']) expect([h, isLoopbackHost(h)]).toEqual([h, false]);
+  });
+
+  it('puts REDIS_PASSWORD or REDIS_PASSWORD_FILE into REDIS_URL, and names what is wrong', () => {
+    expect(loadWorkerConfig({}).REDIS_URL).toBe('redis://127.0.0.1:6379');
+    expect(loadWorkerConfig({ REDIS_URL: 'redis://redis:6379', REDIS_PASSWORD: 'p@ss/w:rd' }).REDIS_URL).toBe('redis://:p%40ss%2Fw%3Ard@redis:6379');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'hm-redis-pw-'));
+    writeFileSync(path.join(dir, 'pw'), 'fromfile\n');
+    expect(loadWorkerConfig({ REDIS_URL: 'rediss://user@redis:6380/2', REDIS_PASSWORD_FILE: path.join(dir, 'pw') }).REDIS_URL).toBe('rediss://user:fromfile@redis:6380/2');
+    expect(() => loadWorkerConfig({ REDIS_PASSWORD_FILE: path.join(dir, 'missing') })).toThrow(/REDIS_PASSWORD_FILE: cannot read ".*missing" \(ENOENT\)/);
+    expect(() => loadWorkerConfig({ REDIS_PASSWORD: 'a', REDIS_PASSWORD_FILE: path.join(dir, 'pw') })).toThrow('REDIS_PASSWORD: set REDIS_PASSWORD or REDIS_PASSWORD_FILE, not both');
+    expect(() => loadWorkerConfig({ REDIS_URL: 'redis://:old@redis:6379', REDIS_PASSWORD: 'new' })).toThrow('REDIS_PASSWORD: REDIS_URL already carries a password');
+    writeFileSync(path.join(dir, 'empty'), '\n');
+    expect(() => loadWorkerConfig({ REDIS_PASSWORD_FILE: path.join(dir, 'empty') })).toThrow('REDIS_PASSWORD_FILE: the password is empty');
+  });
+
+  it('DASHBOARD_COOKIE_SECURE is off unless set (the cookie is Secure anyway when the login came over TLS)', () => {
+    expect(loadWorkerConfig({}).DASHBOARD_COOKIE_SECURE).toBe(false);
+    expect(loadWorkerConfig({ DASHBOARD_COOKIE_SECURE: 'true' }).DASHBOARD_COOKIE_SECURE).toBe(true);
   });
 });
 

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
@@ -6,6 +7,7 @@ import { DEFAULT_IMAGE_NAME, parseImageNames } from '../task-format/task-manifes
 import { wireguardAddress } from '../vpn/wireguard';
 import { bool, ConfigError, hostPort, num, oneOf, optNum, optStr, parseEnv, str } from './env-parsers';
 import { errorMessage } from '../util/errors';
+import { readSecretFile } from '../security/secrets';
 
 /**
  * Configuration of the worker services (gateway, executor, monitor). Read from the
@@ -38,6 +40,10 @@ export const workerEnvSchema = z.object({
 
   REDIS_URL: str('redis://127.0.0.1:6379'),
   REDIS_PREFIX: str('hivemind'),
+  // Sent to Redis when REDIS_URL carries no password (e.g. a Secret, or the file
+  // docker-compose.yml generates); never echoed in an error.
+  REDIS_PASSWORD: optStr(),
+  REDIS_PASSWORD_FILE: optStr(),
 
   MAX_CONCURRENT_TASKS: num(2, { int: true, min: 1, max: 256 }),
   EXECUTOR_CONCURRENCY: optNum({ int: true, min: 1, max: 256 }),
@@ -164,7 +170,20 @@ export const workerEnvSchema = z.object({
   EXECUTOR_HEALTH_PORT: num(5003, { int: true, min: 0, max: 65535 }),
   DASHBOARD_TOKEN: optStr(),
   DASHBOARD_TOKEN_FILE: optStr(),
-  METRICS_AUTH: bool(false),
+  // auto: /metrics needs the token unless HTTP_HOST is a loopback address.
+  METRICS_AUTH: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '' || v.trim().toLowerCase() === 'auto') return 'auto' as const;
+      const parsed = bool(false).safeParse(v);
+      if (!parsed.success) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected auto, true or false, got "${v}"` });
+        return z.NEVER;
+      }
+      return parsed.data;
+    }),
+  DASHBOARD_COOKIE_SECURE: bool(false),
   HEALTH_TIMEOUT: num(3, { min: 0.1, max: 60 }),
   HEALTH_HEARTBEAT_MAX_AGE: optNum({ min: 1 }),
   HEALTH_MIN_FREE_DISK_MB: num(1024, { min: 0 }),
@@ -203,6 +222,41 @@ export interface WorkerConfig extends WorkerEnv {
   allowedImages: string[];
   /** Most bytes one task's workspace may hold (WORKSPACE_QUOTA_MB, else MAX_DISK_GB). */
   workspaceQuotaBytes: number;
+  /** Whether /metrics needs the dashboard token (METRICS_AUTH, auto: HTTP_HOST is not loopback). */
+  metricsAuth: boolean;
+}
+
+/** 127.0.0.0/8, ::1 (also IPv4-mapped) and localhost: only this machine reaches them. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  if (isIP(v4) === 4) return v4.startsWith('127.');
+  return isIP(h) === 6 && new URL(`http://[${h}]/`).hostname === '[::1]';
+}
+
+/**
+ * REDIS_URL with REDIS_PASSWORD (or the content of REDIS_PASSWORD_FILE) in it, when one
+ * is set. A URL that already carries a password and a password setting is refused:
+ * which one is meant would be a guess.
+ */
+function redisUrlWithPassword(e: WorkerEnv): string {
+  if (e.REDIS_PASSWORD !== undefined && e.REDIS_PASSWORD_FILE !== undefined) {
+    throw new ConfigError('Invalid configuration:\n  REDIS_PASSWORD: set REDIS_PASSWORD or REDIS_PASSWORD_FILE, not both');
+  }
+  const password = e.REDIS_PASSWORD ?? (e.REDIS_PASSWORD_FILE !== undefined ? readSecretFile(e.REDIS_PASSWORD_FILE, 'REDIS_PASSWORD_FILE') : undefined);
+  if (password === undefined) return e.REDIS_URL;
+  const variable = e.REDIS_PASSWORD !== undefined ? 'REDIS_PASSWORD' : 'REDIS_PASSWORD_FILE';
+  if (password === '') throw new ConfigError(`Invalid configuration:\n  ${variable}: the password is empty`);
+  let u: URL;
+  try {
+    u = new URL(e.REDIS_URL);
+  } catch {
+    throw new ConfigError(`Invalid configuration:\n  REDIS_URL: expected redis://host:port (needed to add ${variable}), got "${e.REDIS_URL.replace(/\/\/[^@/]*@/, '//***@')}"`);
+  }
+  if (u.password) throw new ConfigError(`Invalid configuration:\n  ${variable}: REDIS_URL already carries a password; set the password in one place`);
+  u.password = encodeURIComponent(password);
+  return u.toString();
 }
 
 export const WORKER_CONFIG = Symbol('WORKER_CONFIG');
@@ -242,6 +296,7 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
   }
   return {
     ...e,
+    REDIS_URL: redisUrlWithPassword(e),
     ADVERTISE_HOST: e.ADVERTISE_HOST ?? wireguardAddress() ?? 'localhost',
     cpuCores,
     memoryGb,
@@ -257,5 +312,6 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     namedImages,
     allowedImages,
     workspaceQuotaBytes: Math.round(Math.min(e.WORKSPACE_QUOTA_MB ?? Infinity, e.MAX_DISK_GB * 1024) * 1024 * 1024),
+    metricsAuth: e.METRICS_AUTH === 'auto' ? !isLoopbackHost(e.HTTP_HOST) : e.METRICS_AUTH,
   };
 }

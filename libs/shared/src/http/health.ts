@@ -86,8 +86,9 @@ export class HealthController {
 }
 
 /**
- * Prometheus metrics of this service. Open by default (HTTP binds to 127.0.0.1);
- * with METRICS_AUTH=true it wants the dashboard token as a Bearer header or cookie.
+ * Prometheus metrics of this service. Open while HTTP binds to loopback (the default);
+ * bound to another address (or with METRICS_AUTH=true) it wants the dashboard token as a
+ * Bearer header or cookie, unless METRICS_AUTH=false.
  */
 @Controller()
 export class MetricsController {
@@ -100,10 +101,10 @@ export class MetricsController {
 
   @Get('metrics')
   async metrics(@Req() req: Request, @Res() res: Response): Promise<void> {
-    if (this.config.METRICS_AUTH) {
+    if (this.config.metricsAuth) {
       this.token ??= (await loadDashboardToken(this.config, false))?.token ?? null;
       if (!this.token || !tokenMatches(presentedToken(req.headers, req.cookies as Record<string, string> | undefined), this.token)) {
-        throw new UnauthorizedException('metrics need the dashboard token (METRICS_AUTH=true)');
+        throw new UnauthorizedException('metrics need the dashboard token: send Authorization: Bearer <token> (METRICS_AUTH)');
       }
     }
     res.setHeader('Content-Type', this.registry.contentType);
