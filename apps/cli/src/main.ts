@@ -2,19 +2,24 @@
 /**
  * hivemind-worker: runs a HiveMind worker node (gateway, executor, monitor) with
  * settings from flags, the environment, a config file and defaults, in that order;
- * `doctor` checks the machine, `health` is the container health check.
+ * `init` writes a commented config file, `doctor` checks the machine, `health` is the
+ * container health check; `status`, `pause`, `resume`, `tasks` and `logs` ask a running
+ * gateway's API.
  *
  * This is the one place the command reads process.env: it builds the services'
  * environment from it, and the services validate it through libs/shared/src/config.
  */
 import 'reflect-metadata';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { loadWorkerConfig, WorkerConfig } from '@hivemind/shared/config/worker-config';
 import { resolveCredentials } from '@hivemind/shared/security/secrets';
 import { formatTable, runDoctor } from './doctor';
 import { checkHealth, SERVICES, ServiceName } from './health';
+import { renderConfigTemplate } from './config-template';
+import { connectGateway, GatewayError } from './gateway-client';
 import { launchServices } from './launcher';
+import { runNodeCommand } from './node-commands';
 import { ConfigFile, parseConfigFile, precedenceHelp, Resolved, resolveSettings, SETTINGS, SettingName, SettingsError } from './settings';
 import { errorMessage } from '@hivemind/shared/util/errors';
 
@@ -26,7 +31,7 @@ function addSettingOptions(cmd: Command): Command {
     const flag = s.kind === 'bool' ? `--${s.flag}` : `--${s.flag} <${s.kind === 'int' ? 'n' : 'value'}>`;
     cmd.addOption(new Option(flag, `${s.describe}; env ${s.env}${dflt}`));
   }
-  cmd.addOption(new Option('--config <file>', 'JSON config file; env HIVEMIND_CONFIG'));
+  cmd.addOption(new Option('--config <file>', 'YAML config file (hivemind-worker init writes one); env HIVEMIND_CONFIG'));
   cmd.addHelpText('after', `\n${precedenceHelp()}`);
   return cmd;
 }
@@ -116,5 +121,77 @@ program
       process.exitCode = 1;
     }
   });
+
+program
+  .command('init')
+  .description('write a config file listing every setting with its default and meaning (commented out); the flags given are written as values')
+  .argument('[file]', 'where to write it', 'hivemind-worker.yaml')
+  .option('--force', 'overwrite the file when it exists')
+  .addOption(new Option('--node-id <value>', SETTINGS[0].describe))
+  .addOption(new Option('--node-pool <value>', "the Node Pool's gRPC address, host:port"))
+  .addOption(new Option('--max-tasks <n>', 'tasks the node holds at once (1-256)'))
+  .addOption(new Option('--cpu-only', 'offer no GPU and do not probe for one'))
+  .action((file: string, opts: Record<string, unknown>) => {
+    let text: string;
+    try {
+      const flags: Partial<Record<SettingName, string | boolean>> = {};
+      for (const s of SETTINGS) if (opts[s.name] !== undefined) flags[s.name] = opts[s.name] as string | boolean;
+      const r = resolveSettings(flags, {});
+      const values: Resolved['values'] = {};
+      for (const s of SETTINGS) if (r.sources[s.name] === 'flag') values[s.name] = r.values[s.name];
+      text = renderConfigTemplate(values);
+    } catch (err) {
+      fail(err);
+    }
+    try {
+      // 0600: the file may come to hold the node's password or the pool's secret.
+      writeFileSync(file, text, { mode: 0o600, flag: opts.force ? 'w' : 'wx' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') fail(`init: ${file} already exists; use --force to overwrite it`);
+      fail(`init: cannot write ${file}: ${errorMessage(err)}`);
+    }
+    console.log(`wrote ${file}: every setting with its default (commented out). Edit it, then run: hivemind-worker --config ${file}`);
+  });
+
+/** status, pause, resume, tasks and logs: the running gateway's API, with the dashboard token. */
+function gatewayCommand(name: 'status' | 'pause' | 'resume' | 'tasks' | 'logs', description: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .option('--json', "print the gateway's JSON answer")
+    .option('--url <url>', 'the gateway\'s HTTP address (default: http://HTTP_HOST:HTTP_PORT, 127.0.0.1:5001)')
+    .option('--config <file>', 'YAML config file (for HTTP_PORT, DASHBOARD_TOKEN_FILE, ...); env HIVEMIND_CONFIG');
+}
+
+async function askGateway(command: 'status' | 'pause' | 'resume' | 'tasks' | 'logs', opts: Record<string, unknown>, extra: { taskId?: string; limit?: number } = {}): Promise<void> {
+  let config: WorkerConfig;
+  try {
+    ({ config } = resolveFrom(opts));
+  } catch (err) {
+    fail(err);
+  }
+  try {
+    const client = await connectGateway(config, opts.url === undefined ? undefined : String(opts.url).replace(/\/+$/, ''));
+    console.log(await runNodeCommand(client, command, { json: opts.json === true, ...extra }));
+  } catch (err) {
+    if (!(err instanceof GatewayError)) throw err;
+    console.error(`${command}: ${err.message}`);
+    process.exitCode = 1;
+  }
+}
+
+gatewayCommand('status', "the node's state: pool link, status, tasks held, CPT, host, recent problems").action((opts: Record<string, unknown>) => askGateway('status', opts));
+gatewayCommand('pause', 'stop taking new tasks (the pool sees "Paused"); tasks held run to the end').action((opts: Record<string, unknown>) => askGateway('pause', opts));
+gatewayCommand('resume', 'take tasks again after pause').action((opts: Record<string, unknown>) => askGateway('resume', opts));
+gatewayCommand('tasks', 'running tasks, results the pool refused, and the last finished tasks')
+  .option('--limit <n>', 'finished tasks to list (1 to TASK_HISTORY_SIZE)')
+  .action((opts: Record<string, unknown>) => {
+    const limit = opts.limit === undefined ? undefined : Number(opts.limit);
+    if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) fail(`--limit: expected a positive integer, got "${String(opts.limit)}"`);
+    return askGateway('tasks', opts, { limit });
+  });
+gatewayCommand('logs', "a task's logs: live while it runs, else the tail kept in the history")
+  .argument('<task>', 'the task id')
+  .action((taskId: string, opts: Record<string, unknown>) => askGateway('logs', opts, { taskId }));
 
 program.parseAsync(process.argv).catch(fail);

@@ -49,11 +49,21 @@ describe('hivemind-worker settings precedence', () => {
     expect(() => resolveSettings({ nodeId: '  ' }, {})).toThrow(SettingsError);
   });
 
-  it('refuses a bad config file with the file and key in the message', () => {
-    expect(() => parseConfigFile('{nope', 'a.json')).toThrow(/^config file a\.json: not valid JSON/);
-    expect(() => parseConfigFile('{"nodeid": "x"}', 'b.json')).toThrow('config file b.json: (top level): unknown key(s) nodeid');
-    expect(() => parseConfigFile('{"maxTasks": "3"}', 'c.json')).toThrow(/^config file c\.json: maxTasks: Expected number/);
-    expect(() => parseConfigFile('{"env": {"redis_url": "x"}}', 'd.json')).toThrow('config file d.json: env.redis_url: expected an upper-case variable name');
+  it('refuses a bad config file with the file, the key and its line in the message', () => {
+    expect(() => parseConfigFile('nodeId: [alice\n', 'a.yaml')).toThrow(/^config file a\.yaml: not valid YAML \(line \d+, column \d+\)/);
+    expect(() => parseConfigFile('nodeId: a\nnodeId: b\n', 'dup.yaml')).toThrow(/^config file dup\.yaml: not valid YAML \(line 2, column 1\): Map keys must be unique/);
+    expect(() => parseConfigFile('{"nodeid": "x"}', 'b.json')).toThrow('config file b.json: nodeid (line 1, column 2): unknown key(s) nodeid');
+    expect(() => parseConfigFile('# a comment\nmaxTasks: "3"\n', 'c.yaml')).toThrow(/^config file c\.yaml: maxTasks \(line 2, column 1\): Expected number/);
+    expect(() => parseConfigFile('env:\n  REDIS_URL: x\n  redis_url: x\n', 'd.yaml')).toThrow('config file d.yaml: env.redis_url (line 3, column 3): expected an upper-case variable name');
+    expect(() => parseConfigFile('env:\n  TASK_TIMEOUT: [1, 2]\n', 'e.yaml')).toThrow('config file e.yaml: env.TASK_TIMEOUT (line 2, column 3): expected a string, number or true/false');
+    expect(() => parseConfigFile('- nodeId\n', 'f.yaml')).toThrow('config file f.yaml: (top level): expected a mapping of settings (key: value), got array');
+  });
+
+  it('reads YAML, JSON (a JSON file is YAML too), and keys left without a value as unset', () => {
+    const yaml = parseConfigFile('nodeId: alice\nmaxTasks: 3\ncpuOnly:\nenv:\n  REDIS_URL: redis://h:6379\n  TASK_TIMEOUT:\n', 'w.yaml');
+    expect(yaml).toEqual({ nodeId: 'alice', maxTasks: 3, env: { REDIS_URL: 'redis://h:6379' } });
+    expect(parseConfigFile('{"nodeId": "alice", "maxTasks": 3, "env": {"REDIS_URL": "redis://h:6379"}}', 'w.json')).toEqual({ nodeId: 'alice', maxTasks: 3, env: { REDIS_URL: 'redis://h:6379' } });
+    expect(parseConfigFile('# nothing set\n', 'empty.yaml')).toEqual({});
   });
 
   it('--help text states the order and every setting', () => {

@@ -1,5 +1,5 @@
+import { isMap, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { errorMessage } from '@hivemind/shared/util/errors';
 
 /**
  * The hivemind-worker command's settings and where each comes from.
@@ -51,16 +51,23 @@ export const SETTINGS: readonly SettingSpec[] = [
   { name: 'logFile', flag: 'log-file', env: 'HIVEMIND_LOG_FILE', kind: 'string', describe: "also append every service's log to this file", toEnv: () => ({}) },
 ];
 
-/** The config file: the settings above by name, plus any other worker variable under "env". */
+/** A key left without a value (`key:`) in the config file is unset. */
+const orUnset = <T extends z.ZodTypeAny>(t: T) => t.nullable().transform((v) => v ?? undefined);
+
+/** The config file (YAML): the settings above by name, plus any other worker variable under "env". */
 const configFileSchema = z
   .object({
-    nodeId: z.string().min(1),
-    nodePool: z.string().min(1),
-    maxTasks: z.number().int().min(1).max(256),
-    cpuOnly: z.boolean(),
-    debug: z.boolean(),
-    logFile: z.string().min(1),
-    env: z.record(z.string().regex(/^[A-Z][A-Z0-9_]*$/, 'expected an upper-case variable name'), z.union([z.string(), z.number(), z.boolean()])),
+    nodeId: orUnset(z.string().min(1)),
+    nodePool: orUnset(z.string().min(1)),
+    maxTasks: orUnset(z.number().int().min(1).max(256)),
+    cpuOnly: orUnset(z.boolean()),
+    debug: orUnset(z.boolean()),
+    logFile: orUnset(z.string().min(1)),
+    env: orUnset(
+      z
+        .record(z.string().regex(/^[A-Z][A-Z0-9_]*$/, 'expected an upper-case variable name'), orUnset(z.union([z.string(), z.number(), z.boolean()], { errorMap: () => ({ message: 'expected a string, number or true/false' }) })))
+        .transform((r) => Object.fromEntries(Object.entries(r).filter((e): e is [string, string | number | boolean] => e[1] !== undefined))),
+    ),
   })
   .partial()
   .strict();
@@ -69,22 +76,52 @@ export type ConfigFile = z.infer<typeof configFileSchema>;
 
 export class SettingsError extends Error {}
 
-/** Parses and checks a config file's text; the error names the file and the key. */
+/**
+ * Parses and checks a config file's text (YAML; a JSON file is YAML too). The error names
+ * the file, the key and its line.
+ */
 export function parseConfigFile(text: string, file: string): ConfigFile {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new SettingsError(`config file ${file}: not valid JSON (${errorMessage(err)})`);
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number | undefined) => {
+    if (offset === undefined) return '';
+    const { line, col } = lines.linePos(offset);
+    return ` (line ${line}, column ${col})`;
+  };
+  if (doc.errors.length) {
+    const e = doc.errors[0];
+    throw new SettingsError(`config file ${file}: not valid YAML${at(e.pos[0])}: ${e.message.split('\n')[0]}`);
   }
+  const raw: unknown = doc.toJS() ?? {};
   const r = configFileSchema.safeParse(raw);
   if (!r.success) {
     const issue = r.error.issues[0];
-    const where = issue.path.length ? issue.path.join('.') : '(top level)';
-    const what = issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.join(', ')}; allowed: ${SETTINGS.map((s) => s.name).join(', ')}, env` : issue.message;
-    throw new SettingsError(`config file ${file}: ${where}: ${what}`);
+    let keyPath: (string | number)[] = issue.path;
+    let what: string = issue.message;
+    if (issue.code === 'unrecognized_keys') {
+      keyPath = [...issue.path, issue.keys[0]];
+      what = `unknown key(s) ${issue.keys.join(', ')}; allowed: ${SETTINGS.map((s) => s.name).join(', ')}, env (other worker variables go under env)`;
+    } else if (issue.code === 'invalid_type' && issue.path.length === 0) {
+      what = `expected a mapping of settings (key: value), got ${issue.received}`;
+    }
+    const where = keyPath.length ? keyPath.join('.') : '(top level)';
+    throw new SettingsError(`config file ${file}: ${where}${at(keyOffset(doc.contents, keyPath))}: ${what}`);
   }
   return r.data;
+}
+
+/** Where a key (or, failing that, its nearest parent) starts in the file. */
+function keyOffset(node: unknown, keyPath: (string | number)[]): number | undefined {
+  let found: number | undefined;
+  let cur = node;
+  for (const k of keyPath) {
+    if (!isMap(cur)) break;
+    const pair = cur.items.find((p) => (p.key as { value?: unknown } | null)?.value === k);
+    if (!pair) break;
+    found = (pair.key as { range?: [number, number, number] }).range?.[0] ?? found;
+    cur = pair.value;
+  }
+  return found;
 }
 
 function parseValue(spec: SettingSpec, raw: string | boolean | number, origin: string): string | number | boolean {
@@ -163,7 +200,10 @@ export function precedenceHelp(): string {
     '',
     ...rows,
     '',
-    'The config file is JSON: the keys above, plus "env": {"REDIS_URL": "...", ...} for any other',
-    'worker variable (README, Configuration); a variable set in the environment wins over "env".',
+    'The config file is YAML (hivemind-worker init writes one listing every setting): the keys',
+    'above, plus "env:" with any other worker variable (README, Configuration), e.g.',
+    '  env:',
+    '    REDIS_URL: redis://10.0.0.5:6379',
+    'A variable set in the environment wins over the one under "env".',
   ].join('\n');
 }

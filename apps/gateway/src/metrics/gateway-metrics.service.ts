@@ -61,6 +61,7 @@ export class GatewayMetrics {
   readonly poolRpcErrors: Counter<'method'>;
   readonly poolRelogins: Counter;
   readonly poolRegistrations: Counter;
+  readonly poolLastHeartbeat: Gauge;
 
   constructor(
     @Inject(METRICS_REGISTRY) registry: Registry,
@@ -110,6 +111,11 @@ export class GatewayMetrics {
     this.poolRpcErrors = new Counter({ name: 'hivemind_pool_rpc_errors_total', help: 'Failed calls to the Node Pool, by method', labelNames: ['method'], registers: r });
     this.poolRelogins = new Counter({ name: 'hivemind_pool_relogins_total', help: 'Logins after the Node Pool refused the token (expired, or the pool restarted)', registers: r });
     this.poolRegistrations = new Counter({ name: 'hivemind_pool_registrations_total', help: 'RegisterWorkerNode calls the Node Pool accepted', registers: r });
+    this.poolLastHeartbeat = new Gauge({
+      name: 'hivemind_pool_last_heartbeat_timestamp_seconds',
+      help: 'When the Node Pool last took a heartbeat (RegisterWorkerNode or ReportStatus), Unix seconds; 0 before the first',
+      registers: r,
+    });
 
     new Gauge({
       name: 'hivemind_tasks_running',

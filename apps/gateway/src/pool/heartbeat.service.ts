@@ -152,6 +152,7 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
     if (!res.success) throw new Error(`RegisterWorkerNode refused: ${res.message}`);
     this.registered = capacityKey(node);
     this.pool.lastHeartbeatOk = Date.now();
+    this.metrics.poolLastHeartbeat.set(this.pool.lastHeartbeatOk / 1000);
     this.metrics.poolRegistrations.inc();
     this.logger.debug({ docker }, 'registered with the node pool');
     await this.sendStatus(report);
@@ -212,6 +213,7 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
       throw new Error(`ReportStatus refused: ${res.message}`);
     }
     this.pool.lastHeartbeatOk = Date.now();
+    this.metrics.poolLastHeartbeat.set(this.pool.lastHeartbeatOk / 1000);
     if (report.status !== this.lastStatus) this.logger.info({ status: report.status }, 'node status');
     this.lastStatus = report.status;
   }
