@@ -1,8 +1,9 @@
 /**
  * The worker's configuration variables as the README's "Configuration: Worker" table
- * lists them (same order, same text): `hivemind-worker init` writes its config file from
- * this list, and config-reference.spec.ts fails when this list, the README table and the
- * config schema (libs/shared/src/config/worker-config.ts) disagree.
+ * lists them (same order, same text), generated from it by scripts/gen-config-reference.mjs:
+ * `hivemind-worker init` writes its config file from this list, and
+ * config-template.spec.ts fails when this list, the README table and the config schema
+ * (libs/shared/src/config/worker-config.ts) disagree.
  */
 export interface WorkerVariableDoc {
   /** Variables of the row (a few rows name two). */
@@ -22,11 +23,11 @@ export const WORKER_VARIABLES: readonly WorkerVariableDoc[] = [
   { names: ["ALLOWED_POOL_ADDRESSES"], dflt: "the pool's addresses", meaning: "IPs or CIDRs, comma separated, allowed to call ExecuteTask/StopTaskExecution. Default: `NODE_POOL_ADDRESS` resolved, plus loopback when it is on loopback." },
   { names: ["POOL_SHARED_SECRET"], dflt: "(unset)", meaning: "When set, callers must send it in `x-hivemind-pool-secret` metadata." },
   { names: ["POOL_SHARED_SECRET_FILE"], dflt: "(unset)", meaning: "The same, read from a file." },
-  { names: ["GRPC_TLS_CERT","GRPC_TLS_KEY"], dflt: "(unset)", meaning: "PEM certificate and key: the worker's gRPC server speaks TLS." },
+  { names: ["GRPC_TLS_CERT", "GRPC_TLS_KEY"], dflt: "(unset)", meaning: "PEM certificate and key: the worker's gRPC server speaks TLS." },
   { names: ["GRPC_TLS_CLIENT_CA"], dflt: "(unset)", meaning: "PEM CA: callers must present a certificate it signed (mTLS)." },
   { names: ["POOL_TLS"], dflt: "`false`", meaning: "Talk TLS to the pool (trusting the system CAs unless `POOL_TLS_CA` is set)." },
   { names: ["POOL_TLS_CA"], dflt: "(unset)", meaning: "PEM CA for the pool's certificate (turns TLS on)." },
-  { names: ["POOL_TLS_CERT","POOL_TLS_KEY"], dflt: "(unset)", meaning: "A client certificate to present to the pool." },
+  { names: ["POOL_TLS_CERT", "POOL_TLS_KEY"], dflt: "(unset)", meaning: "A client certificate to present to the pool." },
   { names: ["ADVERTISE_HOST"], dflt: "the WireGuard address, else `localhost`", meaning: "The address the pool dials to reach this worker (registered as `hostname`). Not `127.0.0.1`. Unset, the IPv4 address of a WireGuard interface (`wg0` first, see \"Joining the VPN\") is used when one is up." },
   { names: ["ADVERTISE_PORT"], dflt: "`GRPC_PORT`", meaning: "The port registered with the pool." },
   { names: ["GRPC_BIND"], dflt: "`0.0.0.0`", meaning: "Address the worker's gRPC server listens on." },
@@ -35,6 +36,8 @@ export const WORKER_VARIABLES: readonly WorkerVariableDoc[] = [
   { names: ["MAX_MESSAGE_MB"], dflt: "`1024`", meaning: "Largest gRPC message accepted or sent, in MiB (task zips reach 500 MB)." },
   { names: ["REDIS_URL"], dflt: "`redis://127.0.0.1:6379`", meaning: "Redis shared by the services." },
   { names: ["REDIS_PREFIX"], dflt: "`hivemind`", meaning: "Prefix of every Redis key and queue, so several nodes can share one Redis." },
+  { names: ["REDIS_PASSWORD"], dflt: "(unset)", meaning: "Redis's password, added to `REDIS_URL` (which must then carry none); never shown in an error." },
+  { names: ["REDIS_PASSWORD_FILE"], dflt: "(unset)", meaning: "A file holding Redis's password (trailing newline trimmed), instead of `REDIS_PASSWORD` (docker-compose.yml sets it to the generated one)." },
   { names: ["MAX_CONCURRENT_TASKS"], dflt: "`2`", meaning: "Tasks the node holds at once (queued or running). A live setting: the dashboard can change it without a restart." },
   { names: ["EXECUTOR_CONCURRENCY"], dflt: "`MAX_CONCURRENT_TASKS`", meaning: "Tasks one executor process runs at once." },
   { names: ["TASK_TIMEOUT"], dflt: "`3600`", meaning: "Wall-clock limit of a task; past it the task is stopped and fails with \"timed out after N s\"." },
@@ -73,7 +76,8 @@ export const WORKER_VARIABLES: readonly WorkerVariableDoc[] = [
   { names: ["DOCKER_RESTART_WAIT"], dflt: "`120`", meaning: "Seconds a running task waits for a restarting Docker daemon; a container that survived (live-restore) is followed again, one that did not ends the task Failed with the reason." },
   { names: ["TASK_IMAGE"], dflt: "`hivemind/task-runtime:latest`", meaning: "Image Python tasks (and the `requirements.txt` install step) run in." },
   { names: ["TASK_SHELL_IMAGE"], dflt: "`TASK_IMAGE`", meaning: "Image `run.sh` tasks run in (needs `bash`)." },
-  { names: ["TASK_IMAGE_ALLOWLIST"], dflt: "the two above", meaning: "Images tasks may run in, comma separated; must include the two defaults." },
+  { names: ["TASK_IMAGES"], dflt: "(none)", meaning: "Images a task may name in its `hivemind.json`, `name=image` comma separated (e.g. `ml=hivemind/task-ml:latest`); `default` is always `TASK_IMAGE`." },
+  { names: ["TASK_IMAGE_ALLOWLIST"], dflt: "the images above", meaning: "Images tasks may run in, comma separated; must include the two defaults and those of `TASK_IMAGES`." },
   { names: ["TASK_IMAGE_PULL"], dflt: "`true`", meaning: "Pull a missing default image at start (when a registry answers)." },
   { names: ["REQUIREMENTS_INSTALL"], dflt: "`true`", meaning: "Install a task's `requirements.txt` (wheels from the package index, into its workspace) before it runs." },
   { names: ["REQUIREMENTS_ALLOW_SDIST"], dflt: "`false`", meaning: "Also use source distributions. Building one runs the package's own code while the download has the network: only for pools whose tasks are trusted." },
@@ -121,10 +125,12 @@ export const WORKER_VARIABLES: readonly WorkerVariableDoc[] = [
   { names: ["EXECUTOR_HEALTH_PORT"], dflt: "`5003`", meaning: "An executor's `/health` and `/metrics`; `0` for none. Executors sharing a host need distinct ports or `0`." },
   { names: ["DASHBOARD_TOKEN"], dflt: "(unset)", meaning: "The dashboard token (32–256 of `A-Za-z0-9_-`); when unset, the token file is used." },
   { names: ["DASHBOARD_TOKEN_FILE"], dflt: "`dashboard-token` beside `CREDENTIALS_FILE`", meaning: "Where the generated token is kept (mode 0600; refused when others can read it)." },
-  { names: ["METRICS_AUTH"], dflt: "`false`", meaning: "Require the dashboard token for `/metrics` too." },
+  { names: ["METRICS_AUTH"], dflt: "`auto`", meaning: "Whether `/metrics` needs the dashboard token: `auto` when `HTTP_HOST` is not a loopback address, `true` always, `false` never." },
+  { names: ["DASHBOARD_COOKIE_SECURE"], dflt: "`false`", meaning: "Always mark the login cookie `Secure` (it is anyway when the login came over TLS, or a proxy says `X-Forwarded-Proto: https`)." },
   { names: ["HEALTH_TIMEOUT"], dflt: "`3`", meaning: "Seconds each readiness indicator may take before it is reported down." },
   { names: ["HEALTH_HEARTBEAT_MAX_AGE"], dflt: "max(30, 3 × `HEARTBEAT_INTERVAL`, 2 × `REGISTER_INTERVAL`)", meaning: "Seconds since the pool last took a heartbeat before the gateway is not ready." },
   { names: ["HEALTH_MIN_FREE_DISK_MB"], dflt: "`1024`", meaning: "Free MB under `WORK_DIR` below which the monitor is not ready." },
   { names: ["HEALTH_MIN_FREE_MEMORY_MB"], dflt: "`256`", meaning: "Available MB of memory below which the monitor is not ready." },
   { names: ["TASK_HISTORY_SIZE"], dflt: "`100`", meaning: "Finished tasks the dashboard's history keeps (in Redis, `<prefix>:history`)." },
-  { names: ["TASK_HISTORY_LOG_KB"], dflt: "`16`", meaning: "End of each task's logs kept with its history entry." },];
+  { names: ["TASK_HISTORY_LOG_KB"], dflt: "`16`", meaning: "End of each task's logs kept with its history entry." },
+];

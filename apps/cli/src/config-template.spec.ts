@@ -43,6 +43,7 @@ const uncommentAll = (text: string) => {
 };
 
 describe('hivemind-worker init: the config file', () => {
+  // After changing the README table: node scripts/gen-config-reference.mjs
   it('lists the same variables, defaults and meanings as the README table', () => {
     expect(WORKER_VARIABLES.map((w) => ({ ...w, names: [...w.names] }))).toEqual(readmeWorkerTable());
   });
