@@ -122,4 +122,26 @@ describe('file logging with rotation', () => {
     }
     await fs.rm(dir, { recursive: true, force: true });
   });
+
+  it('keeps the files JSON when stdout is pretty (LOG_FORMAT=pretty)', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hm-logdir-'));
+    const script = `
+      const { createLogger } = require(${JSON.stringify(path.join(ROOT, 'dist/libs/shared/src/logging/logger.js'))});
+      const log = createLogger('svc', { level: 'info', format: 'pretty', logDir: process.argv[1] });
+      log.info({ taskId: 't-1', password: 'pw-never-in-files' }, 'task accepted');
+      log.warn({ last: true }, 'the end');
+      setTimeout(() => process.exit(), 500);`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', script, dir]);
+    // stdout is for a person: not JSON records.
+    expect(stdout.trim()).not.toBe('');
+    for (const line of stdout.trim().split('\n')) expect(() => JSON.parse(line)).toThrow();
+    const records = (await fs.readFile(path.join(dir, 'svc.1.log'), 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { taskId?: string; password?: string; last?: boolean });
+    expect(records).toHaveLength(2);
+    expect(records[0]).toMatchObject({ taskId: 't-1', password: '[redacted]' });
+    expect(records[1].last).toBe(true);
+    await fs.rm(dir, { recursive: true, force: true });
+  });
 });
