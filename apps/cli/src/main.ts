@@ -86,7 +86,10 @@ addSettingOptions(
     fail(err);
   }
   console.log(`[hivemind-worker] ${settingsSummary(resolved)}`);
-  process.exitCode = await launchServices({ env: resolved.env, logFile: resolved.values.logFile as string | undefined });
+  // On a terminal the services' log reads as lines for a person, unless LOG_FORMAT says otherwise.
+  const env = { ...resolved.env };
+  if (env.LOG_FORMAT === undefined && process.stdout.isTTY) env.LOG_FORMAT = 'pretty';
+  process.exitCode = await launchServices({ env, logFile: resolved.values.logFile as string | undefined });
 });
 
 addSettingOptions(program.command('doctor').description('check Docker, the task image, Redis, the Node Pool, disk, credentials and GPU; exit 1 when something is not ready')).action(

@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   } catch (err) {
     failBoot(err);
   }
-  const logger = createLogger('devpool', { level: config.LOG_LEVEL });
+  const logger = createLogger('devpool', { level: config.LOG_LEVEL, format: config.LOG_FORMAT });
   const app = await NestFactory.createApplicationContext(DevpoolModule.forRoot(config, logger), {
     logger: new PinoNestLogger(logger),
   });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { num, parseEnv, str, optStr } from './env-parsers';
+import { num, oneOf, parseEnv, str, optStr } from './env-parsers';
 
 /** Configuration of the local development Node Pool (apps/devpool). */
 export const devpoolEnvSchema = z.object({
@@ -31,6 +31,8 @@ export const devpoolEnvSchema = z.object({
   DEVPOOL_CLIENT_KEY: optStr(),
   DEVPOOL_SHARED_SECRET: optStr(),
   LOG_LEVEL: str('info'),
+  /** stdout: json, or pretty (lines for a person). */
+  LOG_FORMAT: oneOf(['json', 'pretty'] as const, 'json'),
 });
 
 export interface DevpoolUser {

@@ -157,6 +157,8 @@ export const workerEnvSchema = z.object({
   TASK_STORE_TTL: num(604_800, { int: true, min: 60 }),
   LOG_DIR: optStr(),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const, 'info'),
+  /** stdout: json, or pretty (lines for a person); files in LOG_DIR stay JSON. `hivemind-worker start` on a terminal makes it pretty. */
+  LOG_FORMAT: oneOf(['json', 'pretty'] as const, 'json'),
 
   LOG_FILE_SIZE_MB: num(10, { min: 1 }),
   LOG_FILE_COUNT: num(5, { int: true, min: 1, max: 1000 }),

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { effectiveLevel, ProblemRing, REDACT_PATHS } from './logger';
+import { createLogger, effectiveLevel, LogFormat, ProblemRing, REDACT_PATHS } from './logger';
 
 function capture() {
   let out = '';
@@ -39,6 +39,12 @@ describe('log redaction', () => {
     expect(text()).toContain('"accept":"*/*"');
     expect(text()).not.toContain(token);
     expect(text().match(/\[redacted\]/g)).toHaveLength(3);
+  });
+});
+
+describe('log format', () => {
+  it('refuses a format that is neither json nor pretty, naming it', () => {
+    expect(() => createLogger('svc', { level: 'info', format: 'yaml' as LogFormat })).toThrow(/expected one of json, pretty, got "yaml"/);
   });
 });
 

@@ -1,7 +1,9 @@
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { LoggerService } from '@nestjs/common';
 import pino, { Logger } from 'pino';
+import pinoRoll from 'pino-roll';
+import type { SonicBoom } from 'sonic-boom';
 
 /** Paths pino blanks out wherever they appear: secrets never reach a log line. */
 export const REDACT_PATHS = [
@@ -19,8 +21,14 @@ export const REDACT_PATHS = [
   'metadata.authorization',
 ];
 
+/** How the log reads on stdout: one JSON record a line, or lines for a person (pino-pretty). */
+export const LOG_FORMATS = ['json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 export interface LoggerOptions {
   level: string;
+  /** stdout only: files in `logDir` are JSON whatever the format. Default json. */
+  format?: LogFormat;
   /** When set, the log also goes to rotated files `<logDir>/<service>.<n>.log`. */
   logDir?: string;
   /** Size at which a log file is rotated, in MB. */
@@ -72,28 +80,91 @@ export class ProblemRing {
 /** This process's recent warnings and errors. */
 export const recentProblems = new ProblemRing();
 
+/**
+ * The rotated log files, written from this thread: pino-roll's numbered files,
+ * rotated by size and daily, the oldest removed.
+ *
+ * A rotated file always ends at a line boundary: pino writes each line with
+ * one `write()`, and pino-roll rotates on its file stream's 'drain', which
+ * comes only once that stream has written every byte it was given. (Run as a
+ * pino transport instead, in a worker thread, pino-roll is fed the chunks of
+ * pino's shared ring buffer, which end wherever the buffer wraps, often
+ * inside a line: a rotation between two chunks cut the line in two. That
+ * ring buffer also loses lines holding multi-byte characters when it wraps.)
+ *
+ * pino-roll opens its first file asynchronously: lines logged until then wait
+ * here, in order. At exit, what the stream still holds is written synchronously.
+ */
+class RotatingFiles {
+  private file: SonicBoom | null = null;
+  private waiting: string[] = [];
+
+  constructor(options: Parameters<typeof pinoRoll>[0]) {
+    pinoRoll(options).then(
+      (file) => {
+        this.file = file;
+        for (const line of this.waiting) file.write(line);
+        this.waiting = [];
+        process.once('exit', () => {
+          try {
+            file.flushSync();
+          } catch {
+            // Exiting: nothing is left to report a failed last write to.
+          }
+        });
+      },
+      (err: unknown) => {
+        // The service cannot keep its promise of log files: stop it, naming why.
+        setImmediate(() => {
+          throw new Error(`LOG_DIR: cannot open the log file ${options.file}${options.extension ?? ''}: ${err instanceof Error ? err.message : String(err)}`);
+        });
+      },
+    );
+  }
+
+  write(line: string): void {
+    if (this.file) this.file.write(line);
+    else this.waiting.push(line);
+  }
+}
+
+/**
+ * stdout for a person: pino-pretty, in this thread, one line an entry, with
+ * the local time and without pid and hostname.
+ */
+function prettyStdout(): pino.DestinationStream {
+  let pretty: (options: Record<string, unknown>) => pino.DestinationStream;
+  try {
+    pretty = require('pino-pretty') as typeof pretty;
+  } catch {
+    throw new Error('LOG_FORMAT=pretty needs the pino-pretty package, which is not installed (run npm install); LOG_FORMAT=json needs nothing');
+  }
+  return pretty({ destination: 1, sync: false, colorize: false, singleLine: true, translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l', ignore: 'pid,hostname' });
+}
+
 export function createLogger(service: string, opts: LoggerOptions): Logger {
   // Each multistream entry filters by its own level (info unless told): pass ours.
   const level = opts.level as pino.Level;
+  const format = opts.format ?? 'json';
+  if (!LOG_FORMATS.includes(format)) throw new Error(`log format: expected one of ${LOG_FORMATS.join(', ')}, got "${String(format)}"`);
   const streams: pino.StreamEntry[] = [
-    { level, stream: pino.destination({ dest: 1, sync: false }) },
+    { level, stream: format === 'pretty' ? prettyStdout() : pino.destination({ dest: 1, sync: false }) },
     { level: 'warn', stream: recentProblems },
   ];
   if (opts.logDir) {
-    mkdirSync(opts.logDir, { recursive: true });
-    // pino-roll in a worker thread: numbered files, rotated by size and daily, oldest removed.
-    const file = pino.transport({
-      target: 'pino-roll',
-      options: {
-        file: path.join(path.resolve(opts.logDir), service),
-        extension: '.log',
-        size: `${opts.fileSizeMb ?? 10}m`,
-        frequency: 'daily',
-        mkdir: true,
-        limit: { count: opts.fileCount ?? 5, removeOtherLogFiles: true },
-      },
-    }) as pino.DestinationStream;
-    streams.push({ level, stream: file });
+    const dir = path.resolve(opts.logDir);
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, fsConstants.W_OK);
+    // Always JSON, whatever LOG_FORMAT says of stdout.
+    const files = new RotatingFiles({
+      file: path.join(dir, service),
+      extension: '.log',
+      size: `${opts.fileSizeMb ?? 10}m`,
+      frequency: 'daily',
+      mkdir: true,
+      limit: { count: opts.fileCount ?? 5, removeOtherLogFiles: true },
+    });
+    streams.push({ level, stream: files });
   }
   return pino(
     { level: opts.level, base: { service }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },

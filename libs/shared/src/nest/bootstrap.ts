@@ -75,6 +75,7 @@ export async function bootWorkerService(
   }
   const logger = createLogger(service, {
     level: effectiveLevel(config.LOG_LEVEL),
+    format: config.LOG_FORMAT,
     logDir: config.LOG_DIR,
     fileSizeMb: config.LOG_FILE_SIZE_MB,
     fileCount: config.LOG_FILE_COUNT,
