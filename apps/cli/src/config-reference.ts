@@ -117,6 +117,7 @@ export const WORKER_VARIABLES: readonly WorkerVariableDoc[] = [
   { names: ["LOG_FILE_SIZE_MB"], dflt: "`10`", meaning: "Size at which a log file is rotated (files also rotate daily)." },
   { names: ["LOG_FILE_COUNT"], dflt: "`5`", meaning: "Rotated log files kept besides the current one." },
   { names: ["LOG_LEVEL"], dflt: "`info`", meaning: "`fatal`, `error`, `warn`, `info`, `debug` or `trace`; `--debug` on the command line means `debug`." },
+  { names: ["LOG_FORMAT"], dflt: "`json` (`pretty` for `hivemind-worker start` on a terminal)", meaning: "stdout: `json` (one JSON record a line) or `pretty` (lines for a person, needs `pino-pretty`). Files in `LOG_DIR` are JSON either way." },
   { names: ["MONITOR_INTERVAL"], dflt: "`5`", meaning: "Seconds between host samples." },
   { names: ["MONITOR_HISTORY"], dflt: "`720`", meaning: "Samples kept in the history (an hour at 5 s)." },
   { names: ["HTTP_HOST"], dflt: "`127.0.0.1`", meaning: "Address every service's HTTP server (dashboard, API, health, metrics) listens on." },
