@@ -14,14 +14,34 @@ export const ROOT = (() => {
   return dir;
 })();
 
-export async function freePort(): Promise<number> {
+/** Whether a server can listen on `port` on every address now. */
+function canListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '0.0.0.0', () => s.close(() => resolve(true)));
   });
+}
+
+/**
+ * Test ports come from below the kernel's ephemeral range (32768-60999 here), which
+ * outgoing connections draw their local ports from: a port taken from that range (by
+ * listening on port 0) can be taken by any connection before the service listens on
+ * it. Each jest worker has a slice of its own, walked in order from a random start, so
+ * two workers never hand out the same port either.
+ */
+const PORTS_FROM = 20_000;
+const PORTS_PER_WORKER = 1_500;
+let nextPort = Math.floor(Math.random() * PORTS_PER_WORKER);
+
+export async function freePort(): Promise<number> {
+  const worker = Number(process.env.JEST_WORKER_ID ?? 0) % 8;
+  const base = PORTS_FROM + worker * PORTS_PER_WORKER;
+  for (let i = 0; i < PORTS_PER_WORKER; i++) {
+    const port = base + (nextPort++ % PORTS_PER_WORKER);
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port between ${base} and ${base + PORTS_PER_WORKER - 1}`);
 }
 
 export function redisUrl(): string {
