@@ -44,7 +44,7 @@ id=$$
 export COMPOSE_PROJECT_NAME=hmsmoke$id
 export REDIS_PREFIX=hmsmoke$id
 export HIVEMIND_DATA_DIR=/tmp/hm-compose-smoke-$id
-# The node joins the local pool as its demo user (what devpool.env sets), explicitly.
+# The node joins the local pool as its demo user (what scripts/compose-demo.sh sets), explicitly.
 export NODE_ID=alice NODE_PASSWORD=alice-password NODE_POOL_ADDRESS=devpool:50051 ADVERTISE_HOST=gateway
 export HTTP_PUBLISH_ADDR=127.0.0.1 METRICS_AUTH=auto LOG_MAX_SIZE=10m LOG_MAX_FILE=5
 export GATEWAY_GRPC_PUBLISH GATEWAY_HTTP_PUBLISH DEVPOOL_PUBLISH

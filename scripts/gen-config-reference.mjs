@@ -3,7 +3,8 @@
 // monitor)" configuration table: the README is the one source of the variables'
 // defaults and meanings, and `hivemind-worker init` writes its config file from them.
 // Run after changing the table: node scripts/gen-config-reference.mjs
-// (apps/cli/src/config-template.spec.ts fails while the two disagree).
+// With --check it writes nothing and exits 1 when the file is not what the table gives
+// (apps/cli/src/config-template.spec.ts runs that).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,5 +57,15 @@ export interface WorkerVariableDoc {
 }
 `;
 const body = rows.map((r) => `  { names: ${JSON.stringify(r.names).replace(/","/g, '", "')}, dflt: ${JSON.stringify(r.dflt)}, meaning: ${JSON.stringify(r.meaning)} },`).join('\n');
-writeFileSync(join(root, 'apps/cli/src/config-reference.ts'), `${header}\nexport const WORKER_VARIABLES: readonly WorkerVariableDoc[] = [\n${body}\n];\n`);
-console.log(`apps/cli/src/config-reference.ts: ${rows.length} rows from README.md`);
+const target = join(root, 'apps/cli/src/config-reference.ts');
+const generated = `${header}\nexport const WORKER_VARIABLES: readonly WorkerVariableDoc[] = [\n${body}\n];\n`;
+if (process.argv.includes('--check')) {
+  if (readFileSync(target, 'utf8') !== generated) {
+    console.error('apps/cli/src/config-reference.ts differs from the README table: run node scripts/gen-config-reference.mjs');
+    process.exit(1);
+  }
+  console.log(`apps/cli/src/config-reference.ts matches the README table (${rows.length} rows)`);
+} else {
+  writeFileSync(target, generated);
+  console.log(`apps/cli/src/config-reference.ts: ${rows.length} rows from README.md`);
+}

@@ -56,13 +56,13 @@ describe('docker-compose.yml defaults (the compose smoke test runs them)', () =>
     }
   });
 
-  it('requires NODE_ID, NODE_PASSWORD and NODE_POOL_ADDRESS with a message naming each; devpool.env sets them for the demo pool', () => {
+  it('requires NODE_ID, NODE_PASSWORD and NODE_POOL_ADDRESS with a message naming each; scripts/compose-demo.sh sets them for the demo pool', () => {
     const vars = interpolated(composeText);
     for (const v of ['NODE_ID', 'NODE_PASSWORD', 'NODE_POOL_ADDRESS']) {
       expect([v, vars.get(v)?.dflt]).toEqual([v, undefined]);
       expect([v, vars.get(v)?.required]).toEqual([v, expect.stringContaining(`set ${v}`)]);
     }
-    const demo = envFile('devpool.env');
+    const demo = new Map([...readFileSync(path.join(ROOT, 'scripts/compose-demo.sh'), 'utf8').matchAll(/^export ([A-Z_]+)=(.*)$/gm)].map((m) => [m[1], m[2]]));
     expect(Object.fromEntries(demo)).toMatchObject({ COMPOSE_PROFILES: 'devpool', NODE_ID: 'alice', NODE_PASSWORD: 'alice-password', NODE_POOL_ADDRESS: 'devpool:50051' });
   });
 
