@@ -38,7 +38,7 @@ describe('owner first: a busy owner', () => {
       OWNER_BUSY_AFTER: '2',
       OWNER_IDLE_AFTER: '3',
       OWNER_BUSY_PAUSE_TASKS: 'true',
-      TASK_TIMEOUT: '10',
+      TASK_TIMEOUT: '34',
       STOP_GRACE_PERIOD: '1',
     });
     await stack.startAll();
@@ -92,8 +92,9 @@ describe('owner first: a busy owner', () => {
 
   it('pauses a running task while the owner is busy and leaves the paused time out of its timeout', async () => {
     await idle();
-    // 6 s of sleeping in steps; TASK_TIMEOUT is 10 s, and the task will be paused longer than 4 s.
-    const code = ['import time', 'for i in range(12):', '    print("step", i, flush=True)', '    time.sleep(0.5)', 'print("done")'].join('\n');
+    // 30 s of sleeping in steps (room for the owner watch to see the hog, however loaded the
+    // machine); TASK_TIMEOUT is 34 s, and the task will be paused longer than 4 s.
+    const code = ['import time', 'for i in range(60):', '    print("step", i, flush=True)', '    time.sleep(0.5)', 'print("done")'].join('\n');
     expect((await uploadTask(pool, 'owner-paused', await makeZip([{ name: 'run.py', content: code }]))).success).toBe(true);
     await waitForStatus(pool, 'owner-paused', ['RUNNING']);
     const started = Date.now();
@@ -110,7 +111,8 @@ describe('owner first: a busy owner', () => {
     stopHog(hog);
     const done = await waitForStatus(pool, 'owner-paused', ['COMPLETED', 'FAILED']);
     expect(done.status).toBe('COMPLETED');
-    expect(Date.now() - started).toBeGreaterThan(10_000);
+    // It outlived its timeout, counting the paused time.
+    expect(Date.now() - started).toBeGreaterThan(34_000);
     const res = await pool.call(pool.master, pool.master.getTaskResult, (token) => ({ task_id: 'owner-paused', token }));
     const files = await unzip(Buffer.from(res.result_zip));
     const exec = files.get('execution_log.txt')!.data.toString();
