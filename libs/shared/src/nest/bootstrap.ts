@@ -1,5 +1,6 @@
 import { DynamicModule, INestApplication, INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import type { MicroserviceOptions } from '@nestjs/microservices';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Logger as NestPinoLogger } from 'nestjs-pino';
 import type { Logger } from 'pino';
@@ -47,6 +48,12 @@ export interface WorkerBootOptions {
   setupHttp?: (app: NestExpressApplication, config: WorkerConfig, logger: Logger) => Promise<void> | void;
   /** Runs once the service listens (e.g. to print the dashboard's URL). */
   listening?: (app: INestApplication, config: WorkerConfig, logger: Logger) => Promise<void> | void;
+  /**
+   * The Nest microservice transports the service serves beside HTTP (a hybrid app): they
+   * start after the app is initialised (its bootstrap hooks ran) and before HTTP listens,
+   * and close before the shutdown hooks run.
+   */
+  microservices?: (config: WorkerConfig, logger: Logger) => MicroserviceOptions[];
   /** Async work before the services are built (e.g. measuring the CPU score); may fill in config. */
   prepare?: (config: WorkerConfig, logger: Logger) => Promise<void>;
 }
@@ -89,6 +96,17 @@ export async function bootWorkerService(
     web.useLogger(web.get(NestPinoLogger));
     web.disable('x-powered-by');
     await opts.setupHttp?.(web, config, logger);
+    const transports = opts.microservices?.(config, logger) ?? [];
+    if (transports.length > 0) {
+      for (const t of transports) web.connectMicroservice<MicroserviceOptions>(t, { inheritAppConfig: true });
+      try {
+        await web.init();
+        await web.startAllMicroservices();
+      } catch (err) {
+        logger.fatal({ err: errorMessage(err) }, `${service} cannot start its transports`);
+        process.exit(1);
+      }
+    }
     try {
       await web.listen(http.port, http.host);
     } catch (err) {
