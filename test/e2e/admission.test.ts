@@ -95,6 +95,16 @@ describe('ExecuteTask admission', () => {
     });
   });
 
+  it('reads a message of 1000 MiB (under the default 1 GiB cap) and answers on its content', async () => {
+    const big = new WorkerNodeServiceClient(stack.gatewayAddress, insecure(), messageSizeOptions(1100 << 20));
+    try {
+      const res = await unary(big, big.executeTask, executeRequest({ task_zip: Buffer.alloc(1000 << 20) }), undefined, 120_000);
+      expect(res).toMatchObject({ success: false, message: expect.stringMatching(/task_zip is not a valid zip file/) });
+    } finally {
+      big.close();
+    }
+  });
+
   it('answers UNIMPLEMENTED for the pool-side methods', async () => {
     await expect(unary(worker, worker.taskUsage, { task_id: '1', cpu_usage: 0, memory_usage: 0, gpu_usage: 0, gpu_memory_usage: 0, token: '' })).rejects.toMatchObject({
       code: status.UNIMPLEMENTED,

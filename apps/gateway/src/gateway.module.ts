@@ -8,7 +8,7 @@ import { CallerGuardService } from './grpc/caller-guard.service';
 import { POOL_CREDENTIALS } from './pool/pool-link.service';
 import { AdmissionService } from './admission/admission.service';
 import { StopService } from './admission/stop.service';
-import { WorkerNodeServer } from './grpc/worker-node.server';
+import { WorkerNodeController } from './grpc/worker-node.controller';
 import { NodeStatusService } from './node-status.service';
 import { HeartbeatService } from './pool/heartbeat.service';
 import { PoolLinkService } from './pool/pool-link.service';
@@ -32,7 +32,7 @@ export class GatewayModule {
     return {
       module: GatewayModule,
       imports: [WorkerCoreModule.forRoot(config, logger, 'gateway'), ...http.imports],
-      controllers: [...http.controllers, AuthController, DashboardController, ApiController, OutputStreamController],
+      controllers: [...http.controllers, AuthController, DashboardController, ApiController, OutputStreamController, WorkerNodeController],
       providers: [
         ...http.providers,
         dashboardTokenProvider,
@@ -48,7 +48,6 @@ export class GatewayModule {
         HeartbeatService,
         AdmissionService,
         StopService,
-        WorkerNodeServer,
         OutputRelayService,
         UsageRelayService,
         ResultUploadService,

@@ -3,6 +3,8 @@ import * as path from 'node:path';
 import { resolveCpuScore } from '@hivemind/shared/capacity/cpu-benchmark';
 import { bootWorkerService } from '@hivemind/shared/nest/bootstrap';
 import { GatewayModule } from './gateway.module';
+import { CallerGuardService } from './grpc/caller-guard.service';
+import { workerNodeTransport } from './grpc/worker-node.transport';
 import { announceDashboard, setupGatewayHttp } from './http/gateway-http';
 import { errorMessage } from '@hivemind/shared/util/errors';
 
@@ -19,6 +21,8 @@ void bootWorkerService('gateway', (config, logger, credentials) => GatewayModule
     }
   },
   http: (c) => ({ host: c.HTTP_HOST, port: c.HTTP_PORT }),
+  // Hybrid: the pool's gRPC calls beside the dashboard's HTTP.
+  microservices: (c, _logger, app) => [{ strategy: workerNodeTransport(c, app.get(CallerGuardService)) }],
   setupHttp: (app, config) => setupGatewayHttp(app, config),
   listening: (app, config, logger) => announceDashboard(app as Parameters<typeof announceDashboard>[0], config, logger),
   started: (c) => ({ nodeId: c.NODE_ID, pool: c.NODE_POOL_ADDRESS, port: c.GRPC_PORT, httpPort: c.HTTP_PORT, cpuScore: c.cpuScore }),

@@ -53,7 +53,7 @@ export interface WorkerBootOptions {
    * start after the app is initialised (its bootstrap hooks ran) and before HTTP listens,
    * and close before the shutdown hooks run.
    */
-  microservices?: (config: WorkerConfig, logger: Logger) => MicroserviceOptions[];
+  microservices?: (config: WorkerConfig, logger: Logger, app: INestApplication) => MicroserviceOptions[];
   /** Async work before the services are built (e.g. measuring the CPU score); may fill in config. */
   prepare?: (config: WorkerConfig, logger: Logger) => Promise<void>;
 }
@@ -96,9 +96,9 @@ export async function bootWorkerService(
     web.useLogger(web.get(NestPinoLogger));
     web.disable('x-powered-by');
     await opts.setupHttp?.(web, config, logger);
-    const transports = opts.microservices?.(config, logger) ?? [];
+    const transports = opts.microservices?.(config, logger, web) ?? [];
     if (transports.length > 0) {
-      for (const t of transports) web.connectMicroservice<MicroserviceOptions>(t, { inheritAppConfig: true });
+      for (const t of transports) web.connectMicroservice<MicroserviceOptions>(t);
       try {
         await web.init();
         await web.startAllMicroservices();
