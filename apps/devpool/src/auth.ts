@@ -1,4 +1,5 @@
 import { Metadata, ServiceError, status } from '@grpc/grpc-js';
+import { RpcException } from '@nestjs/microservices';
 import * as jwt from 'jsonwebtoken';
 import { DevpoolUser } from '@hivemind/shared/config/devpool-config';
 
@@ -42,5 +43,12 @@ export class TokenAuthority {
     if (typeof v !== 'string') return null;
     const m = /^Bearer\s+(.+)$/i.exec(v.trim());
     return m ? this.verify(m[1]) : null;
+  }
+
+  /** The caller's claims, or the deployed pool's refusal (thrown to the gRPC transport). */
+  require(md: Metadata): TokenClaims {
+    const user = this.fromMetadata(md);
+    if (!user) throw new RpcException(authRejected());
+    return user;
   }
 }

@@ -24,6 +24,10 @@ void bootWorkerService('gateway', (config, logger, credentials) => GatewayModule
   // Hybrid: the pool's gRPC calls beside the dashboard's HTTP.
   microservices: (c, _logger, app) => [{ strategy: workerNodeTransport(c, app.get(CallerGuardService)) }],
   setupHttp: (app, config) => setupGatewayHttp(app, config),
-  listening: (app, config, logger) => announceDashboard(app as Parameters<typeof announceDashboard>[0], config, logger),
+  listening: async (app, c, logger) => {
+    const transport = c.GRPC_TLS_CERT ? (c.GRPC_TLS_CLIENT_CA ? 'mtls' : 'tls') : 'plaintext';
+    logger.info({ port: c.GRPC_PORT, maxMessageMb: c.MAX_MESSAGE_MB, transport }, 'worker gRPC server listening');
+    await announceDashboard(app as Parameters<typeof announceDashboard>[0], c, logger);
+  },
   started: (c) => ({ nodeId: c.NODE_ID, pool: c.NODE_POOL_ADDRESS, port: c.GRPC_PORT, httpPort: c.HTTP_PORT, cpuScore: c.cpuScore }),
 });

@@ -4,9 +4,6 @@ import {
   ClientUnaryCall,
   credentials,
   Metadata,
-  Server,
-  ServerCredentials,
-  ServerInterceptor,
   ServiceError,
   status,
 } from '@grpc/grpc-js';
@@ -14,29 +11,6 @@ import {
 /** Channel/server options that let messages up to `maxBytes` through both ways. */
 export function messageSizeOptions(maxBytes: number): Record<string, number> {
   return { 'grpc.max_receive_message_length': maxBytes, 'grpc.max_send_message_length': maxBytes };
-}
-
-export function createGrpcServer(maxBytes: number, interceptors: ServerInterceptor[] = []): Server {
-  return new Server({ ...messageSizeOptions(maxBytes), interceptors });
-}
-
-export function bindServer(server: Server, address: string, creds = ServerCredentials.createInsecure()): Promise<number> {
-  return new Promise((resolve, reject) =>
-    server.bindAsync(address, creds, (err, port) => (err ? reject(err) : resolve(port))),
-  );
-}
-
-export function shutdownServer(server: Server, graceMs = 5000): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      server.forceShutdown();
-      resolve();
-    }, graceMs);
-    server.tryShutdown(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
 }
 
 export type UnaryFn<Req, Res> = (
