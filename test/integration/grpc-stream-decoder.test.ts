@@ -31,7 +31,6 @@ import { freePort } from '../support/stack';
 interface Decoder {
   write(data: Buffer): Buffer[];
 }
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { StreamDecoder } = require('@grpc/grpc-js/build/src/stream-decoder') as { StreamDecoder: new (maxReadMessageLength: number) => Decoder };
 
 /** A gRPC length-prefixed message: compressed flag, 4-byte big-endian length, bytes. */
