@@ -7,9 +7,10 @@ const TASK_ZIP_FIELD = 2;
 /**
  * Decodes an ExecuteTaskRequest with `task_zip` as a view of the received bytes. The
  * generated decoder copies every bytes field (`Buffer.from(reader.bytes())`), and for a
- * 500 MB zip that copy is a third copy in memory on top of grpc-js's chunks and their
- * concatenation. Here the zip is sliced out without copying and every other field goes
- * through the generated decoder, so the result is the same message.
+ * 500 MB zip that copy is a second copy in memory on top of the message grpc-js received
+ * (allocated once: patches/@grpc+grpc-js+1.14.7.patch). Here the zip is sliced out without
+ * copying and every other field goes through the generated decoder, so the result is the
+ * same message.
  */
 export function decodeExecuteTaskRequest(buf: Buffer): ExecuteTaskRequest {
   const reader = new BinaryReader(buf);
