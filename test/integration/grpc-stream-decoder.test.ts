@@ -12,6 +12,7 @@ import {
   Metadata,
   sendUnaryData,
   Server,
+  ServerCredentials,
   ServerUnaryCall,
   ServiceDefinition,
   ServiceError,
@@ -23,7 +24,7 @@ import {
   WorkerNodeServiceClient,
   WorkerNodeServiceService,
 } from '@hivemind/shared/proto/generated/nodepool';
-import { bindServer, createGrpcServer, messageSizeOptions, shutdownServer, unary } from '@hivemind/shared/proto/grpc';
+import { messageSizeOptions, unary } from '@hivemind/shared/proto/grpc';
 import { decodeExecuteTaskRequest } from '@hivemind/shared/proto/zero-copy';
 import { executeRequest } from '../support/pool';
 import { freePort } from '../support/stack';
@@ -182,7 +183,8 @@ describe('grpc-js server and client with the patched decoder', () => {
   const seen: { digest: string; length: number; viewOfLarger: boolean }[] = [];
 
   beforeAll(async () => {
-    server = createGrpcServer(MAX);
+    // A bare grpc-js server: this tests grpc-js itself, under the project's patch.
+    server = new Server(messageSizeOptions(MAX));
     server.addService(echoService, {
       echo: (call: ServerUnaryCall<Buffer, Buffer>, cb: sendUnaryData<Buffer>) => cb(null, call.request),
     });
@@ -199,12 +201,14 @@ describe('grpc-js server and client with the patched decoder', () => {
       },
     );
     const port = await freePort();
-    await bindServer(server, `127.0.0.1:${port}`);
+    await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
     address = `127.0.0.1:${port}`;
   });
 
   afterAll(async () => {
-    await shutdownServer(server);
+    server.forceShutdown();
   });
 
   it('round-trips a 64 MB message intact both ways', async () => {
