@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import * as path from 'node:path';
 import { resolveCpuScore } from '@hivemind/shared/capacity/cpu-benchmark';
+import { eventsServerOptions } from '@hivemind/shared/events/event-transport';
 import { bootWorkerService } from '@hivemind/shared/nest/bootstrap';
 import { GatewayModule } from './gateway.module';
 import { announceDashboard, setupGatewayHttp } from './http/gateway-http';
@@ -20,6 +21,8 @@ void bootWorkerService('gateway', (config, logger, credentials) => GatewayModule
   },
   http: (c) => ({ host: c.HTTP_HOST, port: c.HTTP_PORT }),
   setupHttp: (app, config) => setupGatewayHttp(app, config),
+  // The node's events from the monitor and executors (apps/gateway/src/events), on the Redis transport.
+  microservices: (config) => [eventsServerOptions(config, 'gateway')],
   listening: (app, config, logger) => announceDashboard(app as Parameters<typeof announceDashboard>[0], config, logger),
   started: (c) => ({ nodeId: c.NODE_ID, pool: c.NODE_POOL_ADDRESS, port: c.GRPC_PORT, httpPort: c.HTTP_PORT, cpuScore: c.cpuScore }),
 });
