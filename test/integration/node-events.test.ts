@@ -1,0 +1,111 @@
+import { Global, INestApplication, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { ClientProxy, ClientProxyFactory, MicroserviceOptions } from '@nestjs/microservices';
+import IORedis from 'ioredis';
+import { lastValueFrom } from 'rxjs';
+import pino from 'pino';
+import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { eventsClientOptions, eventsServerOptions } from '@hivemind/shared/events/event-transport';
+import { NodeEvent } from '@hivemind/shared/events/node-events';
+import { LOGGER } from '@hivemind/shared/logging/logger';
+import type { HostSample } from '@hivemind/shared/state/monitor-samples';
+import { GatewayEventsModule } from '../../apps/gateway/src/events/events.module';
+import { redisUrl, uniquePrefix, waitFor } from '../support/stack';
+
+const sample = (at: number, cpuPercent: number): HostSample => ({
+  at,
+  cpuPercent,
+  memoryPercent: 40,
+  memoryUsedBytes: 4e9,
+  memoryTotalBytes: 1e10,
+  diskPercent: 55,
+  diskFreeBytes: 4.5e10,
+  diskTotalBytes: 1e11,
+  netRxBytesPerSec: 10,
+  netTxBytesPerSec: 20,
+  gpus: [],
+});
+
+/** SSE events of a stream body, as { event, data } in the order they came (keep-alives left out). */
+function sseEvents(text: string): { event: string; data: unknown }[] {
+  return text
+    .split('\n\n')
+    .map((block) => Object.fromEntries(block.split('\n').filter((l) => /^(event|data): /.test(l)).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)])))
+    .filter((f) => f.event && f.event !== 'keep-alive')
+    .map((f) => ({ event: f.event as string, data: JSON.parse(f.data as string) as unknown }));
+}
+
+/**
+ * The gateway's side of the live stream against real Redis: its event handlers served
+ * on the Nest Redis transport (as main.ts serves them), a Nest ClientProxy emitting as
+ * the monitor and executors do, and GET /api/events read as a dashboard reads it.
+ */
+describe('node events: Redis transport to the SSE stream', () => {
+  const prefix = uniquePrefix('events');
+  const config = { REDIS_URL: redisUrl(), REDIS_PREFIX: prefix } as WorkerConfig;
+  let app: INestApplication;
+  let client: ClientProxy;
+  let raw: IORedis;
+  let base: string;
+
+  beforeAll(async () => {
+    @Global()
+    @Module({ providers: [{ provide: WORKER_CONFIG, useValue: config }, { provide: LOGGER, useValue: pino({ level: 'silent' }) }], exports: [WORKER_CONFIG, LOGGER] })
+    class CoreForTest {}
+    @Module({ imports: [CoreForTest, GatewayEventsModule] })
+    class GatewayEventsForTest {}
+
+    app = await NestFactory.create(GatewayEventsForTest, { logger: false, forceCloseConnections: true });
+    app.connectMicroservice<MicroserviceOptions>(eventsServerOptions(config, 'gateway'));
+    await app.init();
+    await app.startAllMicroservices();
+    await app.listen(0, '127.0.0.1');
+    base = await app.getUrl();
+    client = ClientProxyFactory.create(eventsClientOptions(config, 'test'));
+    await client.connect();
+    raw = new IORedis(redisUrl());
+  });
+
+  afterAll(async () => {
+    await client?.close();
+    await raw?.quit();
+    await app?.close();
+  });
+
+  it('streams a good event and drops malformed ones and those of another node', async () => {
+    const abort = new AbortController();
+    const res = await fetch(`${base}/api/events`, { signal: abort.signal });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    let body = '';
+    const reading = (async () => {
+      const reader = res.body!.getReader();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        body += Buffer.from(value).toString();
+      }
+    })().catch(() => undefined);
+
+    const emit = (event: string, data: unknown) => lastValueFrom(client.emit(event, data), { defaultValue: undefined });
+    // Not JSON at all, straight onto the channel.
+    await raw.publish(NodeEvent.HostSample, 'not json {');
+    // A sample with a CPU figure that is not a number, one without its node, a task start with a bad id.
+    await emit(NodeEvent.HostSample, { node: prefix, sample: { ...sample(1000, 1), cpuPercent: 'high' } });
+    await emit(NodeEvent.HostSample, { sample: sample(1001, 2) });
+    await emit(NodeEvent.TaskStarted, { node: prefix, taskId: '../etc', executorId: 'e1', startedAt: 5 });
+    // Another node on the same Redis.
+    await emit(NodeEvent.HostSample, { node: `${prefix}-other`, sample: sample(1002, 3) });
+    // Good ones, sent after the rest on the same connection: Redis delivers in order.
+    await emit(NodeEvent.HostSample, { node: prefix, sample: sample(2000, 12.5) });
+    await emit(NodeEvent.TaskFinished, { node: prefix, taskId: 'task-1', status: 'Success', code: 'succeeded', reason: 'exited with code 0', exitCode: 0, startedAt: 1, finishedAt: 2 });
+
+    const events = await waitFor('the good events on the stream', async () => (sseEvents(body).length >= 2 ? sseEvents(body) : null), 10_000);
+    abort.abort();
+    await reading;
+    expect(events).toEqual([
+      { event: NodeEvent.HostSample, data: { node: prefix, sample: sample(2000, 12.5) } },
+      { event: NodeEvent.TaskFinished, data: { node: prefix, taskId: 'task-1', status: 'Success', code: 'succeeded', reason: 'exited with code 0', exitCode: 0, startedAt: 1, finishedAt: 2 } },
+    ]);
+  });
+});
