@@ -1,3 +1,7 @@
+import { spawn, ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { Global, INestApplication, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ClientProxy, ClientProxyFactory, MicroserviceOptions } from '@nestjs/microservices';
@@ -10,7 +14,7 @@ import { NodeEvent } from '@hivemind/shared/events/node-events';
 import { LOGGER } from '@hivemind/shared/logging/logger';
 import type { HostSample } from '@hivemind/shared/state/monitor-samples';
 import { GatewayEventsModule } from '../../apps/gateway/src/events/events.module';
-import { redisUrl, uniquePrefix, waitFor } from '../support/stack';
+import { freePort, redisUrl, uniquePrefix, waitFor } from '../support/stack';
 
 const sample = (at: number, cpuPercent: number): HostSample => ({
   at,
@@ -35,6 +39,38 @@ function sseEvents(text: string): { event: string; data: unknown }[] {
     .map((f) => ({ event: f.event as string, data: JSON.parse(f.data as string) as unknown }));
 }
 
+/** The gateway's event handlers and SSE stream on the Redis transport at REDIS_URL, as main.ts serves them. */
+async function gatewayEvents(config: WorkerConfig): Promise<{ app: INestApplication; base: string }> {
+  @Global()
+  @Module({ providers: [{ provide: WORKER_CONFIG, useValue: config }, { provide: LOGGER, useValue: pino({ level: 'silent' }) }], exports: [WORKER_CONFIG, LOGGER] })
+  class CoreForTest {}
+  @Module({ imports: [CoreForTest, GatewayEventsModule] })
+  class GatewayEventsForTest {}
+
+  const app = await NestFactory.create(GatewayEventsForTest, { logger: false, forceCloseConnections: true });
+  app.connectMicroservice<MicroserviceOptions>(eventsServerOptions(config, 'gateway'));
+  await app.init();
+  await app.startAllMicroservices();
+  await app.listen(0, '127.0.0.1');
+  return { app, base: await app.getUrl() };
+}
+
+/** Follows GET /api/events; `text()` is what came so far. */
+async function follow(base: string): Promise<{ status: number; type: string | null; text: () => string; close: () => Promise<void> }> {
+  const abort = new AbortController();
+  const res = await fetch(`${base}/api/events`, { signal: abort.signal });
+  let body = '';
+  const reading = (async () => {
+    const reader = res.body!.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      body += Buffer.from(value).toString();
+    }
+  })().catch(() => undefined);
+  return { status: res.status, type: res.headers.get('content-type'), text: () => body, close: async () => (abort.abort(), await reading) };
+}
+
 /**
  * The gateway's side of the live stream against real Redis: its event handlers served
  * on the Nest Redis transport (as main.ts serves them), a Nest ClientProxy emitting as
@@ -49,18 +85,7 @@ describe('node events: Redis transport to the SSE stream', () => {
   let base: string;
 
   beforeAll(async () => {
-    @Global()
-    @Module({ providers: [{ provide: WORKER_CONFIG, useValue: config }, { provide: LOGGER, useValue: pino({ level: 'silent' }) }], exports: [WORKER_CONFIG, LOGGER] })
-    class CoreForTest {}
-    @Module({ imports: [CoreForTest, GatewayEventsModule] })
-    class GatewayEventsForTest {}
-
-    app = await NestFactory.create(GatewayEventsForTest, { logger: false, forceCloseConnections: true });
-    app.connectMicroservice<MicroserviceOptions>(eventsServerOptions(config, 'gateway'));
-    await app.init();
-    await app.startAllMicroservices();
-    await app.listen(0, '127.0.0.1');
-    base = await app.getUrl();
+    ({ app, base } = await gatewayEvents(config));
     client = ClientProxyFactory.create(eventsClientOptions(config, 'test'));
     await client.connect();
     raw = new IORedis(redisUrl());
@@ -73,19 +98,9 @@ describe('node events: Redis transport to the SSE stream', () => {
   });
 
   it('streams a good event and drops malformed ones and those of another node', async () => {
-    const abort = new AbortController();
-    const res = await fetch(`${base}/api/events`, { signal: abort.signal });
-    expect(res.status).toBe(200);
-    expect(res.headers.get('content-type')).toContain('text/event-stream');
-    let body = '';
-    const reading = (async () => {
-      const reader = res.body!.getReader();
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        body += Buffer.from(value).toString();
-      }
-    })().catch(() => undefined);
+    const stream = await follow(base);
+    expect(stream.status).toBe(200);
+    expect(stream.type).toContain('text/event-stream');
 
     const emit = (event: string, data: unknown) => lastValueFrom(client.emit(event, data), { defaultValue: undefined });
     // Not JSON at all, straight onto the channel.
@@ -100,12 +115,56 @@ describe('node events: Redis transport to the SSE stream', () => {
     await emit(NodeEvent.HostSample, { node: prefix, sample: sample(2000, 12.5) });
     await emit(NodeEvent.TaskFinished, { node: prefix, taskId: 'task-1', status: 'Success', code: 'succeeded', reason: 'exited with code 0', exitCode: 0, startedAt: 1, finishedAt: 2 });
 
-    const events = await waitFor('the good events on the stream', async () => (sseEvents(body).length >= 2 ? sseEvents(body) : null), 10_000);
-    abort.abort();
-    await reading;
+    const events = await waitFor('the good events on the stream', async () => (sseEvents(stream.text()).length >= 2 ? sseEvents(stream.text()) : null), 10_000);
+    await stream.close();
     expect(events).toEqual([
       { event: NodeEvent.HostSample, data: { node: prefix, sample: sample(2000, 12.5) } },
       { event: NodeEvent.TaskFinished, data: { node: prefix, taskId: 'task-1', status: 'Success', code: 'succeeded', reason: 'exited with code 0', exitCode: 0, startedAt: 1, finishedAt: 2 } },
     ]);
+  });
+});
+
+/** Redis going away and coming back under a running gateway and an emitter: nothing throws, and events flow again. */
+describe('node events across a Redis restart', () => {
+  let redis: ChildProcess | null = null;
+  let port: number;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'hm-events-redis-'));
+  const startRedis = async () => {
+    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+    const probe = new IORedis(port, '127.0.0.1', { lazyConnect: true, retryStrategy: () => 100 });
+    await waitFor('redis-server up', async () => (await probe.ping().catch(() => null)) === 'PONG', 10_000, 100);
+    probe.disconnect();
+  };
+
+  afterAll(() => void redis?.kill('SIGKILL'));
+
+  it('drops what cannot be sent while Redis is away, and streams again once it is back', async () => {
+    port = await freePort();
+    await startRedis();
+    const config = { REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_PREFIX: 'restart' } as WorkerConfig;
+    const { app, base } = await gatewayEvents(config);
+    const client = ClientProxyFactory.create(eventsClientOptions(config, 'test'));
+    const emit = (at: number) => lastValueFrom(client.emit(NodeEvent.HostSample, { node: 'restart', sample: sample(at, 1) }), { defaultValue: undefined });
+    try {
+      const stream = await follow(base);
+      await emit(1);
+      await waitFor('the first sample', async () => sseEvents(stream.text()).length === 1, 10_000);
+
+      const exited = new Promise((r) => redis!.once('exit', r));
+      redis!.kill('SIGKILL');
+      await exited;
+      await expect(emit(2)).rejects.toBeDefined();
+      await startRedis();
+      // The emitter and the gateway reconnect on their own; a sample sent once both are back arrives.
+      await waitFor('a sample after the restart', async () => {
+        await emit(3).catch(() => undefined);
+        return sseEvents(stream.text()).some((e) => (e.data as { sample: HostSample }).sample.at === 3);
+      }, 20_000, 500);
+      expect(sseEvents(stream.text()).map((e) => (e.data as { sample: HostSample }).sample.at)).not.toContain(2);
+      await stream.close();
+    } finally {
+      await client.close();
+      await app.close();
+    }
   });
 });
