@@ -122,6 +122,19 @@ describe('node events: Redis transport to the SSE stream', () => {
       { event: NodeEvent.TaskFinished, data: { node: prefix, taskId: 'task-1', status: 'Success', code: 'succeeded', reason: 'exited with code 0', exitCode: 0, startedAt: 1, finishedAt: 2 } },
     ]);
   });
+
+  it("starts each new stream with the monitor's last health change", async () => {
+    const health = (ready: boolean, at: number) => ({ node: prefix, service: 'monitor', at, ready, checks: [{ name: 'disk', ok: ready, ...(ready ? {} : { reason: 'low' }) }] });
+    const first = await follow(base);
+    await lastValueFrom(client.emit(NodeEvent.HealthChanged, health(false, 10)), { defaultValue: undefined });
+    await lastValueFrom(client.emit(NodeEvent.HealthChanged, health(true, 20)), { defaultValue: undefined });
+    await waitFor('both health changes', async () => sseEvents(first.text()).filter((e) => e.event === NodeEvent.HealthChanged).length === 2, 10_000);
+    await first.close();
+    const later = await follow(base);
+    const got = await waitFor('the last health change', async () => sseEvents(later.text())[0], 10_000);
+    await later.close();
+    expect(got).toEqual({ event: NodeEvent.HealthChanged, data: health(true, 20) });
+  });
 });
 
 /** Redis going away and coming back under a running gateway and an emitter: nothing throws, and events flow again. */

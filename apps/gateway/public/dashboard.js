@@ -55,7 +55,7 @@
       ['Offered to tasks', s.capacity.cpuCores + ' cores, ' + s.capacity.memoryGb + ' GB'],
       ['Executors', s.executors.map((e) => e.executorId + ' (' + e.runtime + ', ' + e.running + '/' + e.concurrency + ')').join(', ') || 'none'],
       ['Host now', host ? 'CPU ' + fmtNum(host.cpuPercent) + ' %, memory ' + fmtNum(host.memoryPercent) + ' %, disk ' + fmtNum(host.diskPercent) + ' %' : 'no sample'],
-      ['Monitor', !h ? '–' : h.ready ? 'ready (since ' + fmtTime(h.at) + ')' : 'not ready: ' + h.checks.filter((c) => !c.ok).map((c) => c.name + ': ' + c.reason).join('; ')],
+      ['Monitor', !h ? 'no report yet' : h.ready ? 'ready (since ' + fmtTime(h.at) + ')' : 'not ready: ' + h.checks.filter((c) => !c.ok).map((c) => c.name + ': ' + c.reason).join('; ')],
     ]);
   }
   function renderOwner(o) {
