@@ -13,6 +13,8 @@ import { eventsClientOptions, eventsServerOptions } from '@hivemind/shared/event
 import { NodeEvent } from '@hivemind/shared/events/node-events';
 import { LOGGER } from '@hivemind/shared/logging/logger';
 import type { HostSample } from '@hivemind/shared/state/monitor-samples';
+import { HealthIndicatorService, MicroserviceHealthIndicator } from '@nestjs/terminus';
+import { eventTransportCheck } from '../../apps/gateway/src/events/events-health';
 import { GatewayEventsModule } from '../../apps/gateway/src/events/events.module';
 import { freePort, redisUrl, uniquePrefix, waitFor } from '../support/stack';
 
@@ -179,5 +181,16 @@ describe('node events across a Redis restart', () => {
       await client.close();
       await app.close();
     }
+  });
+});
+
+describe('the events readiness check', () => {
+  const ping = new MicroserviceHealthIndicator(new HealthIndicatorService());
+
+  it('is up while the transport answers, and down naming it when nothing listens at REDIS_URL', async () => {
+    expect(await eventTransportCheck({ REDIS_URL: redisUrl() }, ping).check()).toEqual({ ok: true, details: { transport: 'redis' } });
+    const down = await eventTransportCheck({ REDIS_URL: `redis://127.0.0.1:${await freePort()}` }, ping).check();
+    expect(down).toMatchObject({ ok: false, details: { transport: 'redis' } });
+    expect(down.reason).toMatch(/^the event transport \(Redis pub\/sub at REDIS_URL\) does not answer: ./);
   });
 });
