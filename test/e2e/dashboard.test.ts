@@ -70,8 +70,10 @@ describe('dashboard, API, health and metrics', () => {
     };
     // The pool link needs its first heartbeat, the monitor its first sample.
     const gw = await waitFor('gateway ready', async () => ((await ready(gateway.httpPort)).status === 200 ? ready(gateway.httpPort) : null), 30_000);
-    expect(Object.keys(gw.body.details).sort()).toEqual(['pool', 'redis']);
+    expect(Object.keys(gw.body.details).sort()).toEqual(['events', 'pool', 'redis']);
     expect(gw.body.details.pool).toMatchObject({ status: 'up', loggedIn: true });
+    // The event transport (Nest's Redis transport), pinged with Terminus's microservice check.
+    expect(gw.body.details.events).toEqual({ status: 'up', transport: 'redis' });
     const mon = await waitFor('monitor ready', async () => ((await ready(monitor.httpPort)).status === 200 ? ready(monitor.httpPort) : null), 30_000);
     expect(Object.keys(mon.body.details).sort()).toEqual(['disk', 'memory', 'redis', 'sampler']);
     // The executor says it consumes tasks as its HTTP server starts listening.

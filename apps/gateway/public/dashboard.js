@@ -1,67 +1,30 @@
-// The HiveMind worker dashboard: plain JS, no build step. Polls the gateway's API,
-// follows live output over Server-Sent Events, draws the monitor's history with uPlot.
+// The HiveMind worker dashboard: plain JS, no build step. Draws the starting state from
+// the gateway's API, then follows the node's events and live output over Server-Sent
+// Events (dashboard-live.js); the monitor's samples are drawn with uPlot.
 (function () {
   'use strict';
-  const $ = (id) => document.getElementById(id);
-  const state = { selectedRunning: null, selectedHistory: null, outputs: new Map(), charts: {} };
+  const state = { selectedRunning: null, selectedHistory: null, outputs: new Map(), status: null, health: null, samples: [],
+    tasks: { running: [], refused: [], history: [] }, started: new Map(), ended: new Map() };
+  const HOUR_MS = 3600000;
   const MAX_OUTPUT_CHARS = 200000;
 
-  async function api(path, opts) {
-    const res = await fetch(path, Object.assign({ credentials: 'same-origin', headers: { 'Content-Type': 'application/json' } }, opts || {}));
-    if (res.status === 401) { location.href = '/login'; throw new Error('not logged in'); }
-    const type = res.headers.get('content-type') || '';
-    const body = type.includes('json') ? await res.json() : await res.text();
-    if (!res.ok) { const err = new Error((body && body.message) || res.statusText); err.body = body; throw err; }
-    return body;
-  }
-
-  const fmtTime = (ms) => (ms ? new Date(ms).toLocaleTimeString() : '–');
-  const fmtBytes = (b) => (b >= 1048576 ? (b / 1048576).toFixed(1) + ' MB' : b >= 1024 ? (b / 1024).toFixed(1) + ' KB' : b + ' B');
-  // Figures as a person reads them: whole numbers from 10 up, one decimal below (as roundForPeople in node-summary.ts).
-  const fmtNum = (n) => (!Number.isFinite(n) ? '–' : String(Math.abs(n) >= 10 ? Math.round(n) : Math.round(n * 10) / 10));
-  const fmtSecs = (s) => (s >= 3600 ? (s / 3600).toFixed(1) + ' h' : s >= 60 ? (s / 60).toFixed(1) + ' min' : s.toFixed(1) + ' s');
-  function el(tag, attrs, text) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
-  function facts(dl, rows) {
-    dl.replaceChildren();
-    for (const [k, v] of rows) { dl.append(el('dt', {}, k), el('dd', {}, v)); }
-  }
-  function emptyRow(cols, text) { const tr = el('tr', { class: 'empty' }); tr.append(el('td', { colspan: String(cols) }, text)); return tr; }
-  function badge(node, text, kind) { node.textContent = text; node.className = 'badge ' + (kind || ''); }
+  const { $, api, fmtTime, fmtNum, el, facts, badge } = window.hivemindUi;
 
   // ---- status, settings, CPT, owner, problems
   let settingsLoaded = false;
   async function refreshStatus() {
     const s = await api('/api/status');
+    state.status = s;
     $('node-id').textContent = s.node.nodeId;
     badge($('node-status'), s.summary.text, s.summary.tone);
     $('pool-status').textContent = 'pool sees: ' + s.status;
     badge($('pool-state'), s.pool.connected ? 'Pool connected' : s.pool.loggedIn ? 'Pool: no recent heartbeat' : 'Pool: not logged in', s.pool.connected ? 'ok' : 'bad');
-    facts($('node-facts'), [
-      ['Node id', s.node.nodeId],
-      ['Reachable at', s.node.advertise],
-      ['Node Pool', s.pool.address + (s.pool.lastHeartbeatOk ? ' (last heartbeat ' + fmtTime(s.pool.lastHeartbeatOk) + ')' : '')],
-      ['Tasks held', String(s.heldTasks) + ' of ' + s.capacity.maxTasks],
-      ['Offered to tasks', s.capacity.cpuCores + ' cores, ' + s.capacity.memoryGb + ' GB'],
-      ['Executors', s.executors.map((e) => e.executorId + ' (' + e.runtime + ', ' + e.running + '/' + e.concurrency + ')').join(', ') || 'none'],
-      ['Host now', s.host ? 'CPU ' + fmtNum(s.host.cpuPercent) + ' %, memory ' + fmtNum(s.host.memoryPercent) + ' %, disk ' + fmtNum(s.host.diskPercent) + ' %' : 'no sample'],
-    ]);
+    renderFacts();
     $('cpt-balance').textContent = s.cpt.balance === null ? 'not fetched yet' : String(s.cpt.balance);
     $('cpt-estimated').textContent = fmtNum(s.cpt.estimatedTotal) + ' CPT over ' + s.cpt.estimatedTasks + ' task(s)';
     $('accepting').textContent = s.paused ? 'no (paused)' : s.draining ? 'no (shutting down)' : 'yes';
     $('pause-btn').disabled = s.paused; $('resume-btn').disabled = !s.paused;
-    if (s.ownerState) {
-      $('owner').hidden = false;
-      const o = s.ownerState;
-      facts($('owner-facts'), [
-        ['Owner busy', o.busy ? 'yes' : 'no'], ['Owner CPU', fmtNum(o.ownerCpuPercent) + ' %'], ['Since', o.since ? fmtTime(o.since) : '–'],
-        ['Why', o.reason || '–'], ['Frozen tasks', (o.frozenTasks || []).join(', ') || 'none'], ['Schedule open', o.scheduleOpen ? 'yes' : 'no'],
-      ]);
-    } else $('owner').hidden = true;
+    renderOwner(s.ownerState);
     if (!settingsLoaded) {
       const f = $('settings-form');
       for (const k of ['maxConcurrentTasks', 'ownerReservedCores', 'ownerReservedMemoryGb']) f.elements[k].value = s.settings[k];
@@ -77,6 +40,31 @@
       list.append(el('li', { class: p.level }, fmtTime(p.time) + ' ' + p.level + ': ' + p.msg + (p.detail ? ' (' + p.detail + ')' : '') + (p.taskId ? ' [task ' + p.taskId + ']' : '')));
     }
     if (!list.children.length) list.append(el('li', { class: 'empty' }, 'None'));
+  }
+  // The node's facts: from /api/status, with the newest host sample and monitor health from the events.
+  function renderFacts() {
+    const s = state.status;
+    if (!s) return;
+    const host = state.samples.length ? state.samples[state.samples.length - 1] : s.host;
+    const h = state.health;
+    facts($('node-facts'), [
+      ['Node id', s.node.nodeId],
+      ['Reachable at', s.node.advertise],
+      ['Node Pool', s.pool.address + (s.pool.lastHeartbeatOk ? ' (last heartbeat ' + fmtTime(s.pool.lastHeartbeatOk) + ')' : '')],
+      ['Tasks held', String(s.heldTasks) + ' of ' + s.capacity.maxTasks],
+      ['Offered to tasks', s.capacity.cpuCores + ' cores, ' + s.capacity.memoryGb + ' GB'],
+      ['Executors', s.executors.map((e) => e.executorId + ' (' + e.runtime + ', ' + e.running + '/' + e.concurrency + ')').join(', ') || 'none'],
+      ['Host now', host ? 'CPU ' + fmtNum(host.cpuPercent) + ' %, memory ' + fmtNum(host.memoryPercent) + ' %, disk ' + fmtNum(host.diskPercent) + ' %' : 'no sample'],
+      ['Monitor', !h ? 'no report yet' : h.ready ? 'ready (since ' + fmtTime(h.at) + ')' : 'not ready: ' + h.checks.filter((c) => !c.ok).map((c) => c.name + ': ' + c.reason).join('; ')],
+    ]);
+  }
+  function renderOwner(o) {
+    $('owner').hidden = !o;
+    if (!o) return;
+    facts($('owner-facts'), [
+      ['Owner busy', o.busy ? 'yes' : 'no'], ['Owner CPU', fmtNum(o.ownerCpuPercent) + ' %'], ['Since', o.since ? fmtTime(o.since) : '–'],
+      ['Why', o.reason || '–'], ['Frozen tasks', (o.frozenTasks || []).join(', ') || 'none'], ['Schedule open', o.scheduleOpen ? 'yes' : 'no'],
+    ]);
   }
 
   $('pause-btn').addEventListener('click', () => api('/api/pause', { method: 'POST' }).then(refreshStatus).catch(showError));
@@ -97,45 +85,18 @@
   });
   function showError(err) { const m = $('settings-msg'); m.textContent = err.message; m.className = 'error'; }
 
-  // ---- tasks
+  // ---- tasks: the lists from /api/tasks, with what the task events said since (started, ended)
   async function refreshTasks() {
+    const asked = Date.now();
     const t = await api('/api/tasks');
-    const body = $('running-tasks');
-    body.replaceChildren();
-    for (const r of t.running) {
-      const tr = el('tr', { 'data-task-id': r.taskId });
-      tr.append(el('td', {}, r.taskId), el('td', {}, fmtTime(r.startedAt)), el('td', {}, fmtNum(r.cpuPercent)), el('td', {}, fmtNum(r.memoryPercent)), el('td', {}, r.executorId));
-      tr.addEventListener('click', () => selectRunning(r.taskId));
-      if (r.taskId === state.selectedRunning) tr.classList.add('selected');
-      body.append(tr);
-    }
-    if (!t.running.length) body.append(emptyRow(5, 'None'));
-    if (t.running.length && !t.running.some((r) => r.taskId === state.selectedRunning)) selectRunning(t.running[0].taskId);
-
-    const hist = $('history-tasks');
-    hist.replaceChildren();
-    // Results the pool refused: their slots are free, the node still retries them slowly.
-    for (const r of t.refused || []) {
-      const tr = el('tr', { 'data-task-id': r.taskId, class: 'refused' });
-      tr.append(el('td', {}, r.taskId), el('td', { class: 'status-' + (r.status || '') }, r.status || '–'), el('td', {}, r.reason || ''), el('td', {}, '–'),
-        el('td', {}, '–'), el('td', {}, '–'), el('td', {}, '–'),
-        el('td', { class: 'upload-refused', title: 'The pool said: ' + r.message + ' (' + r.refusals + ' refusals; next try ' + fmtTime(r.nextAt) + ')' },
-          'refused by the pool, retrying until ' + new Date(r.until).toLocaleString()));
-      hist.append(tr);
-    }
-    for (const h of t.history) {
-      const tr = el('tr', { 'data-task-id': h.taskId });
-      const givenUp = h.delivery === 'given_up';
-      const upload = givenUp ? 'given up: refused by the pool' : h.refused ? 'uploaded after ' + h.refused.refusals + ' refusals' : 'uploaded';
-      tr.append(el('td', {}, h.taskId), el('td', { class: 'status-' + h.status }, h.status), el('td', {}, h.reason), el('td', {}, fmtSecs(h.durationSeconds)),
-        el('td', {}, fmtBytes(h.resultBytes)), el('td', { title: h.cptExplained }, fmtNum(h.cpt.total)), el('td', {}, fmtTime(h.uploadedAt || h.finishedAt)),
-        el('td', { class: givenUp ? 'upload-given-up' : '', title: h.refused ? 'The pool said: ' + h.refused.message : '' }, upload));
-      tr.addEventListener('click', () => selectHistory(h.taskId));
-      if (h.taskId === state.selectedHistory) tr.classList.add('selected');
-      hist.append(tr);
-    }
-    if (!t.history.length && !(t.refused || []).length) hist.append(emptyRow(8, 'None yet'));
+    state.tasks = t;
+    const listed = new Set(t.history.map((h) => h.taskId).concat((t.refused || []).map((r) => r.taskId)));
+    // An event is dropped once the lists show it: a start the running list has seen (or ended since), an end the history has.
+    for (const [id, e] of state.started) if (e.receivedAt < asked || state.ended.has(id)) state.started.delete(id);
+    for (const id of state.ended.keys()) if (listed.has(id)) state.ended.delete(id);
+    renderTasks();
   }
+  const renderTasks = () => window.hivemindTasks.render(state, { selectRunning, selectHistory });
 
   async function selectRunning(taskId) {
     state.selectedRunning = taskId;
@@ -172,42 +133,48 @@
     });
   }
 
-  // ---- charts
-  function chart(id, series, yRange) {
-    const node = $(id);
-    const width = Math.max(300, node.clientWidth || 360);
-    const opts = {
-      width, height: 160,
-      scales: { x: { time: true }, y: yRange ? { range: yRange } : {} },
-      series: [{}].concat(series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5 }))),
-      legend: { show: true },
-    };
-    return new uPlot(opts, [[]].concat(series.map(() => [])), node);
-  }
-  function initCharts() {
-    state.charts.cpu = chart('chart-cpu', [{ label: 'CPU %', color: '#1971c2' }], [0, 100]);
-    state.charts.memory = chart('chart-memory', [{ label: 'Memory %', color: '#2f9e44' }], [0, 100]);
-    state.charts.disk = chart('chart-disk', [{ label: 'Disk %', color: '#e67700' }], [0, 100]);
-    state.charts.net = chart('chart-net', [{ label: 'in KB/s', color: '#7048e8' }, { label: 'out KB/s', color: '#d6336c' }]);
-    state.charts.gpu = chart('chart-gpu', [{ label: 'GPU %', color: '#0c8599' }], [0, 100]);
+  // ---- the monitor's samples: the last hour from /api, then each one its event brings
+  const drawCharts = window.hivemindCharts.create();
+  function addSamples(list) {
+    const byAt = new Map(state.samples.map((s) => [s.at, s]));
+    for (const s of list) byAt.set(s.at, s);
+    const newest = Math.max(0, ...byAt.keys());
+    state.samples = [...byAt.values()].filter((s) => s.at > newest - HOUR_MS).sort((a, b) => a.at - b.at);
+    drawCharts(state.samples);
+    const last = state.samples[state.samples.length - 1];
+    if (!last) return;
+    const node = $('latest-sample');
+    node.dataset.at = String(last.at);
+    node.textContent = 'Last sample ' + fmtTime(last.at) + ': CPU ' + fmtNum(last.cpuPercent) + ' %, memory ' + fmtNum(last.memoryPercent) + ' %, disk ' + fmtNum(last.diskPercent) + ' %';
+    renderFacts();
   }
   async function refreshCharts() {
-    const { samples } = await api('/api/monitor/history?minutes=60');
-    const x = samples.map((s) => s.at / 1000);
-    state.charts.cpu.setData([x, samples.map((s) => s.cpuPercent)]);
-    state.charts.memory.setData([x, samples.map((s) => s.memoryPercent)]);
-    state.charts.disk.setData([x, samples.map((s) => s.diskPercent)]);
-    state.charts.net.setData([x, samples.map((s) => s.netRxBytesPerSec / 1024), samples.map((s) => s.netTxBytesPerSec / 1024)]);
-    state.charts.gpu.setData([x, samples.map((s) => (s.gpus && s.gpus[0] ? s.gpus[0].utilizationPercent : 0))]);
+    addSamples((await api('/api/monitor/history?minutes=60')).samples);
   }
 
-  function every(ms, fn) {
-    const run = () => fn().catch((err) => console.warn(err)).finally(() => setTimeout(run, ms));
-    run();
+  // ---- the live link: the starting state on every (re)connection, then the events
+  const live = window.hivemindLive;
+  const statusSoon = live.coalesced(refreshStatus);
+  const tasksSoon = live.coalesced(refreshTasks);
+  const chartsSoon = live.coalesced(refreshCharts);
+  const now = () => Date.now();
+  live.follow({
+    open() { badge($('live-state'), 'Live', 'ok'); statusSoon(); tasksSoon(); chartsSoon(); },
+    closed(forGood) { badge($('live-state'), forGood ? 'Not live: reload the page' : 'Reconnecting…', 'bad'); if (forGood) statusSoon(); },
+    // Each sample also refreshes what only the gateway knows (pool link, CPT, task usage).
+    'hivemind.host.sample'(e) { addSamples([e.sample]); statusSoon(); tasksSoon(); },
+    'hivemind.health.changed'(e) { state.health = e; renderFacts(); statusSoon(); },
+    'hivemind.owner.changed'(e) { renderOwner(e.state); statusSoon(); },
+    'hivemind.task.started'(e) { state.started.set(e.taskId, Object.assign({ receivedAt: now() }, e)); renderTasks(); statusSoon(); tasksSoon(); },
+    'hivemind.task.finished'(e) { taskEnded(e); },
+    'hivemind.task.stopped'(e) { taskEnded(e); },
+  });
+  function taskEnded(e) {
+    state.started.delete(e.taskId);
+    state.ended.set(e.taskId, e);
+    renderTasks();
+    statusSoon();
+    tasksSoon();
   }
-  initCharts();
   followOutput();
-  every(2000, refreshStatus);
-  every(2000, refreshTasks);
-  every(10000, refreshCharts);
 })();

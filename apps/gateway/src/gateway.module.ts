@@ -7,6 +7,7 @@ import { PoolCredentials } from '@hivemind/shared/proto/pool-client';
 import { CallerGuardService } from './grpc/caller-guard.service';
 import { POOL_CREDENTIALS } from './pool/pool-link.service';
 import { AdmissionService } from './admission/admission.service';
+import { GatewayEventsModule } from './events/events.module';
 import { StopService } from './admission/stop.service';
 import { WorkerNodeController } from './grpc/worker-node.controller';
 import { NodeStatusService } from './node-status.service';
@@ -31,7 +32,7 @@ export class GatewayModule {
     const http = healthHttpParts(gatewayReadinessProvider);
     return {
       module: GatewayModule,
-      imports: [WorkerCoreModule.forRoot(config, logger, 'gateway'), ...http.imports],
+      imports: [WorkerCoreModule.forRoot(config, logger, 'gateway'), GatewayEventsModule, ...http.imports],
       controllers: [...http.controllers, AuthController, DashboardController, ApiController, OutputStreamController, WorkerNodeController],
       providers: [
         ...http.providers,

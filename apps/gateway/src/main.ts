@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import * as path from 'node:path';
 import { resolveCpuScore } from '@hivemind/shared/capacity/cpu-benchmark';
+import { eventsServerOptions } from '@hivemind/shared/events/event-transport';
 import { bootWorkerService } from '@hivemind/shared/nest/bootstrap';
 import { GatewayModule } from './gateway.module';
 import { CallerGuardService } from './grpc/caller-guard.service';
@@ -21,8 +22,9 @@ void bootWorkerService('gateway', (config, logger, credentials) => GatewayModule
     }
   },
   http: (c) => ({ host: c.HTTP_HOST, port: c.HTTP_PORT }),
-  // Hybrid: the pool's gRPC calls beside the dashboard's HTTP.
-  microservices: (c, _logger, app) => [{ strategy: workerNodeTransport(c, app.get(CallerGuardService)) }],
+  // Hybrid: the pool's gRPC calls, and the node's events from the monitor and executors
+  // (apps/gateway/src/events) on the Redis transport, beside the dashboard's HTTP.
+  microservices: (c, _logger, app) => [{ strategy: workerNodeTransport(c, app.get(CallerGuardService)) }, eventsServerOptions(c, 'gateway')],
   setupHttp: (app, config) => setupGatewayHttp(app, config),
   listening: async (app, c, logger) => {
     const transport = c.GRPC_TLS_CERT ? (c.GRPC_TLS_CLIENT_CA ? 'mtls' : 'tls') : 'plaintext';

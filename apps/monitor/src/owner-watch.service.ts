@@ -2,6 +2,8 @@ import * as os from 'node:os';
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { NodeEvent } from '@hivemind/shared/events/node-events';
+import { NodeEvents } from '@hivemind/shared/events/node-events.emitter';
 import { LOGGER } from '@hivemind/shared/logging/logger';
 import { OwnerBusyDetector } from '@hivemind/shared/owner/owner-busy';
 import { OwnerState, tasksCpuPercent } from '@hivemind/shared/owner/owner-state';
@@ -16,7 +18,8 @@ import { errorMessage } from '@hivemind/shared/util/errors';
  * Watches the owner: feeds each new host sample, minus what the node's tasks use, to
  * the busy-owner state machine, and publishes the owner state (busy, working hours,
  * tasks paused for the owner) to Redis every second, with an expiry so that a stopped
- * monitor never leaves the node marked busy.
+ * monitor never leaves the node marked busy. A change of the state (busy or not, since
+ * when, frozen tasks, working hours; not the CPU figures in it alone) is also emitted as an event.
  */
 @Injectable()
 export class OwnerWatchService implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -24,6 +27,7 @@ export class OwnerWatchService implements OnApplicationBootstrap, OnApplicationS
   private readonly detector: OwnerBusyDetector;
   private lastSampleAt = 0;
   private lastBusy = false;
+  private lastEmitted = '';
   private readonly cores = os.cpus().length || 1;
 
   constructor(
@@ -32,6 +36,7 @@ export class OwnerWatchService implements OnApplicationBootstrap, OnApplicationS
     private readonly samples: MonitorSamples,
     private readonly running: RunningTasks,
     private readonly owner: OwnerStateRepository,
+    private readonly events: NodeEvents,
   ) {
     this.detector = new OwnerBusyDetector({
       thresholdPercent: config.OWNER_BUSY_CPU_PERCENT,
@@ -61,6 +66,11 @@ export class OwnerWatchService implements OnApplicationBootstrap, OnApplicationS
     const frozen = await this.owner.frozenTaskIds();
     const state: OwnerState = { ...this.detector.state, frozenTasks: frozen, scheduleOpen: scheduleStatus(this.config.workSchedule, new Date()).open };
     await this.owner.publish(state, Math.max(10_000, 3 * this.config.MONITOR_INTERVAL * 1000));
+    const key = JSON.stringify([state.busy, state.since, state.frozenTasks, state.scheduleOpen]);
+    if (key !== this.lastEmitted) {
+      this.lastEmitted = key;
+      this.events.emit(NodeEvent.OwnerChanged, { at: Date.now(), state });
+    }
     return state;
   }
 }

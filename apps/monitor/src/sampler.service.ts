@@ -2,6 +2,8 @@ import { promises as fs } from 'node:fs';
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-config';
+import { NodeEvent } from '@hivemind/shared/events/node-events';
+import { NodeEvents } from '@hivemind/shared/events/node-events.emitter';
 import { LOGGER } from '@hivemind/shared/logging/logger';
 import { HostSample, MonitorSamples } from '@hivemind/shared/state/monitor-samples';
 import { Ticker } from '@hivemind/shared/util/ticker';
@@ -10,7 +12,8 @@ import { errorMessage } from '@hivemind/shared/util/errors';
 
 /**
  * Samples the host every MONITOR_INTERVAL and publishes the latest sample and a
- * bounded history (MONITOR_HISTORY samples) to Redis for the gateway.
+ * bounded history (MONITOR_HISTORY samples) to Redis for the gateway, and emits each
+ * sample as an event (the dashboard's live charts).
  */
 @Injectable()
 export class SamplerService implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -23,6 +26,7 @@ export class SamplerService implements OnApplicationBootstrap, OnApplicationShut
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly published: MonitorSamples,
     private readonly probe: HostProbe,
+    private readonly events: NodeEvents,
   ) {
     this.ticker = new Ticker('sample', config.MONITOR_INTERVAL * 1000, () => this.sampleAndPublish(), (_n, err) =>
       this.logger.warn({ err: errorMessage(err) }, 'host sample failed'),
@@ -73,6 +77,7 @@ export class SamplerService implements OnApplicationBootstrap, OnApplicationShut
 
   private async sampleAndPublish(): Promise<void> {
     const s = await this.sample();
+    this.events.emit(NodeEvent.HostSample, { sample: s });
     await this.published.publish(s, this.config.MONITOR_HISTORY);
     this.samples += 1;
   }

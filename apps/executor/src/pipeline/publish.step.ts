@@ -7,6 +7,7 @@ import { openQueue, QueueName, ResultJob, resultJobOptions } from '@hivemind/sha
 import { TaskRecords } from '@hivemind/shared/state/task-records';
 import { TASK_STORE, TaskStore, TaskStoreError } from '@hivemind/shared/state/task-store';
 import { WorkDir } from '@hivemind/shared/work-dir/work-dir';
+import { TaskEvents } from '../task-events';
 import { withRetries } from './retry';
 
 /**
@@ -25,6 +26,7 @@ export class PublishStep implements OnApplicationShutdown {
     private readonly records: TaskRecords,
     @Inject(TASK_STORE) private readonly store: TaskStore,
     private readonly workDir: WorkDir,
+    private readonly events: TaskEvents,
   ) {
     this.results = openQueue(QueueName.Results, config, 'executor', logger);
   }
@@ -55,6 +57,7 @@ export class PublishStep implements OnApplicationShutdown {
     if (fenced.outcome === 'stale' || fenced.outcome === 'released') return fenced.outcome;
     if (fenced.outcome === 'exists') this.logger.warn({ taskId: result.taskId }, "an earlier executor recorded this task's result; queueing that one");
     await this.queue(fenced.result);
+    this.events.ended(fenced.result);
     return fenced.result;
   }
 

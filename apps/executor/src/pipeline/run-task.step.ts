@@ -8,6 +8,7 @@ import { entryCommand } from '@hivemind/shared/task-format/entry-point';
 import { Outcome, outcomes } from '@hivemind/shared/task-format/outcome';
 import { OwnerFreezeService } from '../owner-freeze.service';
 import { RuntimeService } from '../runtime/runtime.service';
+import { TaskEvents } from '../task-events';
 import { RunExit, RunningTaskHandle } from '../runtime/task-runtime.port';
 import { onCancel } from './cancellation';
 import { PACKAGES_DIR } from './install-requirements.step';
@@ -42,6 +43,7 @@ export class RunTaskStep {
     private readonly freeze: OwnerFreezeService,
     private readonly running: RunningTasks,
     private readonly control: ControlChannel,
+    private readonly events: TaskEvents,
   ) {}
 
   /** Runs the task (or follows the one adopted from a crashed executor) to its end. */
@@ -84,6 +86,7 @@ export class RunTaskStep {
     });
     const running: RunningTask = { executorId: ctx.executorId, startedAt: handle.startedAt, cpuPercent: 0, memoryPercent: 0, memoryBytes: 0, usageAt: handle.startedAt };
     await this.running.start(job.taskId, running);
+    this.events.started(job.taskId, ctx.executorId, handle.startedAt);
     await this.freeze.track(job.taskId, runtime);
     const quota = quotaOf(this.runtimes, c);
     const watchdogs = startWatchdogs(ctx, handle, running, { config: c, running: this.running, freeze: this.freeze, quota });

@@ -5,6 +5,7 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { MicroserviceHealthIndicator } from '@nestjs/terminus';
 import { Queue } from 'bullmq';
 import cookieParser from 'cookie-parser';
 import type { Logger } from 'pino';
@@ -12,14 +13,19 @@ import { WORKER_CONFIG, WorkerConfig } from '@hivemind/shared/config/worker-conf
 import { DASHBOARD_COOKIE, DashboardToken, loadDashboardToken } from '@hivemind/shared/http/dashboard-token';
 import { READINESS_CHECKS, ReadinessCheck, redisCheck } from '@hivemind/shared/http/health';
 import { StateLink } from '@hivemind/shared/state/state.module';
+import { eventTransportCheck } from '../events/events-health';
 import { PoolLinkService } from '../pool/pool-link.service';
 import { RESULTS_QUEUE, TASKS_QUEUE } from '../queues.provider';
 import { DASHBOARD_TOKEN, dashboardAuth, publicDir } from './dashboard-auth';
 
-/** The gateway is ready when Redis answers and the pool link is logged in and heartbeating. */
-export function gatewayReadiness(config: WorkerConfig, redis: StateLink, pool: PoolLinkService): ReadinessCheck[] {
+/**
+ * The gateway is ready when Redis answers, the event transport answers, and the pool
+ * link is logged in and heartbeating.
+ */
+export function gatewayReadiness(config: WorkerConfig, redis: StateLink, pool: PoolLinkService, microservice: MicroserviceHealthIndicator): ReadinessCheck[] {
   return [
     redisCheck(redis),
+    eventTransportCheck(config, microservice),
     {
       name: 'pool',
       check: async () => {
@@ -38,7 +44,7 @@ export function gatewayReadiness(config: WorkerConfig, redis: StateLink, pool: P
 
 export const gatewayReadinessProvider: Provider = {
   provide: READINESS_CHECKS,
-  inject: [WORKER_CONFIG, StateLink, PoolLinkService],
+  inject: [WORKER_CONFIG, StateLink, PoolLinkService, MicroserviceHealthIndicator],
   useFactory: gatewayReadiness,
 };
 

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { createLogger, effectiveLevel, LogFormat, ProblemRing, REDACT_PATHS } from './logger';
+import { createLogger, demoteRoutine, effectiveLevel, LogFormat, ProblemRing, REDACT_PATHS } from './logger';
 
 function capture() {
   let out = '';
@@ -39,6 +39,21 @@ describe('log redaction', () => {
     expect(text()).toContain('"accept":"*/*"');
     expect(text()).not.toContain(token);
     expect(text().match(/\[redacted\]/g)).toHaveLength(3);
+  });
+});
+
+describe('routine Nest lines', () => {
+  it("logs a transport client's connection notices at debug, and its errors as errors", () => {
+    const lines = (level: string) => {
+      const { sink, text } = capture();
+      const log = pino({ level, hooks: { logMethod: demoteRoutine } }, sink);
+      log.info({ context: 'ClientProxy' }, 'Connected to Redis. Subscribing to channels...');
+      log.error({ context: 'ClientProxy' }, 'Connection is closed.');
+      log.info({ context: 'RoutesResolver' }, 'mapped');
+      return text().trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string });
+    };
+    expect(lines('info').map((l) => [l.level, l.msg])).toEqual([[50, 'Connection is closed.'], [30, 'mapped']]);
+    expect(lines('debug').map((l) => [l.level, l.msg])).toEqual([[20, 'Connected to Redis. Subscribing to channels...'], [50, 'Connection is closed.'], [30, 'mapped']]);
   });
 });
 

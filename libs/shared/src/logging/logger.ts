@@ -142,6 +142,22 @@ function prettyStdout(): pino.DestinationStream {
   return pretty({ destination: 1, sync: false, colorize: false, singleLine: true, translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l', ignore: 'pid,hostname' });
 }
 
+/**
+ * Nest contexts whose info lines are routine: logged at debug. Nest's transport client
+ * (ClientProxy) announces every connection it opens, and the gateway's readiness check
+ * of the event transport (Terminus' microservice ping) opens one on every probe.
+ */
+const DEBUG_CONTEXTS = new Set(['ClientProxy']);
+
+export function demoteRoutine(this: Logger, args: Parameters<pino.LogFn>, method: pino.LogFn, level: number): void {
+  const first = args[0] as { context?: unknown } | null;
+  if (level === pino.levels.values.info && first && typeof first === 'object' && DEBUG_CONTEXTS.has(String(first.context))) {
+    this.debug(...args);
+    return;
+  }
+  method.apply(this, args);
+}
+
 export function createLogger(service: string, opts: LoggerOptions): Logger {
   // Each multistream entry filters by its own level (info unless told): pass ours.
   const level = opts.level as pino.Level;
@@ -167,7 +183,7 @@ export function createLogger(service: string, opts: LoggerOptions): Logger {
     streams.push({ level, stream: files });
   }
   return pino(
-    { level: opts.level, base: { service }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
+    { level: opts.level, base: { service }, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, hooks: { logMethod: demoteRoutine } },
     pino.multistream(streams),
   );
 }

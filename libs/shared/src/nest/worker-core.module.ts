@@ -41,7 +41,7 @@ export function nodeCapacity(c: WorkerConfig): NodeCapacity {
 }
 
 /** Paths polled often (health checks, scrapes, static files, the live output): not logged per request. */
-const QUIET_PATHS = /^\/(health|metrics|static|api\/output)(\/|$|\?)/;
+const QUIET_PATHS = /^\/(health|metrics|static|api\/output|api\/events)(\/|$|\?)/;
 
 /**
  * nestjs-pino's request logging on the service's own pino logger (so the same

@@ -4,7 +4,7 @@ import type { OwnerState } from '../owner/owner-state';
 import { RedisKeys } from './redis-keys';
 import { parseJson } from './scripts';
 
-const ownerStateSchema: z.ZodType<OwnerState> = z.object({
+export const ownerStateSchema: z.ZodType<OwnerState> = z.object({
   busy: z.boolean(),
   ownerCpuPercent: z.number(),
   since: z.number().nullable(),
