@@ -84,7 +84,7 @@ export class RunTaskStep {
     });
     const running: RunningTask = { executorId: ctx.executorId, startedAt: handle.startedAt, cpuPercent: 0, memoryPercent: 0, memoryBytes: 0, usageAt: handle.startedAt };
     await this.running.start(job.taskId, running);
-    await this.freeze.track(job.taskId, runtime);
+    await this.freeze.track(job.taskId, runtime, adopted !== null);
     const quota = quotaOf(this.runtimes, c);
     const watchdogs = startWatchdogs(ctx, handle, running, { config: c, running: this.running, freeze: this.freeze, quota });
     try {
