@@ -4,10 +4,13 @@ import * as path from 'node:path';
 import { CgroupUsage } from './cgroup-usage';
 
 const ID = 'a'.repeat(64);
+const made: string[] = [];
+afterAll(() => Promise.all(made.map((d) => fs.rm(d, { recursive: true, force: true }))));
 
 /** A cgroup tree with one container's files, as the daemon lays them out. */
 async function tree(files: Record<string, string>): Promise<string> {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'hm-cgroup-'));
+  made.push(root);
   for (const [name, content] of Object.entries(files)) {
     await fs.mkdir(path.dirname(path.join(root, name)), { recursive: true });
     await fs.writeFile(path.join(root, name), content);
