@@ -13,11 +13,13 @@ import Docker from 'dockerode';
 import { ownerClient } from '../test/support/pool';
 import { ROOT, Stack } from '../test/support/stack';
 import { makeZip } from '../test/support/zips';
-import { BENCH_ENV, bareRunner, gatewayClient, procStat, push, SlotSignal } from './lib/harness';
+import { BENCH_ENV, bareRunner, gatewayClient, measuredEnv, procStat, push, SlotSignal } from './lib/harness';
 import { machine, writeSection } from './lib/report';
 
 const N = Number(process.env.BENCH_THROUGHPUT_N ?? 200);
 const BACKLOG = Number(process.env.BENCH_BACKLOG_N ?? 1000);
+/** Executor replicas to measure, e.g. `1` for a quick look (the README's table has 1,2,4). */
+const REPLICAS = (process.env.BENCH_THROUGHPUT_REPLICAS ?? '1,2,4').split(',').map(Number);
 /** Tasks in flight at once, in every configuration and in the baseline. */
 const C = 4;
 const CPUS = 0.5;
@@ -47,9 +49,9 @@ async function viaWorker(replicas: number, n: number, tag: string): Promise<Run>
   try {
     await stack.start('devpool');
     for (let i = 0; i < replicas; i++) {
-      await stack.start('executor', process.env.BENCH_PROFILE_EXECUTOR ? { NODE_OPTIONS: `--require ${process.env.BENCH_PROFILE_EXECUTOR}` } : {});
+      await stack.start('executor', measuredEnv('executor'));
     }
-    await stack.start('gateway', process.env.BENCH_PROFILE_GATEWAY ? { NODE_OPTIONS: `--require ${process.env.BENCH_PROFILE_GATEWAY}` } : {});
+    await stack.start('gateway', measuredEnv('gateway'));
     const zip = await makeZip([{ name: 'run.py', content: NOOP }]);
     const ids = Array.from({ length: n }, (_, i) => `${tag}-${i}`);
     const procs = [...stack.services.map((s) => ({ name: s.name, pid: s.proc.pid! })), ...systemPids()];
@@ -140,7 +142,7 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   const ratios: number[] = [];
   const profiles: string[] = [];
-  for (const replicas of [1, 2, 4]) {
+  for (const replicas of REPLICAS) {
     // Baseline right before each configuration, so both see the same machine state.
     const { seconds: base, cpuPerTask: baseCpu } = await raw(N);
     const w = await viaWorker(replicas, N, `tp${replicas}`);

@@ -19,6 +19,20 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 /** Environment every benchmark stack shares: the upload guard off, quiet logs. */
 export const BENCH_ENV = { LOG_LEVEL: 'info', RESULT_UPLOAD_GUARD: '0' };
 
+/**
+ * Opt-in measurement knobs for a stack's worker services (never set by `npm run bench`):
+ * BENCH_NODE_OPTIONS is given to the executor and gateway as NODE_OPTIONS (e.g.
+ * `--require dist/bench/lib/cpu-profile.js`, with BENCH_PROFILE_DIR), and BENCH_DOCKER_SOCKET points the executor at
+ * another Docker socket (e.g. a proxy that counts the Engine API calls).
+ */
+export function measuredEnv(service: 'executor' | 'gateway'): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (process.env.BENCH_NODE_OPTIONS) env.NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS;
+  if (process.env.BENCH_PROFILE_DIR) env.BENCH_PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
+  if (service === 'executor' && process.env.BENCH_DOCKER_SOCKET) env.DOCKER_SOCKET = process.env.BENCH_DOCKER_SOCKET;
+  return env;
+}
+
 /** A gRPC client of a stack's gateway, as the pool calls it. */
 export function gatewayClient(address: string, maxBytes = 64 << 20): WorkerNodeServiceClient {
   return new WorkerNodeServiceClient(address, insecure(), messageSizeOptions(maxBytes));

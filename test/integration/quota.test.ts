@@ -95,6 +95,37 @@ describe('workspace quota', () => {
     expect(await spares()).toBe(0);
   });
 
+  it('keeps a spare volume ready for each task running at once, up to its limit', async () => {
+    const volumes = path.join(dir, 'volumes');
+    const quota = new WorkspaceQuota('loop', volumes, logger, 2);
+    const spares = async () => (await fs.readdir(`${volumes}-spare`).catch(() => [] as string[])).sort();
+    const settle = async (n: number) => {
+      for (let i = 0; i < 200 && (await spares()).length !== n; i++) await new Promise((r) => setTimeout(r, 50));
+      // Formatting finishes after the file appears: let it.
+      await new Promise((r) => setTimeout(r, 500));
+      return spares();
+    };
+    const ws = ['p1', 'p2', 'p3'].map((n) => path.join(dir, n));
+    try {
+      await quota.create('p1', ws[0], 24 * MB);
+      expect(await settle(1)).toHaveLength(1);
+      await quota.create('p2', ws[1], 24 * MB);
+      // Two volumes in use: two spares, both formatted ahead.
+      const ready = await settle(2);
+      expect(ready).toHaveLength(2);
+      const inodes = await Promise.all(ready.map(async (f) => (await fs.stat(path.join(`${volumes}-spare`, f))).ino));
+      await quota.create('p3', ws[2], 24 * MB);
+      expect(inodes).toContain((await fs.stat(quota.imageFile('p3'))).ino);
+      // Three in use, but no more than two spares.
+      expect(await settle(2)).toHaveLength(2);
+      expect(await isMountPoint(ws[2])).toBe(true);
+    } finally {
+      for (const [i, w] of ws.entries()) await quota.release(`p${i + 1}`, w);
+    }
+    await quota.dropSpares();
+    expect(await spares()).toHaveLength(0);
+  });
+
   it('watch measures the folder and says when it is past the quota', async () => {
     const quota = new WorkspaceQuota('watch', path.join(dir, 'volumes'), logger);
     const ws = path.join(dir, 'ws');

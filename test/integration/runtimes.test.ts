@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import Docker from 'dockerode';
 import { DockerRuntime, LABEL_INSTANCE, LABEL_MANAGED, LABEL_TASK } from '../../apps/executor/src/runtime/docker.runtime';
+import { CgroupUsage } from '../../apps/executor/src/runtime/cgroup-usage';
 import { bwrapWorks, ProcessRuntime } from '../../apps/executor/src/runtime/process.runtime';
 import { RunSpec, TaskRuntime } from '../../apps/executor/src/runtime/task-runtime.port';
 import { escapingTask, processesWithMarker } from '../support/escaping-task';
@@ -124,6 +125,32 @@ describe('the Docker runtime (real daemon)', () => {
     const { exit } = await run(rt, spec('rt-stop', ws, ['bash', 'stubborn.sh']), 500);
     expect(exit.exitCode).toBe(137);
     expect(Date.now() - t0).toBeLessThan(8000);
+  });
+
+  it('starts a task whose container name a failed run left behind (that container is replaced)', async () => {
+    const ws = await workspace({ 'a.py': 'print("second")' });
+    const leftover = await docker.createContainer(rt.createOptions(spec('rt-left', ws, ['python3', '-c', 'print("first")'])));
+    const { exit, out } = await run(rt, spec('rt-left', ws, ['python3', '-u', 'a.py']));
+    expect(exit).toEqual({ exitCode: 0, oomKilled: false });
+    expect(out).toContain('second');
+    expect(await docker.getContainer(leftover.id).inspect().catch(() => null)).toBeNull();
+  });
+
+  it('reads a running container\'s usage from its cgroup files, and nothing where they are not', async () => {
+    const ws = await workspace({ 'spin.py': 'import time\nt=time.time()\nwhile time.time()-t<2: pass' });
+    const h = await rt.start(spec('rt-cgroup', ws, ['python3', 'spin.py'], 128), () => undefined);
+    try {
+      const id = (await docker.getContainer(DockerRuntime.containerName('rt-cgroup')).inspect()).Id;
+      await new Promise((r) => setTimeout(r, 500));
+      const s = await new CgroupUsage().read(id);
+      expect(s!.cpuNs).toBeGreaterThan(50e6);
+      expect(s!.memoryBytes).toBeGreaterThan(0);
+      expect(s!.limitBytes).toBe(128 * 1024 * 1024);
+      expect(await new CgroupUsage(path.join(os.tmpdir(), 'hm-no-cgroups')).read(id)).toBeNull();
+      expect((await h.done).exitCode).toBe(0);
+    } finally {
+      await rt.remove('rt-cgroup');
+    }
   });
 
   it('measures usage while the task runs', async () => {

@@ -44,11 +44,14 @@ export class OwnerFreezeService implements OnApplicationBootstrap, OnApplication
     this.ticker.stop();
   }
 
-  /** A task's run started in `runtime` (or was adopted, perhaps paused by the executor before). */
-  async track(taskId: string, runtime: TaskRuntime): Promise<void> {
+  /**
+   * A task's run started in `runtime` (`adopted`: taken over from an executor that
+   * stopped, which may have left it paused; a run this executor started is not).
+   */
+  async track(taskId: string, runtime: TaskRuntime, adopted = true): Promise<void> {
     const t: Tracked = { runtime, frozenSince: null, frozenMs: 0, exempt: false, busy: Promise.resolve() };
     this.tasks.set(taskId, t);
-    if (!runtime.supportsPause) return;
+    if (!runtime.supportsPause || !adopted) return;
     // An adopted container may have been paused by the executor that crashed.
     if (await runtime.isPaused(taskId).catch(() => false)) {
       t.frozenSince = Date.now();

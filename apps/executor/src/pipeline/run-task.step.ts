@@ -87,7 +87,7 @@ export class RunTaskStep {
     const running: RunningTask = { executorId: ctx.executorId, startedAt: handle.startedAt, cpuPercent: 0, memoryPercent: 0, memoryBytes: 0, usageAt: handle.startedAt };
     await this.running.start(job.taskId, running);
     this.events.started(job.taskId, ctx.executorId, handle.startedAt);
-    await this.freeze.track(job.taskId, runtime);
+    await this.freeze.track(job.taskId, runtime, adopted !== null);
     const quota = quotaOf(this.runtimes, c);
     const watchdogs = startWatchdogs(ctx, handle, running, { config: c, running: this.running, freeze: this.freeze, quota });
     try {

@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
 import { errorMessage } from '@hivemind/shared/util/errors';
+import { CgroupSample, CgroupUsage } from './cgroup-usage';
 import { DaemonWatch, follow } from './docker-watch';
 import { containerName, createOptions, DockerRuntimeOptions, imageFor, LABEL_INSTANCE, LABEL_MANAGED, LABEL_PHASE, LABEL_TASK, WORKSPACE } from './docker-options';
 import { ManagedRun, OutputListener, RunningTaskHandle, RunPhase, RunSpec, TaskRuntime, Usage } from './task-runtime.port';
@@ -7,6 +8,15 @@ import { ManagedRun, OutputListener, RunningTaskHandle, RunPhase, RunSpec, TaskR
 export { isDaemonGone } from './docker-watch';
 export type { DockerRuntimeOptions } from './docker-options';
 export { LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE, LABEL_PHASE, LABEL_TASK } from './docker-options';
+
+/** A container's usage from the Engine API's stats (one-shot). */
+async function engineStats(container: Docker.Container): Promise<CgroupSample> {
+  const s = (await container.stats({ stream: false, 'one-shot': true } as { stream: false })) as Docker.ContainerStats;
+  const mem = s.memory_stats ?? ({} as Docker.ContainerStats['memory_stats']);
+  const stats = (mem.stats ?? {}) as Record<string, number>;
+  const cache = stats.total_inactive_file ?? stats.inactive_file ?? 0;
+  return { cpuNs: s.cpu_stats?.cpu_usage?.total_usage ?? 0, memoryBytes: Math.max(0, (mem.usage ?? 0) - cache), limitBytes: mem.limit || null };
+}
 
 /** A container that is not there (any more): Docker answers 404. */
 function isGone(err: unknown): boolean {
@@ -23,6 +33,7 @@ export class DockerRuntime implements TaskRuntime {
   readonly supportsGpu = true;
   readonly supportsPause = true;
   private readonly daemon: DaemonWatch;
+  private readonly cgroups = new CgroupUsage();
 
   constructor(
     private readonly docker: Docker,
@@ -59,10 +70,15 @@ export class DockerRuntime implements TaskRuntime {
   }
 
   async start(spec: RunSpec, onOutput: OutputListener): Promise<RunningTaskHandle> {
-    await this.container(spec.taskId, spec.phase).remove({ force: true }).catch(() => undefined);
-    const container = await this.docker.createContainer(this.createOptions(spec));
+    const opts = this.createOptions(spec);
+    // A container of that name left behind (a run that failed to start): remove it and create again.
+    const container = await this.docker.createContainer(opts).catch(async (err: unknown) => {
+      if ((err as { statusCode?: number })?.statusCode !== 409) throw err;
+      await this.container(spec.taskId, spec.phase).remove({ force: true }).catch(() => undefined);
+      return this.docker.createContainer(opts);
+    });
     try {
-      return await this.watch(container, spec.limits.memoryBytes, onOutput, true, Date.now());
+      return await this.watch(container, container.id, spec.limits.memoryBytes, onOutput, true, Date.now());
     } catch (err) {
       await container.remove({ force: true }).catch(() => undefined);
       throw err;
@@ -88,7 +104,7 @@ export class DockerRuntime implements TaskRuntime {
       await container.remove({ force: true }).catch(() => undefined);
       return null;
     }
-    return this.watch(container, memoryBytes, onOutput, false, startedAt);
+    return this.watch(container, info.Id, memoryBytes, onOutput, false, startedAt);
   }
 
   async remove(taskId: string, phase: RunPhase = 'task'): Promise<void> {
@@ -160,7 +176,7 @@ export class DockerRuntime implements TaskRuntime {
   }
 
   /** Attaches to a container's output (starting it if asked), and waits for its end. */
-  private async watch(container: Docker.Container, memoryBytes: number, onOutput: OutputListener, startIt: boolean, startedAt: number): Promise<RunningTaskHandle> {
+  private async watch(container: Docker.Container, id: string, memoryBytes: number, onOutput: OutputListener, startIt: boolean, startedAt: number): Promise<RunningTaskHandle> {
     const stream = (await container.attach({ stream: true, stdout: true, stderr: true })) as NodeJS.ReadWriteStream;
     const attached = follow(container, stream, onOutput);
     if (startIt) await container.start();
@@ -177,17 +193,13 @@ export class DockerRuntime implements TaskRuntime {
         await container.stop({ t: Math.round(graceSec) }).catch(() => undefined);
       },
       usage: async (): Promise<Usage | null> => {
-        const s = (await container.stats({ stream: false, 'one-shot': true } as { stream: false })) as Docker.ContainerStats;
-        const cpu = s.cpu_stats?.cpu_usage?.total_usage ?? 0;
+        // The cgroup's files when this host has them; the Engine API's stats otherwise.
+        const s = (await this.cgroups.read(id)) ?? (await engineStats(container));
         const now = Date.now();
-        const cpuPercent = prev && now > prev.at ? Math.max(0, ((cpu - prev.cpu) / 1e6 / (now - prev.at)) * 100) : 0;
-        prev = { cpu, at: now };
-        const mem = s.memory_stats ?? ({} as Docker.ContainerStats['memory_stats']);
-        const stats = (mem.stats ?? {}) as Record<string, number>;
-        const cache = stats.total_inactive_file ?? stats.inactive_file ?? 0;
-        const used = Math.max(0, (mem.usage ?? 0) - cache);
-        const limit = mem.limit || memoryBytes;
-        return { cpuPercent, memoryBytes: used, memoryPercent: limit ? (100 * used) / limit : 0 };
+        const cpuPercent = prev && now > prev.at ? Math.max(0, ((s.cpuNs - prev.cpu) / 1e6 / (now - prev.at)) * 100) : 0;
+        prev = { cpu: s.cpuNs, at: now };
+        const limit = s.limitBytes || memoryBytes;
+        return { cpuPercent, memoryBytes: s.memoryBytes, memoryPercent: limit ? (100 * s.memoryBytes) / limit : 0 };
       },
     };
   }

@@ -68,7 +68,7 @@ export class RuntimeService implements OnApplicationShutdown {
   async tryResolve(): Promise<TaskRuntime | null> {
     const c = this.config;
     if (!this.quota) {
-      this.quota = await WorkspaceQuota.detect(c.WORKSPACE_QUOTA, new WorkDir(c.workDir).volumes(), this.logger);
+      this.quota = await WorkspaceQuota.detect(c.WORKSPACE_QUOTA, new WorkDir(c.workDir).volumes(), this.logger, c.executorConcurrency);
       this.logger.info({ mode: this.quota.mode, quotaMb: Math.round(c.workspaceQuotaBytes / 1048576) }, 'workspace quota');
     }
     if (c.DOCKER_ENABLED) {

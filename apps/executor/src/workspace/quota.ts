@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { errorMessage } from '@hivemind/shared/util/errors';
 import { isMountPoint, treeBytes } from './remove-tree';
+import { formatImage, SpareVolumes } from './spare-volumes';
 import { QuotaUsage, TreeWatch, WatchedUsage } from './tree-watch';
 
 export { isMountPoint, treeBytes, type QuotaUsage, type WatchedUsage };
@@ -26,12 +27,10 @@ export type QuotaMode = 'loop' | 'watch' | 'off';
 export class WorkspaceQuota {
   /** Image size that gives a quota its exact usable size, found once per quota. */
   private readonly imageSizes = new Map<number, number>();
-  /**
-   * A volume formatted ahead of time for the last quota used, so the next task's start is
-   * a rename and a mount rather than an mkfs. Spares live beside the volumes folder
-   * (`<volumes>-spare`), out of the reconciler's way; one per executor process.
-   */
-  private spare: Promise<{ limitBytes: number; file: string } | null> | null = null;
+  /** Volumes formatted ahead of time (loop), so a task's start is a rename and a mount. */
+  private readonly spares: SpareVolumes;
+  /** loop: volumes mounted for tasks now (how many spares to keep ready). */
+  private readonly mounted = new Set<string>();
   /** watch: what is known of each workspace. */
   private readonly watch: TreeWatch;
 
@@ -39,23 +38,26 @@ export class WorkspaceQuota {
     readonly mode: QuotaMode,
     private readonly volumesDir: string,
     private readonly logger: Logger,
+    /** Most spare volumes kept ready: the tasks this executor runs at once. */
+    spares = 1,
   ) {
     this.watch = new TreeWatch(logger);
+    this.spares = new SpareVolumes(`${volumesDir}-spare`, spares, logger);
   }
 
   /**
    * Picks the mode for `auto`: loop when this process is root and can make and mount an
    * ext4 image (tried once, on a 16 MB image), else watch.
    */
-  static async detect(requested: 'auto' | QuotaMode, volumesDir: string, logger: Logger): Promise<WorkspaceQuota> {
+  static async detect(requested: 'auto' | QuotaMode, volumesDir: string, logger: Logger, spares = 1): Promise<WorkspaceQuota> {
     if (requested !== 'auto') {
-      const chosen = new WorkspaceQuota(requested, volumesDir, logger);
+      const chosen = new WorkspaceQuota(requested, volumesDir, logger, spares);
       // Spares a crashed executor left behind (older than an hour) go at start.
       if (requested === 'loop') await chosen.dropSpares();
       return chosen;
     }
     if (process.getuid?.() !== 0) return new WorkspaceQuota('watch', volumesDir, logger);
-    const probe = new WorkspaceQuota('loop', volumesDir, logger);
+    const probe = new WorkspaceQuota('loop', volumesDir, logger, spares);
     const dir = path.join(volumesDir, `probe-${process.pid}`);
     try {
       await probe.create('probe', dir, 16 * 1024 * 1024);
@@ -73,10 +75,6 @@ export class WorkspaceQuota {
     return path.join(this.volumesDir, `${taskId}.img`);
   }
 
-  private get spareDir(): string {
-    return `${this.volumesDir}-spare`;
-  }
-
   /** Makes an empty workspace folder bounded to `limitBytes`. */
   async create(taskId: string, workspace: string, limitBytes: number): Promise<void> {
     await fs.mkdir(workspace, { recursive: true });
@@ -84,25 +82,21 @@ export class WorkspaceQuota {
     if (this.mode !== 'loop') return;
     await fs.mkdir(this.volumesDir, { recursive: true, mode: 0o700 });
     if (!(await this.fromSpare(taskId, workspace, limitBytes))) await this.format(taskId, workspace, limitBytes);
-    // Ready the next one while this task runs (not for the start-up probe).
-    if (!path.basename(workspace).startsWith('probe-')) this.spare ??= this.makeSpare(limitBytes);
+    // Ready the next ones while this task runs (not for the start-up probe): one per volume in use.
+    if (path.basename(workspace).startsWith('probe-')) return;
+    this.mounted.add(workspace);
+    const size = this.imageSizes.get(limitBytes);
+    if (size) this.spares.fill(limitBytes, size, this.mounted.size);
   }
 
-  /** Mounts the spare volume as this task's, when one of the right size is ready. */
+  /** Mounts a spare volume as this task's, when one of the right size is ready. */
   private async fromSpare(taskId: string, workspace: string, limitBytes: number): Promise<boolean> {
-    // Taken before awaiting, so two tasks starting together never get the same spare.
-    const pending = this.spare;
-    this.spare = null;
-    const ready = pending ? await pending.catch(() => null) : null;
-    if (!ready) return false;
-    if (ready.limitBytes !== limitBytes) {
-      await fs.rm(ready.file, { force: true });
-      return false;
-    }
+    const file = await this.spares.take(limitBytes);
+    if (!file) return false;
     const image = this.imageFile(taskId);
     try {
       await this.unmount(workspace);
-      await fs.rename(ready.file, image);
+      await fs.rename(file, image);
       await run('mount', ['-o', 'loop,nosuid,nodev', image, workspace], { timeout: 30_000 });
       await fs.rm(path.join(workspace, 'lost+found'), { recursive: true, force: true });
       return true;
@@ -110,43 +104,14 @@ export class WorkspaceQuota {
       this.logger.warn({ taskId, err: errorMessage(err) }, 'the spare workspace volume could not be used; formatting one');
       await this.unmount(workspace).catch(() => undefined);
       await fs.rm(image, { force: true });
-      await fs.rm(ready.file, { force: true });
+      await fs.rm(file, { force: true });
       return false;
     }
   }
 
-  /** Formats a spare volume for `limitBytes` (once its exact image size is known). */
-  private async makeSpare(limitBytes: number): Promise<{ limitBytes: number; file: string } | null> {
-    const size = this.imageSizes.get(limitBytes);
-    if (!size) return null;
-    try {
-      await fs.mkdir(this.spareDir, { recursive: true, mode: 0o700 });
-      const file = path.join(this.spareDir, `${process.pid}-${Date.now()}.img`);
-      const fh = await fs.open(file, 'w', 0o600);
-      try {
-        await fh.truncate(size);
-      } finally {
-        await fh.close();
-      }
-      await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1', file], { timeout: 60_000 });
-      return { limitBytes, file };
-    } catch (err) {
-      this.logger.debug({ err: errorMessage(err) }, 'no spare workspace volume');
-      return null;
-    }
-  }
-
   /** Deletes spare volumes left by executors that stopped (older than an hour), and this one's. */
-  async dropSpares(all = false): Promise<void> {
-    const pending = this.spare;
-    this.spare = null;
-    const mine = pending ? await pending.catch(() => null) : null;
-    if (mine) await fs.rm(mine.file, { force: true });
-    for (const name of await fs.readdir(this.spareDir).catch(() => [] as string[])) {
-      const file = path.join(this.spareDir, name);
-      const st = await fs.stat(file).catch(() => null);
-      if (st && (all || Date.now() - st.mtimeMs > 3600_000)) await fs.rm(file, { force: true });
-    }
+  dropSpares(all = false): Promise<void> {
+    return this.spares.drop(all);
   }
 
   /** Formats and mounts a new volume for the task, sized so it offers exactly `limitBytes`. */
@@ -164,13 +129,7 @@ export class WorkspaceQuota {
     try {
       for (let pass = known ? 1 : 0; ; pass++) {
         await fs.rm(image, { force: true });
-        const fh = await fs.open(image, 'w', 0o600);
-        try {
-          await fh.truncate(size);
-        } finally {
-          await fh.close();
-        }
-        await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1', image], { timeout: 60_000 });
+        await formatImage(image, size);
         await run('mount', ['-o', 'loop,nosuid,nodev', image, workspace], { timeout: 30_000 });
         await fs.rm(path.join(workspace, 'lost+found'), { recursive: true, force: true });
         const st = await fs.statfs(workspace);
@@ -227,6 +186,7 @@ export class WorkspaceQuota {
   /** Unmounts a task's volume (if any) and deletes its image; the folder's contents stay. */
   async release(taskId: string, workspace: string): Promise<void> {
     this.watch.forget(workspace);
+    this.mounted.delete(workspace);
     await this.unmount(workspace);
     await fs.rm(this.imageFile(taskId), { force: true });
     if (path.basename(workspace).startsWith('probe-')) await fs.rm(workspace, { recursive: true, force: true });

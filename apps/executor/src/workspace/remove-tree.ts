@@ -72,6 +72,9 @@ export async function removeTree(dir: string, opts: { timeoutMs?: number } = {})
   if (st.isDirectory()) {
     const parent = await fs.stat(path.dirname(path.resolve(dir))).catch(() => null);
     if (parent && parent.dev !== st.dev) throw new Error(`could not remove ${dir}: it is a mount point (unmount it first)`);
+    // Fast path without a child process: an empty folder (a loop volume's mount point once
+    // unmounted). Anything else (not empty, not permitted) goes to rm below.
+    if (await fs.rmdir(dir).then(() => true, () => false)) return;
   }
   let rm: Ran;
   try {

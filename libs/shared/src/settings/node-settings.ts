@@ -67,6 +67,8 @@ export function effectiveCapacity(machine: MachineCapacity, s: NodeSettings): No
 /** Reads and changes the live settings (SettingsOverrides), falling back to the last known on a Redis blip. */
 export class NodeSettingsStore {
   private last: NodeSettings;
+  /** Built once: the machine does not change, and zod schemas are costly to build (this is read per admission). */
+  private schema: ReturnType<typeof settingsPatchSchema> | null = null;
 
   constructor(
     private readonly overrides: SettingsOverrides,
@@ -80,7 +82,7 @@ export class NodeSettingsStore {
   async get(): Promise<NodeSettings> {
     const raw = await this.overrides.read();
     const out: NodeSettings = { ...this.defaults };
-    const schema = settingsPatchSchema(this.machine);
+    const schema = (this.schema ??= settingsPatchSchema(this.machine));
     for (const [k, v] of Object.entries(raw)) {
       // A stored value that no longer fits the machine (e.g. fewer cores now) is ignored.
       const parsed = schema.safeParse({ [k]: Number(v) });
@@ -101,7 +103,7 @@ export class NodeSettingsStore {
 
   /** Validates and stores a change; throws SettingsError naming the first bad field. */
   async update(patch: unknown): Promise<NodeSettings> {
-    const parsed = settingsPatchSchema(this.machine).safeParse(patch);
+    const parsed = (this.schema ??= settingsPatchSchema(this.machine)).safeParse(patch);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       const field = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'settings');

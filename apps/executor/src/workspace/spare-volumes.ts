@@ -1,0 +1,81 @@
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import type { Logger } from 'pino';
+import { errorMessage } from '@hivemind/shared/util/errors';
+
+const run = promisify(execFile);
+
+interface Spare {
+  limitBytes: number;
+  file: string;
+}
+
+/** Makes an empty ext4 image of `size` bytes (sparse; its tables initialised lazily). */
+export async function formatImage(file: string, size: number): Promise<void> {
+  const fh = await fs.open(file, 'w', 0o600);
+  try {
+    await fh.truncate(size);
+  } finally {
+    await fh.close();
+  }
+  await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1', file], { timeout: 60_000 });
+}
+
+/**
+ * Workspace volumes formatted ahead of time, so a task's start is a rename and a mount
+ * rather than an `mkfs`: up to `max` of them (one per task the executor runs at once),
+ * each for the quota last asked for. They live in `dir`, out of the reconciler's way;
+ * the file names start with the executor's pid.
+ */
+export class SpareVolumes {
+  /** Oldest first; a pending one is being formatted (null: it could not be). */
+  private readonly queue: Promise<Spare | null>[] = [];
+
+  constructor(
+    private readonly dir: string,
+    private readonly max: number,
+    private readonly logger: Logger,
+  ) {}
+
+  /** A spare's image file for `limitBytes` (waiting for one being formatted), or null when none is. */
+  async take(limitBytes: number): Promise<string | null> {
+    // Taken off the queue before awaiting, so two tasks starting together never get the same one.
+    for (let next = this.queue.shift(); next; next = this.queue.shift()) {
+      const spare = await next.catch(() => null);
+      if (!spare) continue;
+      if (spare.limitBytes === limitBytes) return spare.file;
+      await fs.rm(spare.file, { force: true });
+    }
+    return null;
+  }
+
+  /** Formats spares of `size` bytes for `limitBytes` until `wanted` (at most `max`) are ready or under way. */
+  fill(limitBytes: number, size: number, wanted: number): void {
+    while (this.queue.length < Math.min(wanted, this.max)) this.queue.push(this.make(limitBytes, size));
+  }
+
+  private async make(limitBytes: number, size: number): Promise<Spare | null> {
+    try {
+      await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+      const file = path.join(this.dir, `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}.img`);
+      await formatImage(file, size);
+      return { limitBytes, file };
+    } catch (err) {
+      this.logger.debug({ err: errorMessage(err) }, 'no spare workspace volume');
+      return null;
+    }
+  }
+
+  /** Deletes this executor's spares, and those executors that stopped left behind (older than an hour; `all`: any age). */
+  async drop(all = false): Promise<void> {
+    const mine = this.queue.splice(0);
+    for (const s of await Promise.all(mine.map((p) => p.catch(() => null)))) if (s) await fs.rm(s.file, { force: true });
+    for (const name of await fs.readdir(this.dir).catch(() => [] as string[])) {
+      const file = path.join(this.dir, name);
+      const st = await fs.stat(file).catch(() => null);
+      if (st && (all || Date.now() - st.mtimeMs > 3600_000)) await fs.rm(file, { force: true });
+    }
+  }
+}
