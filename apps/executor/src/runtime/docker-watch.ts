@@ -69,8 +69,7 @@ export class DaemonWatch {
         status = ((await this.unlessDaemonGoes(container.wait(), epoch)) as { StatusCode: number }).StatusCode;
         // Give the attach stream a moment to deliver the last bytes.
         await Promise.race([attached.ended, new Promise((r) => setTimeout(r, 2000))]);
-        // A clean exit says all there is to know; any other is looked at (OOM kill, a daemon going away).
-        if (status === 0) return { exitCode: 0, oomKilled: false };
+        // Inspected even after a clean exit: a child of the task killed for memory shows only here.
         const info = await container.inspect();
         const exit = { exitCode: info.State?.ExitCode ?? status, oomKilled: Boolean(info.State?.OOMKilled) };
         // Killed by a signal nobody here sent: a daemon shutting down kills its containers
