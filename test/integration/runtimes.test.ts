@@ -129,11 +129,17 @@ describe('the Docker runtime (real daemon)', () => {
 
   it('starts a task whose container name a failed run left behind (that container is replaced)', async () => {
     const ws = await workspace({ 'a.py': 'print("second")' });
-    const leftover = await docker.createContainer(rt.createOptions(spec('rt-left', ws, ['python3', '-c', 'print("first")'])));
-    const { exit, out } = await run(rt, spec('rt-left', ws, ['python3', '-u', 'a.py']));
-    expect(exit).toEqual({ exitCode: 0, oomKilled: false });
-    expect(out).toContain('second');
-    expect(await docker.getContainer(leftover.id).inspect().catch(() => null)).toBeNull();
+    // A task id of this run only: container names are per task, and the host's daemon is shared.
+    const taskId = `rt-left-${process.pid}`;
+    const leftover = await docker.createContainer(rt.createOptions(spec(taskId, ws, ['python3', '-c', 'print("first")'])));
+    try {
+      const { exit, out } = await run(rt, spec(taskId, ws, ['python3', '-u', 'a.py']));
+      expect(exit).toEqual({ exitCode: 0, oomKilled: false });
+      expect(out).toContain('second');
+      expect(await docker.getContainer(leftover.id).inspect().catch(() => null)).toBeNull();
+    } finally {
+      await docker.getContainer(leftover.id).remove({ force: true }).catch(() => undefined);
+    }
   });
 
   it('reads a running container\'s usage from its cgroup files, and nothing where they are not', async () => {
