@@ -13,7 +13,7 @@ import Docker from 'dockerode';
 import { ownerClient } from '../test/support/pool';
 import { ROOT, Stack } from '../test/support/stack';
 import { makeZip } from '../test/support/zips';
-import { BENCH_ENV, bareRunner, gatewayClient, measuredEnv, procStat, push, SlotSignal } from './lib/harness';
+import { BENCH_ENV, bareRunner, gatewayClient, machineCpuMs, measuredEnv, procStat, push, SlotSignal } from './lib/harness';
 import { machine, writeSection } from './lib/report';
 
 const N = Number(process.env.BENCH_THROUGHPUT_N ?? 200);
@@ -29,6 +29,8 @@ interface Run {
   seconds: number;
   /** CPU milliseconds per task, by process. */
   cpuPerTask: Map<string, number>;
+  /** CPU milliseconds per task of the whole machine (the kernel, containers and children included). */
+  machinePerTask: number;
   completed: number;
   lost: number;
   doubled: number;
@@ -54,8 +56,12 @@ async function viaWorker(replicas: number, n: number, tag: string): Promise<Run>
     await stack.start('gateway', measuredEnv('gateway'));
     const zip = await makeZip([{ name: 'run.py', content: NOOP }]);
     const ids = Array.from({ length: n }, (_, i) => `${tag}-${i}`);
-    const procs = [...stack.services.map((s) => ({ name: s.name, pid: s.proc.pid! })), ...systemPids()];
-    const cpu0 = await Promise.all(procs.map((p) => procStat(p.pid).then((st) => st.cpuMs, () => 0)));
+    const procs = [
+      ...stack.services.map((s) => ({ name: s.name, pid: s.proc.pid! })),
+      ...systemPids(),
+      { name: 'benchmark (feeders)', pid: process.pid },
+    ];
+    const cpu0 = await cpuSample(procs);
     const t0 = performance.now();
     let next = 0;
     const slots = new SlotSignal(stack.services.find((s) => s.name === 'devpool')!);
@@ -70,9 +76,7 @@ async function viaWorker(replicas: number, n: number, tag: string): Promise<Run>
     const deadline = Date.now() + 30 * 60_000;
     while (received().length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     const seconds = (performance.now() - t0) / 1000;
-    const cpu1 = await Promise.all(procs.map((p) => procStat(p.pid).then((st) => st.cpuMs, () => 0)));
-    const cpuPerTask = new Map<string, number>();
-    procs.forEach((p, i) => cpuPerTask.set(p.name, (cpuPerTask.get(p.name) ?? 0) + (cpu1[i] - cpu0[i]) / n));
+    const { perTask: cpuPerTask, machinePerTask } = cpuSpent(cpu0, await cpuSample(procs), n);
     const perTask = new Map<string, number>();
     for (const l of received()) {
       const id = /"taskId":"([^"]+)"/.exec(l)?.[1];
@@ -85,6 +89,7 @@ async function viaWorker(replicas: number, n: number, tag: string): Promise<Run>
     return {
       seconds,
       cpuPerTask,
+      machinePerTask,
       completed: ids.filter((id) => perTask.has(id)).length,
       lost: ids.filter((id) => !perTask.has(id)).length,
       doubled: [...perTask.values()].filter((c) => c > 1).length,
@@ -110,15 +115,54 @@ function systemPids(): { name: string; pid: number }[] {
   return out;
 }
 
-async function raw(n: number): Promise<{ seconds: number; cpuPerTask: Map<string, number> }> {
-  const procs = systemPids();
-  const cpu0 = await Promise.all(procs.map((p) => procStat(p.pid).then((st) => st.cpuMs, () => 0)));
+interface CpuSample {
+  /** Per process: its own CPU ms, and its waited-for children's. */
+  procs: { name: string; own: number; children: number }[];
+  /** The executors' volume tool helpers (long-lived shells, see volume-tools.ts): theirs and their tools'. */
+  helpers: number;
+  machine: number;
+}
+
+/** The live children of a process. */
+async function childrenOf(pid: number): Promise<number[]> {
+  const tasks = await fs.readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  const lists = await Promise.all(tasks.map((t) => fs.readFile(`/proc/${pid}/task/${t}/children`, 'utf8').catch(() => '')));
+  return lists.flatMap((l) => l.trim().split(/\s+/).filter(Boolean).map(Number));
+}
+
+async function cpuSample(procs: { name: string; pid: number }[]): Promise<CpuSample> {
+  const zero = { cpuMs: 0, childCpuMs: 0 };
+  const stats = await Promise.all(procs.map((p) => procStat(p.pid).catch(() => zero)));
+  const executors = procs.filter((p) => p.name === 'executor').map((p) => p.pid);
+  const helperPids = (await Promise.all(executors.map(childrenOf))).flat();
+  const helperStats = await Promise.all(helperPids.map((pid) => procStat(pid).catch(() => zero)));
+  return {
+    procs: procs.map((p, i) => ({ name: p.name, own: stats[i].cpuMs, children: stats[i].childCpuMs })),
+    helpers: helperStats.reduce((a, st) => a + st.cpuMs + st.childCpuMs, 0),
+    machine: await machineCpuMs(),
+  };
+}
+
+/** CPU ms per task between two samples, by process (a process's children apart, as "<name>'s children"). */
+function cpuSpent(a: CpuSample, b: CpuSample, n: number): { perTask: Map<string, number>; machinePerTask: number } {
+  const perTask = new Map<string, number>();
+  const add = (k: string, v: number) => perTask.set(k, (perTask.get(k) ?? 0) + v / n);
+  a.procs.forEach((p, i) => {
+    add(p.name, b.procs[i].own - p.own);
+    add(`${p.name}'s children`, b.procs[i].children - p.children);
+  });
+  add("executor's volume tool helpers", b.helpers - a.helpers);
+  return { perTask, machinePerTask: (b.machine - a.machine) / n };
+}
+
+async function raw(n: number): Promise<{ seconds: number; cpuPerTask: Map<string, number>; machinePerTask: number }> {
+  const procs = [...systemPids(), { name: 'benchmark (dockerode loop)', pid: process.pid }];
+  const cpu0 = await cpuSample(procs);
   const docker = new Docker({ socketPath: '/var/run/docker.sock' });
   const ws = await fs.mkdtemp(path.join(os.tmpdir(), 'hm-bench-tp-'));
   await fs.writeFile(path.join(ws, 'run.py'), NOOP);
   await fs.chmod(ws, 0o777);
   const run = bareRunner(docker, 'hivemind/task-runtime:latest', ws, CPUS * 1e9);
-  const selfBefore = (process.cpuUsage().user + process.cpuUsage().system) / 1000 / n;
   const t0 = performance.now();
   let next = 0;
   try {
@@ -131,11 +175,8 @@ async function raw(n: number): Promise<{ seconds: number; cpuPerTask: Map<string
     await fs.rm(ws, { recursive: true, force: true });
   }
   const seconds = (performance.now() - t0) / 1000;
-  const cpu1 = await Promise.all(procs.map((p) => procStat(p.pid).then((st) => st.cpuMs, () => 0)));
-  const cpuPerTask = new Map<string, number>();
-  procs.forEach((p, i) => cpuPerTask.set(p.name, (cpuPerTask.get(p.name) ?? 0) + (cpu1[i] - cpu0[i]) / n));
-  cpuPerTask.set('benchmark (dockerode loop)', (process.cpuUsage().user + process.cpuUsage().system) / 1000 / n - selfBefore);
-  return { seconds, cpuPerTask };
+  const { perTask: cpuPerTask, machinePerTask } = cpuSpent(cpu0, await cpuSample(procs), n);
+  return { seconds, cpuPerTask, machinePerTask };
 }
 
 async function main(): Promise<void> {
@@ -144,12 +185,15 @@ async function main(): Promise<void> {
   const profiles: string[] = [];
   for (const replicas of REPLICAS) {
     // Baseline right before each configuration, so both see the same machine state.
-    const { seconds: base, cpuPerTask: baseCpu } = await raw(N);
+    const { seconds: base, cpuPerTask: baseCpu, machinePerTask: baseMachine } = await raw(N);
     const w = await viaWorker(replicas, N, `tp${replicas}`);
     const ratio = base / w.seconds;
     const fmtCpu = (m: Map<string, number>) => [...m].filter(([, v]) => v >= 0.5).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ');
     const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
-    profiles.push(`| ${replicas} | ${fmtCpu(w.cpuPerTask)} (**${total(w.cpuPerTask).toFixed(0)}**) | ${fmtCpu(baseCpu)} (**${total(baseCpu).toFixed(0)}**) |`);
+    profiles.push(
+      `| ${replicas} | ${fmtCpu(w.cpuPerTask)} (**${total(w.cpuPerTask).toFixed(0)}**) | ${fmtCpu(baseCpu)} (**${total(baseCpu).toFixed(0)}**) |` +
+        ` ${w.machinePerTask.toFixed(0)} against ${baseMachine.toFixed(0)} |`,
+    );
     ratios.push(ratio);
     rows.push(
       `| ${replicas} × concurrency ${C / replicas} | ${w.seconds.toFixed(1)} s (${(N / w.seconds).toFixed(1)}/s) | ${base.toFixed(1)} s (${(N / base).toFixed(1)}/s) | **${ratio.toFixed(2)}×** | ${w.lost} | ${w.doubled} | ${w.executorsUsed} |`,
@@ -174,10 +218,14 @@ async function main(): Promise<void> {
     '',
     'Where the time goes: CPU milliseconds per task by process (user + system, from /proc), worker',
     'run against baseline run. Both are CPU-bound on this machine, so the extra CPU the worker\'s',
-    'processes spend per task is what separates the two.',
+    'processes spend per task is what separates the two. A process\'s children it waited for (the',
+    'executor\'s `mount`, `umount`, `mkfs.ext4` before they ran in its volume tool helpers; the',
+    'helpers\' own and their tools\' CPU is a line of its own) are counted apart. The last column is the whole',
+    'machine\'s busy CPU per task (/proc/stat: the containers, the kernel\'s work, every process),',
+    'which is what a CPU-bound run pays.',
     '',
-    '| executors | worker run: CPU ms per task | raw run: CPU ms per task |',
-    '|---|---|---|',
+    '| executors | worker run: CPU ms per task | raw run: CPU ms per task | whole machine, worker against raw |',
+    '|---|---|---|---|',
     ...profiles,
     '',
     '## 7. Backlog',

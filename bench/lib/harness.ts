@@ -26,11 +26,23 @@ export const BENCH_ENV = { LOG_LEVEL: 'info', RESULT_UPLOAD_GUARD: '0' };
  * another Docker socket (e.g. a proxy that counts the Engine API calls).
  */
 export function measuredEnv(service: 'executor' | 'gateway'): Record<string, string> {
-  const env: Record<string, string> = {};
+  const env: Record<string, string> = { ...serviceEnv() };
   if (process.env.BENCH_NODE_OPTIONS) env.NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS;
   if (process.env.BENCH_PROFILE_DIR) env.BENCH_PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
   if (service === 'executor' && process.env.BENCH_DOCKER_SOCKET) env.DOCKER_SOCKET = process.env.BENCH_DOCKER_SOCKET;
   return env;
+}
+
+/**
+ * BENCH_SERVICE_ENV: settings (a JSON object) given to the measured services on top of
+ * the defaults, to measure a lever, e.g. `{"WORKSPACE_QUOTA":"watch"}`.
+ */
+function serviceEnv(): Record<string, string> {
+  const raw = process.env.BENCH_SERVICE_ENV;
+  if (!raw) return {};
+  const parsed: unknown = JSON.parse(raw);
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error(`BENCH_SERVICE_ENV must be a JSON object, not ${raw}`);
+  return Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k, String(v)]));
 }
 
 /** A gRPC client of a stack's gateway, as the pool calls it. */
@@ -63,14 +75,23 @@ export async function push(
   }
 }
 
-/** Resident memory and CPU time of a process, from /proc. */
-export async function procStat(pid: number): Promise<{ rssBytes: number; hwmBytes: number; cpuMs: number }> {
+/** Resident memory and CPU time of a process (and of its children it has waited for), from /proc. */
+export async function procStat(pid: number): Promise<{ rssBytes: number; hwmBytes: number; cpuMs: number; childCpuMs: number }> {
   const [status, stat] = await Promise.all([fs.readFile(`/proc/${pid}/status`, 'utf8'), fs.readFile(`/proc/${pid}/stat`, 'utf8')]);
   const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
   // Fields after the command name (which may hold spaces) start at index 2: utime is 13, stime 14.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]);
-  return { rssBytes: kb('VmRSS'), hwmBytes: kb('VmHWM'), cpuMs: (ticks * 1000) / 100 };
+  const childTicks = Number(fields[13]) + Number(fields[14]);
+  return { rssBytes: kb('VmRSS'), hwmBytes: kb('VmHWM'), cpuMs: (ticks * 1000) / 100, childCpuMs: (childTicks * 1000) / 100 };
+}
+
+/** CPU milliseconds the whole machine has spent busy (every core, every process and the kernel), from /proc/stat. */
+export async function machineCpuMs(): Promise<number> {
+  const line = (await fs.readFile('/proc/stat', 'utf8')).split('\n')[0];
+  // cpu  user nice system idle iowait irq softirq steal ... (steal is another guest's time)
+  const [user, nice, system, , , irq, softirq] = line.trim().split(/\s+/).slice(1).map(Number);
+  return ((user + nice + system + irq + softirq) * 1000) / 100;
 }
 
 /** Samples the RSS of some services every `everyMs` until stopped; keeps each one's peak. */

@@ -44,8 +44,25 @@ function main(): void {
     console.log(`${title} (total ${(total / 1000).toFixed(0)} ms)`);
     for (const [k, us] of [...m].sort((a, b) => b[1] - a[1]).slice(0, rows)) console.log(`  ${(us / 1000).toFixed(1).padStart(8)} ms  ${((100 * us) / total).toFixed(1).padStart(5)} %  ${k}`);
   };
+  // Inclusive time of the project's own functions (a synchronous call and what it calls;
+  // an awaited continuation counts where it resumes), each function counted once per sample.
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const inclusive = new Map<string, number>();
+  for (const [id, us] of self) {
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const f = byId.get(at)!.callFrame;
+      if (!/\/dist\/(apps|libs)\//.test(f.url)) continue;
+      const fn = `${f.functionName || '(anonymous)'} ${where(f.url)}:${f.lineNumber + 1}`;
+      if (seen.has(fn)) continue;
+      seen.add(fn);
+      inclusive.set(fn, (inclusive.get(fn) ?? 0) + us);
+    }
+  }
   show('self time by package or file', byWhere);
   show('self time by function', byFn);
+  show("inclusive time of the project's functions", inclusive);
 }
 
 main();

@@ -1,16 +1,13 @@
-import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { errorMessage } from '@hivemind/shared/util/errors';
 import { isMountPoint, treeBytes } from './remove-tree';
 import { formatImage, SpareVolumes } from './spare-volumes';
 import { QuotaUsage, TreeWatch, WatchedUsage } from './tree-watch';
+import { volumeTools } from './volume-tools';
 
 export { isMountPoint, treeBytes, type QuotaUsage, type WatchedUsage };
-
-const run = promisify(execFile);
 
 export type QuotaMode = 'loop' | 'watch' | 'off';
 
@@ -97,7 +94,7 @@ export class WorkspaceQuota {
     try {
       await this.unmount(workspace);
       await fs.rename(file, image);
-      await run('mount', ['-o', 'loop,nosuid,nodev', image, workspace], { timeout: 30_000 });
+      await volumeTools.run('mount', ['-o', 'loop,nosuid,nodev', image, workspace], 30_000);
       await fs.rm(path.join(workspace, 'lost+found'), { recursive: true, force: true });
       return true;
     } catch (err) {
@@ -130,7 +127,7 @@ export class WorkspaceQuota {
       for (let pass = known ? 1 : 0; ; pass++) {
         await fs.rm(image, { force: true });
         await formatImage(image, size);
-        await run('mount', ['-o', 'loop,nosuid,nodev', image, workspace], { timeout: 30_000 });
+        await volumeTools.run('mount', ['-o', 'loop,nosuid,nodev', image, workspace], 30_000);
         await fs.rm(path.join(workspace, 'lost+found'), { recursive: true, force: true });
         const st = await fs.statfs(workspace);
         const avail = st.bavail * st.bsize;
@@ -196,9 +193,9 @@ export class WorkspaceQuota {
   async unmount(dir: string): Promise<void> {
     if (!(await isMountPoint(dir))) return;
     try {
-      await run('umount', [dir], { timeout: 30_000 });
+      await volumeTools.run('umount', [dir], 30_000);
     } catch {
-      await run('umount', ['-l', dir], { timeout: 30_000 }).catch((err: unknown) => this.logger.warn({ dir, err: errorMessage(err) }, 'could not unmount a task workspace'));
+      await volumeTools.run('umount', ['-l', dir], 30_000).catch((err: unknown) => this.logger.warn({ dir, err: errorMessage(err) }, 'could not unmount a task workspace'));
     }
   }
 }

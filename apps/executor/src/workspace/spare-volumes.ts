@@ -1,11 +1,8 @@
-import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { errorMessage } from '@hivemind/shared/util/errors';
-
-const run = promisify(execFile);
+import { volumeTools } from './volume-tools';
 
 interface Spare {
   limitBytes: number;
@@ -20,7 +17,7 @@ export async function formatImage(file: string, size: number): Promise<void> {
   } finally {
     await fh.close();
   }
-  await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1', file], { timeout: 60_000 });
+  await volumeTools.run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1', file], 60_000);
 }
 
 /**
