@@ -52,9 +52,15 @@ export function gatewayClient(address: string, maxBytes = 64 << 20): WorkerNodeS
 
 /**
  * Pushes a task as the pool would: registered with devpool first (so the pool knows
- * it and takes its result), then ExecuteTask on the gateway directly, again and again
- * while the node says it is busy. Devpool's own dispatch is switched off in the
- * benchmarks (a huge DEVPOOL_DISPATCH_INTERVAL), so only the worker is measured.
+ * it and takes its result), then ExecuteTask on the gateway directly, again while the
+ * node says it is busy. Devpool's own dispatch is switched off in the benchmarks (a huge
+ * DEVPOOL_DISPATCH_INTERVAL), so only the worker is measured. Returns how many offers the
+ * node refused as busy.
+ *
+ * `slotFreed` waits until a slot may have freed (by default 25 ms); when it says
+ * 'freed' (a result just reached the pool, and the node releases the task's slot once the
+ * pool has answered the upload), a refusal is retried every 2 ms for up to 50 ms, since the
+ * release is a few milliseconds behind.
  */
 export async function push(
   pool: PoolClient,
@@ -62,16 +68,25 @@ export async function push(
   taskId: string,
   zip: Buffer,
   req: Partial<ExecuteTaskRequest> = {},
-  slotFreed: () => Promise<void> = () => new Promise((r) => setTimeout(r, 25)),
-): Promise<void> {
+  slotFreed: () => Promise<'freed' | 'timeout'> = () => new Promise((r) => setTimeout(() => r('timeout'), 25)),
+): Promise<number> {
   const up = await uploadTask(pool, taskId, zip);
   if (!up.success) throw new Error(`devpool refused ${taskId}: ${up.message}`);
+  let refused = 0;
+  let retries = 0;
+  let freed = false;
   for (;;) {
     const res = await unary(worker, worker.executeTask, executeRequest({ task_id: taskId, task_zip: zip, ...req }));
-    if (res.success) return;
+    if (res.success) return refused;
     if (!/busy|no executor/.test(res.message)) throw new Error(`gateway refused ${taskId}: ${res.message}`);
-    // Offer it again once a slot may have freed (by default after 25 ms).
-    await slotFreed();
+    refused++;
+    if (freed && retries < 25) {
+      retries++;
+      await new Promise((r) => setTimeout(r, 2));
+      continue;
+    }
+    retries = 0;
+    freed = (await slotFreed()) === 'freed';
   }
 }
 
@@ -148,28 +163,31 @@ export function bareRunner(docker: Docker, image: string, workspace: string, nan
 
 /**
  * Wakes feeders when devpool receives a result (the node frees the task's slot as the
- * pool acknowledges it), as a pool that dispatches on the node's status would; with a
- * 100 ms fallback so a race with the release never stalls a feeder.
+ * pool acknowledges it), one feeder per result, as a pool that dispatches on the node's
+ * status would; with a 1 s fallback so a missed wake-up never stalls a feeder for long.
+ * (A fallback of 100 ms, as before, had every waiting feeder re-offer ten times a
+ * second: about five refused offers per task, each a whole admission at the gateway,
+ * which the deployed pool, offering on a 10 s tick to nodes that report Idle, never does.)
  */
 export class SlotSignal {
-  private waiters: (() => void)[] = [];
+  private waiters: ((why: 'freed') => void)[] = [];
 
   constructor(devpool: RunningService) {
     devpool.proc.stdout?.on('data', (c: Buffer) => {
       const n = c.toString().split('"msg":"result received"').length - 1;
-      for (let i = 0; i < n && this.waiters.length; i++) this.waiters.shift()?.();
+      for (let i = 0; i < n && this.waiters.length; i++) this.waiters.shift()?.('freed');
     });
   }
 
-  readonly wait = (): Promise<void> =>
+  readonly wait = (): Promise<'freed' | 'timeout'> =>
     new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== wake);
-        resolve();
-      }, 100);
+        resolve('timeout');
+      }, 1000);
       const wake = () => {
         clearTimeout(timer);
-        resolve();
+        resolve('freed');
       };
       this.waiters.push(wake);
     });
