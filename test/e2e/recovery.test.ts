@@ -87,6 +87,32 @@ describe('executor crashes and shutdown', () => {
     expect(await containerOf('crash-exit')).toEqual([]);
   });
 
+  it("runs a task afresh on its job's first start, though a container of that name is left from before", async () => {
+    // Only a redelivered job can have a container of ours to take over. One left under the
+    // task's name (here another instance's, which the reconciler leaves alone) is not the
+    // task's: it is removed when the task's container is created.
+    const taskId = `first-start-${stack.env.REDIS_PREFIX.slice(-8)}`;
+    const left = await docker.createContainer({
+      name: `hivemind-task-${taskId}`,
+      Image: 'hivemind/task-runtime:latest',
+      Cmd: ['sh', '-c', 'exit 3'],
+      Labels: { 'io.hivemind.managed': 'true', 'io.hivemind.task-id': taskId, 'io.hivemind.instance': 'some-other-worker' },
+      HostConfig: { NetworkMode: 'none' },
+    });
+    try {
+      await left.start();
+      await waitFor('the left container to exit', async () => (await left.inspect()).State.Status === 'exited', 20_000);
+      expect((await uploadTask(pool, taskId, await counting(0))).success).toBe(true);
+      expect((await waitForStatus(pool, taskId, ['COMPLETED', 'FAILED'], 60_000)).status).toBe('COMPLETED');
+      const files = await result(taskId);
+      expect(files.get('execution_log.txt')!.data.toString()).toContain('Status: Success');
+      expect(files.get('starts.txt')!.data.toString()).toBe('start\n');
+      await waitFor('the container to be removed', async () => (await containerOf(taskId)).length === 0, 20_000);
+    } finally {
+      await left.remove({ force: true }).catch(() => undefined);
+    }
+  });
+
   it('fences off an executor frozen past its job lock: the one that took the task over delivers it, once', async () => {
     const state = nodeStateOf(stack);
     const frozen = executor;

@@ -78,7 +78,7 @@ export class TaskProcessor implements OnApplicationBootstrap {
       if (job.id && !checkTaskId(job.id)) await this.ledger.release(job.id);
       throw new UnrecoverableError(errorMessage(err));
     }
-    await this.pipeline.handle(task, token ?? '', this.executorId);
+    await this.pipeline.handle(task, token ?? '', this.executorId, job.attemptsStarted === 1);
   }
 
   /** The drain on SIGTERM: take no new task, drain the pipeline, close once every result is queued. */

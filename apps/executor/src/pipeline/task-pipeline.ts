@@ -102,8 +102,14 @@ export class TaskPipeline {
     if (left) this.logger.warn({ stopped: left }, 'drain timeout reached; stopping the remaining tasks');
   }
 
-  /** A job from the tasks queue, from its redelivery checks to its clean-up. */
-  async handle(job: TaskJob, token: string, executorId: string): Promise<void> {
+  /**
+   * A job from the tasks queue, from its redelivery checks to its clean-up.
+   * @param firstStart this is the job's first start (BullMQ's attemptsStarted is 1): no
+   *   executor ran it before, so there is no container of ours to take over and the Engine
+   *   API is not asked for one. (A container of an earlier task with the same id shows as
+   *   a name conflict when the task's is created, and is removed then.)
+   */
+  async handle(job: TaskJob, token: string, executorId: string, firstStart = false): Promise<void> {
     const { taskId } = job;
     // A redelivered job (its executor died) whose result was already queued, or whose
     // task the node no longer holds, has nothing left to do but tidy up. One whose
@@ -120,7 +126,7 @@ export class TaskPipeline {
     }
     let result: ResultJob;
     try {
-      result = await this.execute(job, executorId);
+      result = await this.execute(job, executorId, firstStart);
     } catch (err) {
       this.logger.error({ taskId, err: errorMessage(err) }, 'task run failed; sending a failure result');
       try {
@@ -141,7 +147,7 @@ export class TaskPipeline {
   }
 
   /** Runs the task's steps and packs its result; returns the result to deliver. */
-  private async execute(job: TaskJob, executorId: string): Promise<ResultJob> {
+  private async execute(job: TaskJob, executorId: string, firstStart: boolean): Promise<ResultJob> {
     const runtime = this.runtimes.runtime as TaskRuntime;
     const log = this.logger.child({ taskId: job.taskId });
     const paths = this.workDir.taskFiles(job.taskId);
@@ -162,7 +168,7 @@ export class TaskPipeline {
         const ctx: TaskContext = { job, live, runtime, sink, log, paths, executorId };
         if (await this.control.stopRequested(job.taskId)) live.cancel(outcomes.stopped(OWNER_STOP));
         // An executor that crashed may have left this task's container behind: take it over.
-        const adopted = await runtime.adopt(job.taskId, job.limits.memoryBytes, (chunk) => sink?.push(chunk));
+        const adopted = firstStart ? null : await runtime.adopt(job.taskId, job.limits.memoryBytes, (chunk) => sink?.push(chunk));
         if (adopted) {
           phase = 'run';
           sink.note('resumed by this executor after the one that started the task stopped');
