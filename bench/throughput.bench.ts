@@ -209,9 +209,10 @@ async function main(): Promise<void> {
   const body = [
     '## 2. Throughput',
     '',
-    `${N} no-op Python tasks pushed to the gateway with ExecuteTask as fast as it admits them (the`,
-    `node holds ${C} at once, ${CPUS} CPU each), until the last result is uploaded to devpool (upload guard`,
-    `off), against a raw dockerode loop running the same hardened container ${C} at a time. The`,
+    `${N} no-op Python tasks offered to the gateway with ExecuteTask by ${C} feeders, one per slot (the`,
+    `node holds ${C} at once, ${CPUS} CPU each): each offers its next task once its last is accepted and,`,
+    'refused as busy, again when a result reaches the pool. Measured until the last result is uploaded',
+    `to devpool (upload guard off), against a raw dockerode loop running the same hardened container ${C} at a time. The`,
     'figure is worker throughput as a fraction of the raw ceiling; the baseline is re-measured',
     'just before each configuration.',
     '',

@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { chromium, Browser } from 'playwright-core';
+import { chromium, Browser, Page } from 'playwright-core';
 import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import type { NodeStateConnection } from '@hivemind/shared/state/node-state';
 import type { HostSample } from '@hivemind/shared/state/monitor-samples';
@@ -21,6 +21,20 @@ async function samplesAfter(state: NodeStateConnection, since: number, count: nu
     const got = (await state.monitor.history()).filter((s) => s.at > since);
     return got.length >= count ? got.slice(0, count) : null;
   }, 30_000);
+}
+
+const launch = () => chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+
+/** A dashboard page, logged in with the token, following the event stream, with a first sample drawn. */
+async function openDashboard(browser: Browser, gatewayHttp: string, token: string): Promise<Page> {
+  const page = await browser.newPage();
+  await page.goto(`${gatewayHttp}/login`);
+  await page.fill('#token', token);
+  await page.click('button[type=submit]');
+  await page.waitForURL(`${gatewayHttp}/`);
+  await page.waitForSelector('#live-state.ok', { timeout: 20_000 });
+  await page.waitForSelector('#latest-sample[data-at]', { timeout: 20_000 });
+  return page;
 }
 
 /**
@@ -72,14 +86,8 @@ describe('the live dashboard', () => {
   it('in a browser: each host sample shows within 2 s of the monitor taking it, and a task row appears and turns finished, from the events alone', async () => {
     let browser: Browser | null = null;
     try {
-      browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
-      const page = await browser.newPage();
-      await page.goto(`${stack.gatewayHttp}/login`);
-      await page.fill('#token', token);
-      await page.click('button[type=submit]');
-      await page.waitForURL(`${stack.gatewayHttp}/`);
-      await page.waitForSelector('#live-state.ok', { timeout: 20_000 });
-      await page.waitForSelector('#latest-sample[data-at]', { timeout: 20_000 });
+      browser = await launch();
+      const page = await openDashboard(browser, stack.gatewayHttp, token);
       await page.waitForSelector('#running-tasks tr.empty', { timeout: 20_000 });
 
       // From here on the API answers nothing the page draws: what changes came over the event stream.
@@ -117,14 +125,8 @@ describe('the live dashboard', () => {
   it('in a browser: after the gateway restarts, the page reconnects and draws the starting state again, once, without a reload', async () => {
     let browser: Browser | null = null;
     try {
-      browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
-      const page = await browser.newPage();
-      await page.goto(`${stack.gatewayHttp}/login`);
-      await page.fill('#token', token);
-      await page.click('button[type=submit]');
-      await page.waitForURL(`${stack.gatewayHttp}/`);
-      await page.waitForSelector('#live-state.ok', { timeout: 20_000 });
-      await page.waitForSelector('#latest-sample[data-at]', { timeout: 20_000 });
+      browser = await launch();
+      const page = await openDashboard(browser, stack.gatewayHttp, token);
       await page.evaluate('window.sameDocument = true');
       // The monitor's history is asked for only to draw the starting state.
       let historyAsked = 0;
