@@ -7,6 +7,7 @@ import { PoolClient } from '@hivemind/shared/proto/pool-client';
 import { executeRequest, ownerClient, uploadTask, waitForStatus } from '../support/pool';
 import { makeZip } from '../support/zips';
 import { ROOT, RunningService, Stack, waitFor } from '../support/stack';
+import { followStream } from '../support/sse';
 
 /** Where the browser test leaves its screenshot (a CI artifact; gitignored). */
 const ARTIFACTS = path.join(ROOT, 'test-artifacts');
@@ -201,18 +202,8 @@ describe('dashboard, API, health and metrics', () => {
 
   it('a task: its output streams live over SSE, it is listed while running, then kept in the history with its CPT estimate, and counted in /metrics', async () => {
     // Follow the live stream before the task exists.
-    const abort = new AbortController();
-    const sse = await fetch(`${stack.gatewayHttp}/api/output?task=dash-1`, { headers: auth(), signal: abort.signal });
-    expect(sse.headers.get('content-type')).toContain('text/event-stream');
-    let streamed = '';
-    const reading = (async () => {
-      const reader = sse.body!.getReader();
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        streamed += Buffer.from(value).toString();
-      }
-    })().catch(() => undefined);
+    const sse = await followStream(`${stack.gatewayHttp}/api/output?task=dash-1`, auth());
+    expect(sse.type).toContain('text/event-stream');
 
     expect((await uploadTask(pool, 'dash-1', await tickerTask('dash-1', 5))).success).toBe(true);
     const running = await waitFor('dash-1 listed as running', async () => {
@@ -220,12 +211,11 @@ describe('dashboard, API, health and metrics', () => {
       return t.running.find((r: { taskId: string }) => r.taskId === 'dash-1');
     });
     expect(running.executorId).toBeTruthy();
-    await waitFor('live output over SSE', async () => /event: output\ndata: .*dash-1 tick 3/.test(streamed));
-    expect(streamed).not.toMatch(/"taskId":"(?!dash-1)/);
+    await waitFor('live output over SSE', async () => /event: output\ndata: .*dash-1 tick 3/.test(sse.text()));
+    expect(sse.text()).not.toMatch(/"taskId":"(?!dash-1)/);
     const liveLog = await (await get('/api/tasks/dash-1/logs')).text();
     expect(liveLog).toContain('dash-1 tick 0');
-    abort.abort();
-    await reading;
+    await sse.close();
 
     await waitForStatus(pool, 'dash-1', ['COMPLETED']);
     const entry = await waitFor('dash-1 in the history', async () => {

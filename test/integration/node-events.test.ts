@@ -17,6 +17,7 @@ import { HealthIndicatorService, MicroserviceHealthIndicator } from '@nestjs/ter
 import { eventTransportCheck } from '../../apps/gateway/src/events/events-health';
 import { GatewayEventsModule } from '../../apps/gateway/src/events/events.module';
 import { freePort, redisUrl, uniquePrefix, waitFor } from '../support/stack';
+import { followStream } from '../support/sse';
 
 const sample = (at: number, cpuPercent: number): HostSample => ({
   at,
@@ -58,20 +59,7 @@ async function gatewayEvents(config: WorkerConfig): Promise<{ app: INestApplicat
 }
 
 /** Follows GET /api/events; `text()` is what came so far. */
-async function follow(base: string): Promise<{ status: number; type: string | null; text: () => string; close: () => Promise<void> }> {
-  const abort = new AbortController();
-  const res = await fetch(`${base}/api/events`, { signal: abort.signal });
-  let body = '';
-  const reading = (async () => {
-    const reader = res.body!.getReader();
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      body += Buffer.from(value).toString();
-    }
-  })().catch(() => undefined);
-  return { status: res.status, type: res.headers.get('content-type'), text: () => body, close: async () => (abort.abort(), await reading) };
-}
+const follow = (base: string) => followStream(`${base}/api/events`);
 
 /**
  * The gateway's side of the live stream against real Redis: its event handlers served
