@@ -40,8 +40,8 @@ describe('failed workspaces are kept for a while', () => {
     }, 20_000, 100);
     const t0 = Date.now();
     if (kept.endsWith('.img')) {
-      // A loop volume's image: the files are inside the ext4 image.
-      expect(execFileSync('debugfs', ['-R', 'cat /debug.txt', kept], { stdio: ['ignore', 'pipe', 'ignore'] }).toString()).toBe('what went wrong');
+      // A loop volume's image: the task's folder is inside the ext4 image.
+      expect(execFileSync('debugfs', ['-R', 'cat /ws-keepme/debug.txt', kept], { stdio: ['ignore', 'pipe', 'ignore'] }).toString()).toBe('what went wrong');
     } else {
       expect(await fs.readFile(path.join(kept, 'debug.txt'), 'utf8')).toBe('what went wrong');
     }

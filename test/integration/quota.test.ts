@@ -40,90 +40,166 @@ describe('workspace quota', () => {
 
   afterEach(async () => {
     // Never leave a volume mounted behind, even when a test failed half way.
-    await new WorkspaceQuota('loop', path.join(dir, 'volumes'), logger).release('t1', path.join(dir, 'ws'));
+    for (const q of quotas.splice(0)) await q.dropUnused().catch(() => undefined);
+    for (const line of (await fs.readFile('/proc/self/mountinfo', 'utf8')).split('\n').reverse()) {
+      const at = line.split(' ')[4];
+      if (at?.startsWith(`${dir}/`)) await run('umount', ['-l', at]).catch(() => undefined);
+    }
     await removeTree(dir);
   });
 
-  it('auto picks loop here (root, loop devices); a loop workspace refuses writes past its size and goes away on release', async () => {
+  const quotas: WorkspaceQuota[] = [];
+  const loop = (spares = 1) => {
+    const q = new WorkspaceQuota('loop', path.join(dir, 'volumes'), logger, spares);
+    quotas.push(q);
+    return q;
+  };
+  const slotsDir = () => path.join(dir, 'volumes-slots');
+  const slotImages = async () => (await fs.readdir(slotsDir()).catch(() => [] as string[])).filter((n) => n.endsWith('.img')).sort();
+  const ws = (task: string) => path.join(dir, 'workspaces', task);
+
+  it('auto picks loop here (root, loop devices); a loop workspace refuses writes past its size and is empty again on release', async () => {
     const quota = await WorkspaceQuota.detect('auto', path.join(dir, 'volumes'), logger);
+    quotas.push(quota);
     expect(quota.mode).toBe(process.getuid?.() === 0 ? 'loop' : 'watch');
     if (quota.mode !== 'loop') return;
-    const ws = path.join(dir, 'ws');
-    await quota.create('t1', ws, 16 * MB);
-    expect(await isMountPoint(ws)).toBe(true);
-    expect(await quota.full(ws, 16 * MB)).toBe(false);
-    const r = await fill(path.join(ws, 'big'), 64);
+    // The probe left nothing behind.
+    expect(await slotImages()).toEqual([]);
+    await quota.create('t1', ws('t1'), 16 * MB);
+    expect(await isMountPoint(ws('t1'))).toBe(true);
+    expect(await quota.full(ws('t1'), 16 * MB)).toBe(false);
+    const r = await fill(path.join(ws('t1'), 'big'), 64);
     expect(r.error).toBe('ENOSPC');
     expect(r.written).toBeGreaterThanOrEqual(15);
     expect(r.written).toBeLessThanOrEqual(20);
-    expect(await quota.full(ws, 16 * MB)).toBe(true);
-    await quota.release('t1', ws);
-    expect(await isMountPoint(ws)).toBe(false);
-    expect(await fs.readdir(path.join(dir, 'volumes'))).toEqual([]);
+    expect(await quota.full(ws('t1'), 16 * MB)).toBe(true);
+    await quota.release('t1', ws('t1'));
+    expect(await isMountPoint(ws('t1'))).toBe(false);
     // The files were on the volume: the folder is empty again.
-    expect(await fs.readdir(ws)).toEqual([]);
+    expect(await fs.readdir(ws('t1'))).toEqual([]);
   });
 
-  it('formats the next volume ahead: the next task of the same quota gets it, bounded the same, and it is dropped on shutdown', async () => {
+  it('keeps the volume mounted for the next task, which gets a fresh folder with the whole quota and nothing of the last task', async () => {
+    const quota = loop();
+    await quota.create('a', ws('a'), 24 * MB);
+    const [image] = await slotImages();
+    // The task fills its volume, opens its folder to everyone, gives it away and leaves a link out of it.
+    expect((await fill(path.join(ws('a'), 'big'), 40)).error).toBe('ENOSPC');
+    await fs.chmod(ws('a'), 0o777);
+    await fs.chown(ws('a'), NOBODY, NOBODY);
+    await fs.symlink('/etc', path.join(ws('a'), 'out'));
+    await quota.release('a', ws('a'));
+    expect(await fs.readFile('/etc/hostname', 'utf8')).toBeTruthy();
+
+    await quota.create('b', ws('b'), 24 * MB);
+    // The same volume: its image file is the one the first task used.
+    expect(await slotImages()).toEqual([image]);
+    expect(await fs.readdir(ws('b'))).toEqual([]);
+    const st = await fs.stat(ws('b'));
+    expect([st.uid, st.mode & 0o7777]).toEqual([0, 0o755]);
+    const fsStat = await fs.statfs(ws('b'));
+    expect(Math.abs(fsStat.bavail * fsStat.bsize - 24 * MB)).toBeLessThanOrEqual(1.5 * MB);
+    // Bound with the volume's own nosuid and nodev.
+    const line = (await fs.readFile('/proc/self/mountinfo', 'utf8')).split('\n').find((l) => l.split(' ')[4] === ws('b'));
+    expect(line?.split(' ')[5]).toMatch(/nosuid,nodev/);
+    await quota.release('b', ws('b'));
+  });
+
+  it('replaces the volume of a task that left more entries than it empties file by file', async () => {
+    const quota = loop();
+    await quota.create('many', ws('many'), 24 * MB);
+    const [first] = await slotImages();
+    await run('sh', ['-c', `mkdir "$1/d" && cd "$1/d" && seq 1 2100 | xargs touch`, 'sh', ws('many')]);
+    await quota.release('many', ws('many'));
+    // The old volume is gone, not emptied: its image with it.
+    expect(await slotImages()).toEqual([]);
+    await quota.create('next', ws('next'), 24 * MB);
+    const [second] = await slotImages();
+    expect(second).not.toBe(first);
+    expect(await fs.readdir(ws('next'))).toEqual([]);
+    await quota.release('next', ws('next'));
+  });
+
+  it('keeps a failed task volume as an image holding its folder; the next task gets a new volume', async () => {
+    const quota = loop();
+    await quota.create('failed', ws('failed'), 24 * MB);
+    await fs.writeFile(path.join(ws('failed'), 'debug.txt'), 'what went wrong');
+    const target = path.join(dir, 'failed.img');
+    expect(await quota.keepVolume('failed', ws('failed'), target)).toBe(true);
+    expect(await isMountPoint(ws('failed'))).toBe(false);
+    expect(await slotImages()).toEqual([]);
+    const cat = await run('debugfs', ['-R', 'cat /ws-failed/debug.txt', target]);
+    expect(cat.stdout).toBe('what went wrong');
+    await quota.release('failed', ws('failed'));
+    // A task without a volume has nothing to keep.
+    expect(await quota.keepVolume('none', ws('none'), path.join(dir, 'none.img'))).toBe(false);
+  });
+
+  it('an executor that starts drops the free volumes of one that stopped, and frees a bound one when it releases that task', async () => {
+    const crashed = loop();
+    await crashed.create('busy', ws('busy'), 24 * MB);
+    await crashed.create('idle', ws('idle'), 24 * MB);
+    await crashed.release('idle', ws('idle'));
+    expect(await slotImages()).toHaveLength(2);
+    // It stops marking its volumes (it crashed six minutes ago).
+    const [alive] = (await fs.readdir(slotsDir())).filter((n) => n.endsWith('.alive'));
+    const then = new Date(Date.now() - 6 * 60_000);
+    await fs.utimes(path.join(slotsDir(), alive), then, then);
+    quotas.splice(quotas.indexOf(crashed), 1);
+
+    const next = loop();
+    await next.create('new', ws('new'), 24 * MB);
+    // The free one went; the one the running task is bound to stays, and so does its data.
+    const images = await slotImages();
+    expect(images).toHaveLength(2);
+    await fs.writeFile(path.join(ws('busy'), 'still'), 'here');
+    await next.release('busy', ws('busy'));
+    expect(await isMountPoint(ws('busy'))).toBe(false);
+    expect(await slotImages()).toHaveLength(1);
+    await next.release('new', ws('new'));
+    await next.dropUnused();
+    expect(await slotImages()).toEqual([]);
+    expect(await fs.readdir(slotsDir())).toEqual([]);
+  });
+
+  it('tasks starting together each get a volume of their own, made or reused', async () => {
+    const quota = loop(3);
+    const ids = ['c1', 'c2', 'c3'];
+    const devOf = async (id: string) => (await fs.stat(ws(id))).dev;
+    for (let round = 0; round < 2; round++) {
+      await Promise.all(ids.map((id) => quota.create(id, ws(id), 24 * MB)));
+      expect(new Set(await Promise.all(ids.map(devOf))).size).toBe(3);
+      expect(await slotImages()).toHaveLength(3);
+      await Promise.all(ids.map((id) => quota.release(id, ws(id))));
+    }
+  });
+
+  it('formats a volume ahead: a second task running at once gets it, bounded the same, and it is dropped on shutdown', async () => {
     const volumes = path.join(dir, 'volumes');
-    const quota = new WorkspaceQuota('loop', volumes, logger);
+    const quota = loop();
     const spares = async () => (await fs.readdir(`${volumes}-spare`).catch(() => [] as string[])).length;
-    const ws1 = path.join(dir, 'ws1');
-    const ws2 = path.join(dir, 'ws2');
-    try {
-      await quota.create('s1', ws1, 24 * MB);
-      // The first volume of a quota finds the image size; the spare for the next is being formatted.
-      for (let i = 0; i < 100 && (await spares()) === 0; i++) await new Promise((r) => setTimeout(r, 50));
-      expect(await spares()).toBe(1);
-      await new Promise((r) => setTimeout(r, 500));
-      const [spare] = await fs.readdir(`${volumes}-spare`);
-      const spareInode = (await fs.stat(path.join(`${volumes}-spare`, spare))).ino;
-      await quota.create('s2', ws2, 24 * MB);
-      // The task's volume is that very file, moved into place.
-      expect((await fs.stat(quota.imageFile('s2'))).ino).toBe(spareInode);
-      expect(await isMountPoint(ws2)).toBe(true);
-      const st = await fs.statfs(ws2);
-      expect(Math.abs(st.bavail * st.bsize - 24 * MB)).toBeLessThanOrEqual(1.5 * MB);
-      const res = await fill(path.join(ws2, 'big'), 40);
-      expect(res.error).toBe('ENOSPC');
-      expect(res.written).toBeLessThanOrEqual(25);
-    } finally {
-      await quota.release('s1', ws1);
-      await quota.release('s2', ws2);
-    }
-    await quota.dropSpares();
+    await quota.create('s1', ws('s1'), 24 * MB);
+    for (let i = 0; i < 100 && (await spares()) === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await spares()).toBe(1);
+    // Formatting finishes after the file appears: let it.
+    await new Promise((r) => setTimeout(r, 500));
+    const [spare] = await fs.readdir(`${volumes}-spare`);
+    const spareInode = (await fs.stat(path.join(`${volumes}-spare`, spare))).ino;
+    await quota.create('s2', ws('s2'), 24 * MB);
+    const inodes = await Promise.all((await slotImages()).map(async (f) => (await fs.stat(path.join(slotsDir(), f))).ino));
+    expect(inodes).toContain(spareInode);
+    const st = await fs.statfs(ws('s2'));
+    expect(Math.abs(st.bavail * st.bsize - 24 * MB)).toBeLessThanOrEqual(1.5 * MB);
+    const res = await fill(path.join(ws('s2'), 'big'), 40);
+    expect(res.error).toBe('ENOSPC');
+    expect(res.written).toBeLessThanOrEqual(25);
+    await quota.release('s1', ws('s1'));
+    await quota.release('s2', ws('s2'));
+    for (let i = 0; i < 100 && (await spares()) === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 500));
+    await quota.dropUnused();
     expect(await spares()).toBe(0);
-  });
-
-  it('keeps a spare volume ready for each task running at once, up to its limit', async () => {
-    const volumes = path.join(dir, 'volumes');
-    const quota = new WorkspaceQuota('loop', volumes, logger, 2);
-    const spares = async () => (await fs.readdir(`${volumes}-spare`).catch(() => [] as string[])).sort();
-    const settle = async (n: number) => {
-      for (let i = 0; i < 200 && (await spares()).length !== n; i++) await new Promise((r) => setTimeout(r, 50));
-      // Formatting finishes after the file appears: let it.
-      await new Promise((r) => setTimeout(r, 500));
-      return spares();
-    };
-    const ws = ['p1', 'p2', 'p3'].map((n) => path.join(dir, n));
-    try {
-      await quota.create('p1', ws[0], 24 * MB);
-      expect(await settle(1)).toHaveLength(1);
-      await quota.create('p2', ws[1], 24 * MB);
-      // Two volumes in use: two spares, both formatted ahead.
-      const ready = await settle(2);
-      expect(ready).toHaveLength(2);
-      const inodes = await Promise.all(ready.map(async (f) => (await fs.stat(path.join(`${volumes}-spare`, f))).ino));
-      await quota.create('p3', ws[2], 24 * MB);
-      expect(inodes).toContain((await fs.stat(quota.imageFile('p3'))).ino);
-      // Three in use, but no more than two spares.
-      expect(await settle(2)).toHaveLength(2);
-      expect(await isMountPoint(ws[2])).toBe(true);
-    } finally {
-      for (const [i, w] of ws.entries()) await quota.release(`p${i + 1}`, w);
-    }
-    await quota.dropSpares();
-    expect(await spares()).toHaveLength(0);
+    expect(await slotImages()).toEqual([]);
   });
 
   it('watch measures the folder and says when it is past the quota', async () => {

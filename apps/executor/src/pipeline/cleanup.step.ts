@@ -48,22 +48,16 @@ export class CleanupStep {
 
   /**
    * Moves a failed task's workspace to WORK_DIR/kept (a loop volume's image file as
-   * `<task>.img`, else the folder), where the disk guard deletes it after
-   * FAILED_WORKSPACE_RETENTION.
+   * `<task>.img`, the task's files in its `ws-<task>/` folder; else the folder), where
+   * the disk guard deletes it after FAILED_WORKSPACE_RETENTION.
    */
   private async keep(taskId: string): Promise<void> {
     const workspace = this.workDir.workspace(taskId);
     try {
       await fs.mkdir(this.workDir.folder('kept'), { recursive: true, mode: 0o700 });
       if (!(await exists(workspace))) return;
-      const quota = quotaOf(this.runtimes, this.config);
-      let target: string;
-      if (quota.mode === 'loop' && (await exists(quota.imageFile(taskId)))) {
-        await quota.unmount(workspace);
-        target = this.workDir.kept(taskId, true);
-        await fs.rm(target, { force: true });
-        await fs.rename(quota.imageFile(taskId), target);
-      } else {
+      let target = this.workDir.kept(taskId, true);
+      if (!(await quotaOf(this.runtimes, this.config).keepVolume(taskId, workspace, target))) {
         target = this.workDir.kept(taskId);
         await removeTree(target);
         await fs.rename(workspace, target);

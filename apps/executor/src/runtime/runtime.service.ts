@@ -199,7 +199,8 @@ export class RuntimeService implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     this.closed = true;
-    // The volume this executor formatted ahead for its next task is not needed any more.
-    await this.quota?.dropSpares().catch(() => undefined);
+    // The volume formatted ahead and the slots no task uses are not needed any more (a
+    // running task's slot stays for the executor that takes the task over).
+    await this.quota?.dropUnused().catch(() => undefined);
   }
 }

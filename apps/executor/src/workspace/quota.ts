@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { errorMessage } from '@hivemind/shared/util/errors';
 import { isMountPoint, treeBytes } from './remove-tree';
+import { SlotVolumes } from './slot-volumes';
 import { formatImage, SpareVolumes } from './spare-volumes';
 import { QuotaUsage, TreeWatch, WatchedUsage } from './tree-watch';
 import { volumeTools } from './volume-tools';
@@ -14,8 +15,9 @@ export type QuotaMode = 'loop' | 'watch' | 'off';
 /**
  * Bounds what a task can write into its workspace.
  *
- * - `loop`: the workspace is its own ext4 filesystem, a sparse image file of the quota's
- *   size loop-mounted (nosuid, nodev) on the workspace folder. The kernel enforces the
+ * - `loop`: the workspace is a fresh folder of its own ext4 filesystem, a sparse image
+ *   file of the quota's size loop-mounted (nosuid, nodev) and kept mounted between tasks
+ *   (see SlotVolumes), bind-mounted on the workspace folder. The kernel enforces the
  *   size: writes past it fail with ENOSPC. Needs root, `mkfs.ext4` and loop devices.
  * - `watch`: the workspace is a plain folder, measured often (see TreeWatch for what that
  *   can and cannot promise); a task past its quota is stopped. No hard bound on the disk.
@@ -24,10 +26,10 @@ export type QuotaMode = 'loop' | 'watch' | 'off';
 export class WorkspaceQuota {
   /** Image size that gives a quota its exact usable size, found once per quota. */
   private readonly imageSizes = new Map<number, number>();
-  /** Volumes formatted ahead of time (loop), so a task's start is a rename and a mount. */
+  /** A volume formatted ahead of time (loop), so a new slot is a rename and a mount. */
   private readonly spares: SpareVolumes;
-  /** loop: volumes mounted for tasks now (how many spares to keep ready). */
-  private readonly mounted = new Set<string>();
+  /** loop: the volumes kept mounted between tasks. */
+  private readonly slots: SlotVolumes;
   /** watch: what is known of each workspace. */
   private readonly watch: TreeWatch;
 
@@ -40,6 +42,8 @@ export class WorkspaceQuota {
   ) {
     this.watch = new TreeWatch(logger);
     this.spares = new SpareVolumes(`${volumesDir}-spare`, spares, logger);
+    // WORK_DIR/volumes sits beside WORK_DIR/workspaces (see WorkDir).
+    this.slots = new SlotVolumes(`${volumesDir}-slots`, path.join(path.dirname(volumesDir), 'workspaces'), logger);
   }
 
   /**
@@ -50,7 +54,7 @@ export class WorkspaceQuota {
     if (requested !== 'auto') {
       const chosen = new WorkspaceQuota(requested, volumesDir, logger, spares);
       // Spares a crashed executor left behind (older than an hour) go at start.
-      if (requested === 'loop') await chosen.dropSpares();
+      if (requested === 'loop') await chosen.dropUnused();
       return chosen;
     }
     if (process.getuid?.() !== 0) return new WorkspaceQuota('watch', volumesDir, logger);
@@ -59,7 +63,7 @@ export class WorkspaceQuota {
     try {
       await probe.create('probe', dir, 16 * 1024 * 1024);
       await probe.release('probe', dir);
-      await probe.dropSpares();
+      await probe.dropUnused();
       return probe;
     } catch (err) {
       await probe.release('probe', dir).catch(() => undefined);
@@ -78,42 +82,49 @@ export class WorkspaceQuota {
     this.watch.forget(workspace);
     if (this.mode !== 'loop') return;
     await fs.mkdir(this.volumesDir, { recursive: true, mode: 0o700 });
-    if (!(await this.fromSpare(taskId, workspace, limitBytes))) await this.format(taskId, workspace, limitBytes);
-    // Ready the next ones while this task runs (not for the start-up probe): one per volume in use.
-    if (path.basename(workspace).startsWith('probe-')) return;
-    this.mounted.add(workspace);
+    // The start-up probe checks that a volume can be made and mounted: one of its own.
+    if (path.basename(workspace).startsWith('probe-')) return this.mountNew(this.imageFile(taskId), workspace, limitBytes);
+    await this.slots.acquire(taskId, workspace, limitBytes, (image, mnt) => this.mountNew(image, mnt, limitBytes));
+    // One volume formatted ahead, for the next slot this executor needs.
     const size = this.imageSizes.get(limitBytes);
-    if (size) this.spares.fill(limitBytes, size, this.mounted.size);
+    if (size) this.spares.fill(limitBytes, size, 1);
   }
 
-  /** Mounts a spare volume as this task's, when one of the right size is ready. */
-  private async fromSpare(taskId: string, workspace: string, limitBytes: number): Promise<boolean> {
+  /** Mounts a new volume of `image` on `dir`: a spare of the right size when one is ready, else a freshly formatted one. */
+  private async mountNew(image: string, dir: string, limitBytes: number): Promise<void> {
+    if (!(await this.fromSpare(image, dir, limitBytes))) await this.format(image, dir, limitBytes);
+  }
+
+  /** Mounts a spare volume as `image` on `dir`, when one of the right size is ready. */
+  private async fromSpare(image: string, dir: string, limitBytes: number): Promise<boolean> {
     const file = await this.spares.take(limitBytes);
     if (!file) return false;
-    const image = this.imageFile(taskId);
     try {
-      await this.unmount(workspace);
+      await this.unmount(dir);
       await fs.rename(file, image);
-      await volumeTools.run('mount', ['-o', 'loop,nosuid,nodev', image, workspace], 30_000);
-      await fs.rm(path.join(workspace, 'lost+found'), { recursive: true, force: true });
+      await volumeTools.run('mount', ['-o', 'loop,nosuid,nodev', image, dir], 30_000);
+      await fs.rm(path.join(dir, 'lost+found'), { recursive: true, force: true });
       return true;
     } catch (err) {
-      this.logger.warn({ taskId, err: errorMessage(err) }, 'the spare workspace volume could not be used; formatting one');
-      await this.unmount(workspace).catch(() => undefined);
+      this.logger.warn({ image, err: errorMessage(err) }, 'the spare workspace volume could not be used; formatting one');
+      await this.unmount(dir).catch(() => undefined);
       await fs.rm(image, { force: true });
       await fs.rm(file, { force: true });
       return false;
     }
   }
 
-  /** Deletes spare volumes left by executors that stopped (older than an hour), and this one's. */
-  dropSpares(all = false): Promise<void> {
-    return this.spares.drop(all);
+  /**
+   * Deletes this executor's spare volume and its slots no task uses, and the spares and
+   * free slots executors that stopped left behind.
+   */
+  async dropUnused(): Promise<void> {
+    await this.spares.drop();
+    await this.slots.dropUnused();
   }
 
-  /** Formats and mounts a new volume for the task, sized so it offers exactly `limitBytes`. */
-  private async format(taskId: string, workspace: string, limitBytes: number): Promise<void> {
-    const image = this.imageFile(taskId);
+  /** Formats and mounts a new volume on `workspace`, sized so it offers exactly `limitBytes`. */
+  private async format(image: string, workspace: string, limitBytes: number): Promise<void> {
     await this.unmount(workspace);
     await fs.rm(image, { force: true });
     // ext4 keeps some of the image for its own tables and journal: make the image that
@@ -180,13 +191,35 @@ export class WorkspaceQuota {
     return this.watch.full(workspace, limitBytes);
   }
 
-  /** Unmounts a task's volume (if any) and deletes its image; the folder's contents stay. */
+  /**
+   * Unbinds a task's workspace (the folder is left empty) and frees its volume: its slot
+   * emptied for the next task, or the task's own volume's image deleted.
+   */
   async release(taskId: string, workspace: string): Promise<void> {
     this.watch.forget(workspace);
-    this.mounted.delete(workspace);
     await this.unmount(workspace);
+    if (this.mode === 'loop') {
+      const slot = await this.slots.holding(taskId);
+      if (slot) await this.slots.release(slot);
+    }
     await fs.rm(this.imageFile(taskId), { force: true });
     if (path.basename(workspace).startsWith('probe-')) await fs.rm(workspace, { recursive: true, force: true });
+  }
+
+  /**
+   * Moves a task's volume, with everything it wrote, to `target` (an image file): false
+   * when the task has no volume. Its files are in `ws-<task>/` of the image.
+   */
+  async keepVolume(taskId: string, workspace: string, target: string): Promise<boolean> {
+    if (this.mode !== 'loop') return false;
+    const slot = await this.slots.holding(taskId);
+    const own = this.imageFile(taskId);
+    if (!slot && !(await fs.stat(own).then(() => true, () => false))) return false;
+    await this.unmount(workspace);
+    await fs.rm(target, { force: true });
+    if (slot) await this.slots.retire(slot, target);
+    else await fs.rename(own, target);
+    return true;
   }
 
   /** Unmounts whatever is mounted on `dir` (lazily if it is busy). */

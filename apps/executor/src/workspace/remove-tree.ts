@@ -122,6 +122,10 @@ export async function treeBytes(dir: string, opts: { timeoutMs?: number } = {}):
 export async function isMountPoint(dir: string): Promise<boolean> {
   const real = await fs.realpath(dir).catch(() => null);
   if (!real) return false;
+  // On another device than its parent folder: mounted, without reading the whole mount
+  // table (a task's volume, the common case). The same device may still be a bind mount.
+  const [st, parent] = await Promise.all([fs.stat(real), fs.stat(path.dirname(real))]).catch(() => [null, null]);
+  if (st && parent && st.dev !== parent.dev) return true;
   const info = await fs.readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
   return info.split('\n').some((line) => unescapeMount(line.split(' ')[4] ?? '') === real);
 }

@@ -20,7 +20,10 @@ export class InvalidTaskIdError extends Error {
  *   logs/<task>.log           the task's bounded output log (task_logs.txt)
  *   results/<task>.zip        the result zip, until the pool took it
  *   kept/<task>[.img]         a failed task's workspace, kept for debugging
- *   volumes/<task>.img        its loop-mounted workspace volume (WORKSPACE_QUOTA=loop)
+ *   volumes/<task>.img        a loop volume of one task's own (the start-up probe's)
+ *   volumes-slots/            loop volumes an executor keeps mounted between tasks
+ *                             (WORKSPACE_QUOTA=loop: a task's workspace is bound from one)
+ *   volumes-spare/            loop volumes formatted ahead, for the next slot
  * ```
  */
 export class WorkDir {
