@@ -378,8 +378,12 @@ describe('hostile tasks', () => {
       '    r = subprocess.run([b, "-c", "id -u"] if b.endswith("/su") else [b, "--version"], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=10)',
       '    print("ran", b, "euid-0" if r.stdout.strip().splitlines()[:1] == ["0"] else "no root")',
       'print("id", os.getuid(), os.geteuid(), os.getgid())',
+      'ws = [l.split() for l in open("/proc/self/mountinfo") if l.split()[4] == "/workspace"][0]',
+      'print("workspace mount", ",".join(sorted(set(ws[5].split(",")))), ws[ws.index("-") + 1])',
     ].join('\n');
     const r = await runTask('caps', [{ name: 'main.py', content: probe }]);
+    // The workspace: its own ext4 volume (loop quota, as root here), mounted nosuid and nodev.
+    expect(r.logs).toMatch(/workspace mount \S*nodev\S*,nosuid\S* ext4/);
     for (const k of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) expect(r.logs).toContain(`${k} 0000000000000000`);
     expect(r.logs).toContain('NoNewPrivs 1');
     expect(r.logs).not.toContain('GAINED');

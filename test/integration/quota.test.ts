@@ -64,9 +64,9 @@ describe('workspace quota', () => {
     expect(quota.mode).toBe(process.getuid?.() === 0 ? 'loop' : 'watch');
     if (quota.mode !== 'loop') return;
     // The probe left nothing behind.
-    expect(await slotImages()).toEqual([]);
+    expect(await fs.readdir(path.join(dir, 'volumes'))).toEqual([]);
     await quota.create('t1', ws('t1'), 16 * MB);
-    expect(await isMountPoint(ws('t1'))).toBe(true);
+    expect(await fs.readlink(ws('t1'))).toMatch(new RegExp(`^${slotsDir()}/[0-9a-f]{8}-0/ws-t1$`));
     expect(await quota.full(ws('t1'), 16 * MB)).toBe(false);
     const r = await fill(path.join(ws('t1'), 'big'), 64);
     expect(r.error).toBe('ENOSPC');
@@ -74,22 +74,29 @@ describe('workspace quota', () => {
     expect(r.written).toBeLessThanOrEqual(20);
     expect(await quota.full(ws('t1'), 16 * MB)).toBe(true);
     await quota.release('t1', ws('t1'));
-    expect(await isMountPoint(ws('t1'))).toBe(false);
-    // The files were on the volume: the folder is empty again.
-    expect(await fs.readdir(ws('t1'))).toEqual([]);
+    // The link is gone, and the task's folder in the volume with it.
+    expect(await fs.lstat(ws('t1')).catch(() => null)).toBeNull();
+    const [slot] = (await fs.readdir(slotsDir())).filter((n) => /^[0-9a-f]{8}-0$/.test(n));
+    expect(await fs.readdir(path.join(slotsDir(), slot))).toEqual([]);
   });
 
   it('keeps the volume mounted for the next task, which gets a fresh folder with the whole quota and nothing of the last task', async () => {
     const quota = loop();
     await quota.create('a', ws('a'), 24 * MB);
     const [image] = await slotImages();
-    // The task fills its volume, opens its folder to everyone, gives it away and leaves a link out of it.
-    expect((await fill(path.join(ws('a'), 'big'), 40)).error).toBe('ENOSPC');
+    // The task opens its folder to everyone, gives it away and leaves links out of it.
+    const canary = path.join(dir, 'canary');
+    await fs.mkdir(canary);
+    await fs.writeFile(path.join(canary, 'keep'), 'x');
+    await fs.writeFile(path.join(ws('a'), 'secret'), 'from a');
     await fs.chmod(ws('a'), 0o777);
     await fs.chown(ws('a'), NOBODY, NOBODY);
-    await fs.symlink('/etc', path.join(ws('a'), 'out'));
+    await fs.symlink(canary, path.join(ws('a'), 'out'));
+    await fs.mkdir(path.join(ws('a'), 'closed'));
+    await fs.symlink(canary, path.join(ws('a'), 'closed', 'out'));
+    await fs.chmod(path.join(ws('a'), 'closed'), 0);
     await quota.release('a', ws('a'));
-    expect(await fs.readFile('/etc/hostname', 'utf8')).toBeTruthy();
+    expect(await fs.readdir(canary)).toEqual(['keep']);
 
     await quota.create('b', ws('b'), 24 * MB);
     // The same volume: its image file is the one the first task used.
@@ -99,8 +106,10 @@ describe('workspace quota', () => {
     expect([st.uid, st.mode & 0o7777]).toEqual([0, 0o755]);
     const fsStat = await fs.statfs(ws('b'));
     expect(Math.abs(fsStat.bavail * fsStat.bsize - 24 * MB)).toBeLessThanOrEqual(1.5 * MB);
-    // Bound with the volume's own nosuid and nodev.
-    const line = (await fs.readFile('/proc/self/mountinfo', 'utf8')).split('\n').find((l) => l.split(' ')[4] === ws('b'));
+    // On the volume, mounted nosuid and nodev (a container's mount of the folder keeps both).
+    const mnt = path.dirname(await fs.readlink(ws('b')));
+    expect(await isMountPoint(mnt)).toBe(true);
+    const line = (await fs.readFile('/proc/self/mountinfo', 'utf8')).split('\n').find((l) => l.split(' ')[4] === mnt);
     expect(line?.split(' ')[5]).toMatch(/nosuid,nodev/);
     await quota.release('b', ws('b'));
   });
@@ -120,13 +129,91 @@ describe('workspace quota', () => {
     await quota.release('next', ws('next'));
   });
 
+  it('replaces the volume when the emptied folder leaves anything behind, or the task wrote much', async () => {
+    const quota = loop();
+    const slotOf = async (id: string) => path.basename(path.dirname(await fs.readlink(ws(id))));
+    // A file still open (a process of the task outliving it) keeps its inode after the removal.
+    await quota.create('open', ws('open'), 64 * MB);
+    const first = await slotOf('open');
+    const held = await fs.open(path.join(ws('open'), 'held'), 'w');
+    try {
+      await quota.release('open', ws('open'));
+    } finally {
+      await held.close();
+    }
+    expect(await slotImages()).toEqual([]);
+    await quota.create('big', ws('big'), 64 * MB);
+    const second = await slotOf('big');
+    expect(second).not.toBe(first);
+    expect((await fill(path.join(ws('big'), 'data'), 40)).error).toBeNull();
+    await quota.release('big', ws('big'));
+    expect(await slotImages()).toEqual([]);
+    await quota.create('after', ws('after'), 64 * MB);
+    expect(await slotOf('after')).not.toBe(second);
+    await quota.release('after', ws('after'));
+    // A task that left little is emptied and its volume kept.
+    expect(await slotImages()).toHaveLength(1);
+  });
+
+  it('never puts a task on the host disk when its slot volume was unmounted behind its back', async () => {
+    const quota = loop();
+    await quota.create('a', ws('a'), 24 * MB);
+    const mnt = path.dirname(await fs.readlink(ws('a')));
+    await quota.release('a', ws('a'));
+    await run('umount', ['-l', mnt]);
+    await quota.create('b', ws('b'), 24 * MB);
+    expect((await fs.stat(ws('b'))).dev).not.toBe((await fs.stat(dir)).dev);
+    expect(path.dirname(await fs.readlink(ws('b')))).not.toBe(mnt);
+    expect(await fs.readdir(mnt).catch(() => [])).toEqual([]);
+    await quota.release('b', ws('b'));
+  });
+
+  it('leaves the free volumes of an executor that is alive alone', async () => {
+    const alive = loop();
+    await alive.create('x', ws('x'), 24 * MB);
+    await alive.release('x', ws('x'));
+    const other = loop();
+    await other.dropUnused();
+    await other.create('y', ws('y'), 24 * MB);
+    await other.release('y', ws('y'));
+    await other.dropUnused();
+    expect(await slotImages()).toHaveLength(1);
+    await alive.create('z', ws('z'), 24 * MB);
+    expect((await fs.stat(ws('z'))).dev).not.toBe((await fs.stat(dir)).dev);
+    expect(await slotImages()).toHaveLength(1);
+    await alive.release('z', ws('z'));
+  });
+
+  it("gives the blocks a task freed back to the image, so a kept image holds no earlier task's data", async () => {
+    const quota = loop();
+    const allocated = async (image: string) => (await fs.stat(image)).blocks * 512;
+    await quota.create('earlier', ws('earlier'), 24 * MB);
+    const [image] = await slotImages();
+    const before = await allocated(path.join(slotsDir(), image));
+    // Written through to the image (a task's files reach the disk as it runs).
+    const fh = await fs.open(path.join(ws('earlier'), 'secret'), 'w');
+    await fh.write(Buffer.alloc(8 * MB, 'SECRET-OF-EARLIER'));
+    await fh.sync();
+    await fh.close();
+    const written = await allocated(path.join(slotsDir(), image));
+    expect(written).toBeGreaterThan(before + 7 * MB);
+    await quota.release('earlier', ws('earlier'));
+    await quota.create('failed', ws('failed'), 24 * MB);
+    expect(await slotImages()).toEqual([image]);
+    // ext4 discards the freed blocks once its journal commits (at the latest as it is unmounted).
+    const target = path.join(dir, 'failed.img');
+    expect(await quota.keepVolume('failed', ws('failed'), target)).toBe(true);
+    expect(await allocated(target)).toBeLessThan(written - 6 * MB);
+    expect((await fs.readFile(target)).includes('SECRET-OF-EARLIER')).toBe(false);
+  });
+
   it('keeps a failed task volume as an image holding its folder; the next task gets a new volume', async () => {
     const quota = loop();
     await quota.create('failed', ws('failed'), 24 * MB);
     await fs.writeFile(path.join(ws('failed'), 'debug.txt'), 'what went wrong');
     const target = path.join(dir, 'failed.img');
     expect(await quota.keepVolume('failed', ws('failed'), target)).toBe(true);
-    expect(await isMountPoint(ws('failed'))).toBe(false);
+    expect(await fs.lstat(ws('failed')).catch(() => null)).toBeNull();
     expect(await slotImages()).toEqual([]);
     const cat = await run('debugfs', ['-R', 'cat /ws-failed/debug.txt', target]);
     expect(cat.stdout).toBe('what went wrong');
@@ -135,11 +222,12 @@ describe('workspace quota', () => {
     expect(await quota.keepVolume('none', ws('none'), path.join(dir, 'none.img'))).toBe(false);
   });
 
-  it('an executor that starts drops the free volumes of one that stopped, and frees a bound one when it releases that task', async () => {
+  it('an executor that starts drops the free volumes of one that stopped, and frees a linked one when it releases that task', async () => {
     const crashed = loop();
     await crashed.create('busy', ws('busy'), 24 * MB);
     await crashed.create('idle', ws('idle'), 24 * MB);
     await crashed.release('idle', ws('idle'));
+    await fs.writeFile(path.join(ws('busy'), 'still'), 'here');
     expect(await slotImages()).toHaveLength(2);
     // It stops marking its volumes (it crashed six minutes ago).
     const [alive] = (await fs.readdir(slotsDir())).filter((n) => n.endsWith('.alive'));
@@ -147,18 +235,20 @@ describe('workspace quota', () => {
     await fs.utimes(path.join(slotsDir(), alive), then, then);
     quotas.splice(quotas.indexOf(crashed), 1);
 
+    // The next executor starts (WorkspaceQuota.detect drops what is unused).
     const next = loop();
+    await next.dropUnused();
+    // The free one went; the one the running task's workspace links to stays, and so does its data.
+    expect(await slotImages()).toHaveLength(1);
+    expect(await fs.readFile(path.join(ws('busy'), 'still'), 'utf8')).toBe('here');
     await next.create('new', ws('new'), 24 * MB);
-    // The free one went; the one the running task is bound to stays, and so does its data.
-    const images = await slotImages();
-    expect(images).toHaveLength(2);
-    await fs.writeFile(path.join(ws('busy'), 'still'), 'here');
     await next.release('busy', ws('busy'));
-    expect(await isMountPoint(ws('busy'))).toBe(false);
+    expect(await fs.lstat(ws('busy')).catch(() => null)).toBeNull();
     expect(await slotImages()).toHaveLength(1);
     await next.release('new', ws('new'));
     await next.dropUnused();
     expect(await slotImages()).toEqual([]);
+    // The stopped executor's mark went with its last volume.
     expect(await fs.readdir(slotsDir())).toEqual([]);
   });
 
@@ -166,12 +256,16 @@ describe('workspace quota', () => {
     const quota = loop(3);
     const ids = ['c1', 'c2', 'c3'];
     const devOf = async (id: string) => (await fs.stat(ws(id))).dev;
+    const rounds: string[][] = [];
     for (let round = 0; round < 2; round++) {
       await Promise.all(ids.map((id) => quota.create(id, ws(id), 24 * MB)));
       expect(new Set(await Promise.all(ids.map(devOf))).size).toBe(3);
-      expect(await slotImages()).toHaveLength(3);
+      rounds.push(await slotImages());
       await Promise.all(ids.map((id) => quota.release(id, ws(id))));
     }
+    // The second round reused the first round's three volumes.
+    expect(rounds[0]).toHaveLength(3);
+    expect(rounds[1]).toEqual(rounds[0]);
   });
 
   it('formats a volume ahead: a second task running at once gets it, bounded the same, and it is dropped on shutdown', async () => {

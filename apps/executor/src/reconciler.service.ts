@@ -114,8 +114,8 @@ export class ReconcilerService implements OnApplicationShutdown {
         // Checked again now: a task admitted since the snapshot is held before its files exist.
         if (owner && (held.has(owner) || (await this.ledger.holds(owner)))) continue;
         if (owner && dir === 'results' && refused.has(owner)) continue;
-        // A workspace may be a task's loop-mounted volume: unmount it before deleting.
-        if (dir === 'workspaces') await this.runtimes.quota?.unmount(path.join(this.workDir.folder(dir), name)).catch(() => undefined);
+        // A workspace may be on a loop volume (a slot's folder, or a volume of its own): freed first.
+        if (dir === 'workspaces') await this.runtimes.quota?.release(name, path.join(this.workDir.folder(dir), name)).catch(() => undefined);
         // Whatever a task left (deeper than PATH_MAX, closed folders): a failure is logged and tried again next time.
         try {
           await removeTree(path.join(this.workDir.folder(dir), name));

@@ -61,7 +61,8 @@ export class PrepareWorkspaceStep {
       });
       await fs.mkdir(path.join(workspace, 'result'), { recursive: true });
       const owner = ctx.runtime.workspaceOwner();
-      if (owner) await chownTree(workspace, owner.uid, owner.gid);
+      // The folder itself, not a link to it (loop quota: a slot volume's folder).
+      if (owner) await chownTree(await fs.realpath(workspace), owner.uid, owner.gid);
       budget.signal.throwIfAborted();
     } finally {
       budget.done();

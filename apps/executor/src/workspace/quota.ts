@@ -12,6 +12,9 @@ export { isMountPoint, treeBytes, type QuotaUsage, type WatchedUsage };
 
 export type QuotaMode = 'loop' | 'watch' | 'off';
 
+/** How a workspace volume is mounted: no setuid, no devices, and freed blocks handed back to the image file's holes. */
+const MOUNT_OPTIONS = 'loop,nosuid,nodev,discard';
+
 /**
  * Bounds what a task can write into its workspace.
  *
@@ -76,14 +79,20 @@ export class WorkspaceQuota {
     return path.join(this.volumesDir, `${taskId}.img`);
   }
 
-  /** Makes an empty workspace folder bounded to `limitBytes`. */
+  /**
+   * Makes an empty workspace bounded to `limitBytes` at `workspace`: a folder (loop: a
+   * link to the task's folder in a slot volume).
+   */
   async create(taskId: string, workspace: string, limitBytes: number): Promise<void> {
-    await fs.mkdir(workspace, { recursive: true });
     this.watch.forget(workspace);
+    const probe = this.isProbe(workspace);
+    if (this.mode !== 'loop' || probe) await fs.mkdir(workspace, { recursive: true });
     if (this.mode !== 'loop') return;
     await fs.mkdir(this.volumesDir, { recursive: true, mode: 0o700 });
     // The start-up probe checks that a volume can be made and mounted: one of its own.
-    if (path.basename(workspace).startsWith('probe-')) return this.mountNew(this.imageFile(taskId), workspace, limitBytes);
+    if (probe) return this.mountNew(this.imageFile(taskId), workspace, limitBytes);
+    // An empty folder left there gives way to the link.
+    await fs.rmdir(workspace).catch(() => undefined);
     await this.slots.acquire(taskId, workspace, limitBytes, (image, mnt) => this.mountNew(image, mnt, limitBytes));
     // One volume formatted ahead, for the next slot this executor needs.
     const size = this.imageSizes.get(limitBytes);
@@ -102,7 +111,7 @@ export class WorkspaceQuota {
     try {
       await this.unmount(dir);
       await fs.rename(file, image);
-      await volumeTools.run('mount', ['-o', 'loop,nosuid,nodev', image, dir], 30_000);
+      await volumeTools.run('mount', ['-o', MOUNT_OPTIONS, image, dir], 30_000);
       await fs.rm(path.join(dir, 'lost+found'), { recursive: true, force: true });
       return true;
     } catch (err) {
@@ -138,7 +147,7 @@ export class WorkspaceQuota {
       for (let pass = known ? 1 : 0; ; pass++) {
         await fs.rm(image, { force: true });
         await formatImage(image, size);
-        await volumeTools.run('mount', ['-o', 'loop,nosuid,nodev', image, workspace], 30_000);
+        await volumeTools.run('mount', ['-o', MOUNT_OPTIONS, image, workspace], 30_000);
         await fs.rm(path.join(workspace, 'lost+found'), { recursive: true, force: true });
         const st = await fs.statfs(workspace);
         const avail = st.bavail * st.bsize;
@@ -192,18 +201,19 @@ export class WorkspaceQuota {
   }
 
   /**
-   * Unbinds a task's workspace (the folder is left empty) and frees its volume: its slot
-   * emptied for the next task, or the task's own volume's image deleted.
+   * Takes a task's workspace off its volume (a link is removed, a mounted folder left
+   * empty) and frees the volume: its slot emptied for the next task, or the task's own
+   * volume's image deleted.
    */
   async release(taskId: string, workspace: string): Promise<void> {
     this.watch.forget(workspace);
-    await this.unmount(workspace);
+    await this.detach(workspace);
     if (this.mode === 'loop') {
       const slot = await this.slots.holding(taskId);
       if (slot) await this.slots.release(slot);
     }
     await fs.rm(this.imageFile(taskId), { force: true });
-    if (path.basename(workspace).startsWith('probe-')) await fs.rm(workspace, { recursive: true, force: true });
+    if (this.isProbe(workspace)) await fs.rm(workspace, { recursive: true, force: true });
   }
 
   /**
@@ -215,11 +225,24 @@ export class WorkspaceQuota {
     const slot = await this.slots.holding(taskId);
     const own = this.imageFile(taskId);
     if (!slot && !(await fs.stat(own).then(() => true, () => false))) return false;
-    await this.unmount(workspace);
     await fs.rm(target, { force: true });
+    // The slot first: until its link goes, no starting executor takes it for a stopped one's free slot.
     if (slot) await this.slots.retire(slot, target);
-    else await fs.rename(own, target);
+    await this.detach(workspace);
+    if (!slot) await fs.rename(own, target);
     return true;
+  }
+
+  /** The start-up probe's folder (in the volumes folder; a task's is in WORK_DIR/workspaces). */
+  private isProbe(workspace: string): boolean {
+    return path.dirname(path.resolve(workspace)) === path.resolve(this.volumesDir) && path.basename(workspace).startsWith('probe-');
+  }
+
+  /** Takes a workspace off its volume: removes the link to a slot's folder, or unmounts a volume of its own. */
+  private async detach(workspace: string): Promise<void> {
+    const st = await fs.lstat(workspace).catch(() => null);
+    if (st?.isSymbolicLink()) await fs.unlink(workspace);
+    else if (st) await this.unmount(workspace);
   }
 
   /** Unmounts whatever is mounted on `dir` (lazily if it is busy). */

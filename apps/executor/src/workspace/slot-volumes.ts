@@ -11,14 +11,19 @@ export interface Slot {
   image: string;
   mnt: string;
   limitBytes: number;
-  /** The task whose workspace is in it now, or null. */
+  /** The task whose workspace is in it now (or that claimed it), or null. */
   taskId: string | null;
-  /** Blocks and inodes in use when it was empty (what a wiped slot must be back to). */
+  /** The volume's device number: a folder made in `mnt` is on the volume only if it has it. */
+  dev: number;
+  /** Blocks and inodes in use when it was empty (what an emptied slot must be back to). */
   baseline: { usedBytes: number; usedInodes: number };
 }
 
-/** A slot with more entries than this left in it is replaced, not emptied file by file. */
+/** A slot a task left more entries in than this is replaced, not emptied. */
 export const WIPE_MAX_ENTRIES = 2000;
+/** A slot a task left more bytes in than this is replaced too (its data, or folders of very many names: slow to remove one by one). */
+export const WIPE_MAX_BYTES = 32 * 1024 * 1024;
+const WIPE_TIMEOUT_MS = 20_000;
 /** How often a live executor marks its slots as in use; another drops them after STALE_MS without. */
 const BEAT_MS = 60_000;
 const STALE_MS = 5 * 60_000;
@@ -30,27 +35,36 @@ async function usedOf(dir: string): Promise<{ usedBytes: number; usedInodes: num
   return { usedBytes: (st.blocks - st.bfree) * st.bsize, usedInodes: st.files - st.ffree };
 }
 
+const devOf = (p: string) => fs.stat(p).then((st) => st.dev, () => -1);
+const mtimeOf = (p: string) => fs.stat(p).then((st) => st.mtimeMs, () => null);
+
 /**
  * The loop-mode workspace volumes an executor keeps mounted between its tasks (one per
- * task it runs at once), so a task's start and end need no mkfs, no loop mount and no
- * unmount of an ext4 filesystem: each cost ~5–8 ms of the machine's CPU per task.
+ * task it runs at once), so a task's start and end need no mkfs, no mount and no unmount:
+ * each cost ~5–8 ms of the machine's CPU per task.
  *
- * A slot is an ext4 image of the quota's size, loop-mounted (nosuid, nodev) on a folder
- * only root may enter (`<dir>/<owner>-<n>`). A task gets a fresh folder in it,
- * `ws-<task>`, bind-mounted on the task's workspace path: the bind keeps nosuid and nodev,
- * the task sees that folder and nothing else of the volume, and the volume's statfs is
- * its quota. The folder is new for each task (never the volume's root), so no owner,
- * mode, xattr or ACL a task set carries over to the next one.
+ * A slot is an ext4 image of the quota's size, loop-mounted (nosuid, nodev, discard) on a
+ * folder in `dir`, which only root may enter (`<dir>/<owner>-<n>`). A task gets a fresh
+ * folder in it, `ws-<task>`, and the task's workspace path is a link to that folder:
+ * Docker mounts the folder the link leads to, with the volume's nosuid and nodev. The task
+ * sees that folder and nothing else of the volume, and the volume's statfs is its quota.
+ * A folder is checked to be on the volume (its device) before it is used: an unmounted
+ * slot never puts a task on the host's disk.
  *
- * After the task the folder is removed, and the slot is reused only once the volume is
- * back to exactly the blocks and inodes it had empty. A task that left more than
- * WIPE_MAX_ENTRIES entries, or whose folder does not go, has its slot replaced instead
- * (the volume is unmounted and its image deleted: constant time, whatever the task made).
+ * After the task its folder is removed with coreutils' rm in a volume tool helper (openat:
+ * a link the task made is never followed), and the slot is reused only once the volume
+ * is back to exactly the inodes it had empty, and within 1 MB of its blocks. The folder
+ * is new for each task (never the volume's root), so no owner, mode, xattr or ACL a task
+ * set carries over; `discard` gives the freed blocks back to the image file's holes, so
+ * neither their data nor their space outlives the task. A task that left more than
+ * WIPE_MAX_ENTRIES entries or WIPE_MAX_BYTES, or whose folder does not go, has its slot
+ * replaced instead (unmounted and its image deleted: constant time, whatever it made).
  *
  * Slots are named after their executor (`owner`, random per process), which touches
- * `<owner>.alive` every minute. Another executor drops slots whose owner has not for five
- * minutes (it crashed), unless a task's workspace is still bound to one (a task an
- * executor may still adopt: whoever releases that task drops the slot).
+ * `<owner>.alive` every minute while it has slots, and then also drops the slots of
+ * executors that stopped doing so five minutes ago (they crashed), except a slot a task's
+ * workspace still links to (a task another executor may adopt; whoever releases it drops
+ * the slot).
  */
 export class SlotVolumes {
   private readonly owner = randomBytes(4).toString('hex');
@@ -60,51 +74,66 @@ export class SlotVolumes {
 
   constructor(
     private readonly dir: string,
-    /** The folder of task workspaces (WORK_DIR/workspaces), to see which slots are still bound. */
+    /** The folder of task workspaces (WORK_DIR/workspaces), to see which slots are still linked to. */
     private readonly workspaces: string,
     private readonly logger: Logger,
   ) {}
 
   /**
-   * Binds a fresh folder of a free slot for `limitBytes` on `workspace`; `make` formats
-   * and mounts a new volume at a path when no slot is free.
+   * Links `workspace` to a fresh folder of a free slot for `limitBytes`; `make` formats
+   * and mounts a new volume at a path when no slot is free (or the free one is gone).
    */
   async acquire(taskId: string, workspace: string, limitBytes: number, make: (image: string, mnt: string) => Promise<void>): Promise<void> {
-    const slot = (await this.free(taskId, limitBytes)) ?? (await this.create(taskId, limitBytes, make));
-    try {
+    for (let attempt = 1; ; attempt++) {
+      const slot = (await this.free(taskId, limitBytes)) ?? (await this.create(taskId, limitBytes, make));
       const sub = path.join(slot.mnt, SUB + taskId);
-      await fs.mkdir(sub, { mode: 0o755 });
-      await volumeTools.run('mount', ['--bind', sub, workspace], 30_000);
-    } catch (err) {
-      await this.drop(slot);
-      throw err;
+      try {
+        await fs.mkdir(sub, { mode: 0o755 });
+        if ((await devOf(sub)) !== slot.dev) throw new Error(`the workspace volume ${slot.mnt} is not mounted any more`);
+        await fs.mkdir(path.dirname(workspace), { recursive: true });
+        await fs.symlink(sub, workspace);
+        return;
+      } catch (err) {
+        // A folder on the host's disk, where the volume should have been, goes too.
+        if ((await devOf(sub)) !== slot.dev) await fs.rmdir(sub).catch(() => undefined);
+        await this.drop(slot);
+        if (attempt === 2) throw err;
+        this.logger.warn({ taskId, err: errorMessage(err) }, 'workspace slot unusable; making another');
+      }
     }
   }
 
-  /** Claims a free slot of this size, checked to be still mounted; free slots of another size are dropped. */
+  /** Claims a free slot of this size, still mounted; free slots of another size are dropped. */
   private async free(taskId: string, limitBytes: number): Promise<Slot | null> {
-    for (let slot = this.slots.find((s) => s.taskId === null); slot; slot = this.slots.find((s) => s.taskId === null)) {
-      // Claimed before anything is awaited: two tasks starting together never get the same slot.
-      slot.taskId = taskId;
-      if (slot.limitBytes === limitBytes && (await isMountPoint(slot.mnt))) return slot;
+    for (let slot = this.claim(taskId); slot; slot = this.claim(taskId)) {
+      if (slot.limitBytes === limitBytes && (await devOf(slot.mnt)) === slot.dev) return slot;
       await this.drop(slot);
     }
     return null;
   }
 
+  /** A free slot, claimed for `taskId` before anything is awaited: two tasks starting together never get the same one. */
+  private claim(taskId: string): Slot | null {
+    const slot = this.slots.find((s) => s.taskId === null);
+    if (slot) slot.taskId = taskId;
+    return slot ?? null;
+  }
+
   private async create(taskId: string, limitBytes: number, make: (image: string, mnt: string) => Promise<void>): Promise<Slot> {
     await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
     if (!this.beat) {
-      this.beat = setInterval(() => void this.touch(), BEAT_MS).unref();
+      await fs.chmod(this.dir, 0o700);
+      this.beat = setInterval(() => void this.tick(), BEAT_MS).unref();
       await this.touch();
-      // Slots an executor that crashed left behind are looked for once, as this one starts using slots.
-      await this.dropStale();
     }
     const name = `${this.owner}-${this.made++}`;
-    const slot: Slot = { image: path.join(this.dir, `${name}.img`), mnt: path.join(this.dir, name), limitBytes, taskId, baseline: { usedBytes: 0, usedInodes: 0 } };
+    const slot: Slot = { image: path.join(this.dir, `${name}.img`), mnt: path.join(this.dir, name), limitBytes, taskId, dev: -1, baseline: { usedBytes: 0, usedInodes: 0 } };
     try {
       await fs.mkdir(slot.mnt, { mode: 0o700 });
+      const hostDev = await devOf(slot.mnt);
       await make(slot.image, slot.mnt);
+      slot.dev = await devOf(slot.mnt);
+      if (slot.dev === hostDev) throw new Error(`the workspace volume ${slot.mnt} did not stay mounted`);
       slot.baseline = await usedOf(slot.mnt);
     } catch (err) {
       await this.drop(slot);
@@ -120,35 +149,34 @@ export class SlotVolumes {
     const mine = this.slots.find((s) => s.taskId === taskId);
     if (mine) return mine;
     for (const name of await fs.readdir(this.dir).catch(() => [] as string[])) {
-      if (name.endsWith('.img') || name.endsWith('.alive') || this.slots.some((s) => s.mnt.endsWith(`/${name}`))) continue;
+      if (!/^[0-9a-f]{8}-\d+$/.test(name) || name.startsWith(`${this.owner}-`)) continue;
       const mnt = path.join(this.dir, name);
-      if (await fs.stat(path.join(mnt, SUB + taskId)).then(() => true, () => false)) {
-        return { image: `${mnt}.img`, mnt, limitBytes: 0, taskId, baseline: { usedBytes: 0, usedInodes: 0 } };
-      }
+      if (await fs.stat(path.join(mnt, SUB + taskId)).then(() => true, () => false)) return this.foreign(mnt, taskId);
     }
     return null;
   }
 
   /**
-   * Frees a task's slot, its workspace already unbound: this executor's slot is emptied
+   * Frees a task's slot, its workspace link already removed: this executor's slot is emptied
    * for the next task (or replaced, see the class); another executor's is dropped.
    */
   async release(slot: Slot): Promise<void> {
     if (!this.slots.includes(slot)) return this.drop(slot);
     const sub = path.join(slot.mnt, SUB + slot.taskId);
     try {
-      if (!(await isMountPoint(slot.mnt))) throw new Error('the slot volume is not mounted any more');
-      const left = (await usedOf(slot.mnt)).usedInodes - slot.baseline.usedInodes;
-      if (left > WIPE_MAX_ENTRIES) throw new Error(`the task left ${left} entries`);
-      // As root, no mode stops the removal; symbolic links are removed, never followed.
-      await fs.rm(sub, { recursive: true, force: true, maxRetries: 0 });
+      if ((await devOf(slot.mnt)) !== slot.dev) throw new Error('the slot volume is not mounted any more');
+      const left = await usedOf(slot.mnt);
+      const entries = left.usedInodes - slot.baseline.usedInodes;
+      const bytes = left.usedBytes - slot.baseline.usedBytes;
+      if (entries > WIPE_MAX_ENTRIES || bytes > WIPE_MAX_BYTES) throw new Error(`the task left ${entries} entries and ${bytes} bytes`);
+      if ((await devOf(sub)) === slot.dev) await volumeTools.remove(sub, WIPE_TIMEOUT_MS);
       const now = await usedOf(slot.mnt);
       if (now.usedInodes !== slot.baseline.usedInodes || now.usedBytes > slot.baseline.usedBytes + 1024 * 1024) {
         throw new Error(`the emptied volume holds ${now.usedInodes - slot.baseline.usedInodes} entries and ${now.usedBytes - slot.baseline.usedBytes} bytes more than when new`);
       }
       slot.taskId = null;
     } catch (err) {
-      this.logger.debug({ taskId: slot.taskId, err: errorMessage(err) }, 'workspace slot replaced, not emptied');
+      this.logger.info({ taskId: slot.taskId, err: errorMessage(err) }, 'workspace slot replaced, not emptied');
       await this.drop(slot);
     }
   }
@@ -162,7 +190,7 @@ export class SlotVolumes {
     await fs.rmdir(slot.mnt).catch(() => undefined);
   }
 
-  /** Unmounts a slot (lazily: a workspace still bound to it keeps it until unbound) and deletes its image. */
+  /** Unmounts a slot (lazily: a container still using it keeps it until it is removed) and deletes its image. */
   async drop(slot: Slot): Promise<void> {
     this.forget(slot);
     await this.unmount(slot.mnt).catch((err: unknown) => this.logger.warn({ slot: slot.mnt, err: errorMessage(err) }, 'could not unmount a workspace slot'));
@@ -172,7 +200,7 @@ export class SlotVolumes {
 
   /** Drops this executor's free slots, and those executors that stopped left (see dropStale). */
   async dropUnused(): Promise<void> {
-    for (const slot of this.slots.filter((s) => s.taskId === null)) await this.drop(slot);
+    for (let slot = this.claim('(dropped)'); slot; slot = this.claim('(dropped)')) await this.drop(slot);
     if (!this.slots.length && this.beat) {
       clearInterval(this.beat);
       this.beat = null;
@@ -181,28 +209,41 @@ export class SlotVolumes {
     await this.dropStale();
   }
 
-  /** Drops the slots of executors that stopped marking theirs, but not one a task's workspace is still bound to. */
+  /**
+   * Drops the slots of executors that stopped marking theirs five minutes ago (a slot
+   * without a mark counts from its folder's own time), but not one a task's workspace
+   * still links to; then their marks.
+   */
   async dropStale(): Promise<void> {
-    const names = await fs.readdir(this.dir).catch(() => [] as string[]);
-    for (const name of names) {
+    const stale = async (owner: string, mnt: string) => {
+      const seen = (await mtimeOf(path.join(this.dir, `${owner}.alive`))) ?? (await mtimeOf(mnt));
+      return seen !== null && Date.now() - seen > STALE_MS;
+    };
+    for (const name of await fs.readdir(this.dir).catch(() => [] as string[])) {
       const m = /^([0-9a-f]{8})-\d+$/.exec(name);
       if (!m || m[1] === this.owner) continue;
-      const beat = await fs.stat(path.join(this.dir, `${m[1]}.alive`)).catch(() => null);
-      if (beat && Date.now() - beat.mtimeMs < STALE_MS) continue;
       const mnt = path.join(this.dir, name);
+      if (!(await stale(m[1], mnt))) continue;
       const subs = (await fs.readdir(mnt).catch(() => [] as string[])).filter((n) => n.startsWith(SUB));
-      if (await this.anyBound(subs.map((n) => n.slice(SUB.length)))) continue;
-      await this.drop({ image: `${mnt}.img`, mnt, limitBytes: 0, taskId: null, baseline: { usedBytes: 0, usedInodes: 0 } });
+      if (await this.anyLinked(mnt, subs.map((n) => n.slice(SUB.length)))) continue;
+      await this.drop(this.foreign(mnt, null));
     }
     const now = await fs.readdir(this.dir).catch(() => [] as string[]);
     for (const name of now.filter((n) => n.endsWith('.alive') && !n.startsWith(this.owner))) {
       const owner = name.slice(0, -'.alive'.length);
-      if (!now.some((n) => n.startsWith(`${owner}-`))) await fs.rm(path.join(this.dir, name), { force: true });
+      const seen = await mtimeOf(path.join(this.dir, name));
+      if (seen !== null && Date.now() - seen > STALE_MS && !now.some((n) => n.startsWith(`${owner}-`))) await fs.rm(path.join(this.dir, name), { force: true });
     }
   }
 
-  private async anyBound(taskIds: string[]): Promise<boolean> {
-    for (const id of taskIds) if (await isMountPoint(path.join(this.workspaces, id))) return true;
+  private foreign(mnt: string, taskId: string | null): Slot {
+    return { image: `${mnt}.img`, mnt, limitBytes: 0, taskId, dev: -1, baseline: { usedBytes: 0, usedInodes: 0 } };
+  }
+
+  private async anyLinked(mnt: string, taskIds: string[]): Promise<boolean> {
+    for (const id of taskIds) {
+      if ((await fs.readlink(path.join(this.workspaces, id)).catch(() => null)) === path.join(mnt, SUB + id)) return true;
+    }
     return false;
   }
 
@@ -213,6 +254,11 @@ export class SlotVolumes {
 
   private async unmount(mnt: string): Promise<void> {
     if (await isMountPoint(mnt)) await volumeTools.run('umount', ['-l', mnt], 30_000);
+  }
+
+  private async tick(): Promise<void> {
+    await this.touch();
+    await this.dropStale().catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'could not drop stopped executors\' workspace slots'));
   }
 
   private async touch(): Promise<void> {

@@ -91,6 +91,22 @@ describe('VolumeTools', () => {
     expect((await fs.stat(dir)).isDirectory()).toBe(true);
   });
 
+  it('removes a tree in a helper, whatever its modes, never following a link out of it', async () => {
+    const tools = new VolumeTools(1);
+    const outside = path.join(dir, 'outside');
+    await fs.mkdir(outside);
+    await fs.writeFile(path.join(outside, 'keep'), 'x');
+    const tree = path.join(dir, 'tree');
+    await fs.mkdir(path.join(tree, 'a', 'b'), { recursive: true });
+    await fs.writeFile(path.join(tree, 'a', 'b', 'f'), 'y');
+    await fs.symlink(outside, path.join(tree, 'a', 'link'));
+    await fs.chmod(path.join(tree, 'a', 'b'), 0);
+    await tools.remove(tree, 30_000);
+    expect(await fs.lstat(tree).catch(() => null)).toBeNull();
+    expect(await fs.readFile(path.join(outside, 'keep'), 'utf8')).toBe('x');
+    await expect(tools.remove('relative/tree', 1000)).rejects.toThrow('not an absolute path');
+  });
+
   it('passes arguments with spaces and shell characters as they are', async () => {
     const tools = new VolumeTools(1);
     const file = await image('a b $(touch pwned) `x`;*.img');

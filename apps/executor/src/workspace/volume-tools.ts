@@ -1,4 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
+import * as path from 'node:path';
 
 /**
  * Runs the workspace volume tools (`mkfs.ext4`, `mount`, `umount`) through small
@@ -20,9 +21,10 @@ import { ChildProcess, spawn } from 'node:child_process';
  * never outlives the executor.
  */
 
-/** The tools a helper runs; anything else is refused on both sides. */
+/** The tools a helper runs (and `rm`, in one form only: see remove); anything else is refused on both sides. */
 const TOOLS = ['mkfs.ext4', 'mount', 'umount'] as const;
 export type VolumeTool = (typeof TOOLS)[number];
+const RM = ['-rf', '--one-file-system', '--'];
 
 const SCRIPT = `
 tab=$(printf '\\t')
@@ -30,6 +32,8 @@ while IFS= read -r line; do
   set -f; IFS=$tab; set -- $line; unset IFS; set +f
   case "$1" in
     mkfs.ext4|mount|umount) out=$("$@" 2>&1 </dev/null); rc=$? ;;
+    rm) if [ $# -eq 5 ] && [ "$2" = -rf ] && [ "$3" = --one-file-system ] && [ "$4" = -- ]; then out=$("$@" 2>&1 </dev/null); rc=$?
+        else out="rm runs only as: rm -rf --one-file-system -- DIR"; rc=127; fi ;;
     *) out="not a volume tool: $1"; rc=127 ;;
   esac
   printf '%s %s\\n%s' "$rc" "\${#out}" "$out"
@@ -39,7 +43,7 @@ done
 /** A tool that ended with a non-zero exit code; `stderr` is what it printed. */
 export class VolumeToolError extends Error {
   constructor(
-    readonly tool: VolumeTool,
+    readonly tool: VolumeTool | 'rm',
     readonly exitCode: number,
     readonly stderr: string,
   ) {
@@ -129,6 +133,20 @@ export class VolumeTools {
   /** Runs `tool args…`; rejects with a VolumeToolError on a non-zero exit, or an Error on a timeout. */
   async run(tool: VolumeTool, args: string[], timeoutMs: number): Promise<void> {
     if (!TOOLS.includes(tool)) throw new Error(`not a volume tool: ${tool}`);
+    return this.exec(tool, args, timeoutMs);
+  }
+
+  /**
+   * Removes `dir` and everything under it with `rm -rf --one-file-system` (coreutils walks
+   * the tree with openat and never follows a link a task made, however the tree changes
+   * meanwhile); rejects like run.
+   */
+  async remove(dir: string, timeoutMs: number): Promise<void> {
+    if (!path.isAbsolute(dir)) throw new Error(`rm: not an absolute path: ${dir}`);
+    return this.exec('rm', [...RM, dir], timeoutMs);
+  }
+
+  private async exec(tool: VolumeTool | 'rm', args: string[], timeoutMs: number): Promise<void> {
     const bad = args.find((a) => !a || /[\t\n\0]/.test(a));
     if (bad !== undefined) throw new Error(`${tool}: an argument is empty or holds a tab or a line break: ${JSON.stringify(bad)}`);
     const helper = await this.take();

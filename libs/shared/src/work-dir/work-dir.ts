@@ -16,13 +16,13 @@ export class InvalidTaskIdError extends Error {
  * ```
  * WORK_DIR/
  *   incoming/<task>.zip       the task's zip, as the gateway stored it
- *   workspaces/<task>/        the unpacked task, mounted into its container
+ *   workspaces/<task>/        the unpacked task, mounted into its container (loop: a link)
  *   logs/<task>.log           the task's bounded output log (task_logs.txt)
  *   results/<task>.zip        the result zip, until the pool took it
  *   kept/<task>[.img]         a failed task's workspace, kept for debugging
  *   volumes/<task>.img        a loop volume of one task's own (the start-up probe's)
  *   volumes-slots/            loop volumes an executor keeps mounted between tasks
- *                             (WORKSPACE_QUOTA=loop: a task's workspace is bound from one)
+ *                             (WORKSPACE_QUOTA=loop: a task's workspace links to a folder in one)
  *   volumes-spare/            loop volumes formatted ahead, for the next slot
  * ```
  */
