@@ -222,6 +222,22 @@ describe('workspace quota', () => {
     expect(await quota.keepVolume('none', ws('none'), path.join(dir, 'none.img'))).toBe(false);
   });
 
+  it('a volume that cannot be unmounted to be kept stays the task\'s, and its release still frees it', async () => {
+    const quota = loop();
+    await quota.create('busy', ws('busy'), 24 * MB);
+    const mnt = path.dirname(await fs.readlink(ws('busy')));
+    // Something still has a file open on the volume: it cannot be unmounted.
+    const held = await fs.open(path.join(ws('busy'), 'held'), 'w');
+    try {
+      await expect(quota.keepVolume('busy', ws('busy'), path.join(dir, 'busy.img'))).rejects.toThrow(/umount/);
+      await quota.release('busy', ws('busy'));
+    } finally {
+      await held.close();
+    }
+    expect(await isMountPoint(mnt)).toBe(false);
+    expect(await slotImages()).toEqual([]);
+  });
+
   it('an executor that starts drops the free volumes of one that stopped, and frees a linked one when it releases that task', async () => {
     const crashed = loop();
     await crashed.create('busy', ws('busy'), 24 * MB);

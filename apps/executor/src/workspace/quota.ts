@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { errorMessage } from '@hivemind/shared/util/errors';
 import { isMountPoint, treeBytes } from './remove-tree';
 import { SlotVolumes } from './slot-volumes';
-import { formatImage, SpareVolumes } from './spare-volumes';
+import { formatImage, mountImage, SpareVolumes } from './spare-volumes';
 import { QuotaUsage, TreeWatch, WatchedUsage } from './tree-watch';
 import { volumeTools } from './volume-tools';
 
@@ -12,16 +12,14 @@ export { isMountPoint, treeBytes, type QuotaUsage, type WatchedUsage };
 
 export type QuotaMode = 'loop' | 'watch' | 'off';
 
-/** How a workspace volume is mounted: no setuid, no devices, and freed blocks handed back to the image file's holes. */
-const MOUNT_OPTIONS = 'loop,nosuid,nodev,discard';
-
 /**
  * Bounds what a task can write into its workspace.
  *
  * - `loop`: the workspace is a fresh folder of its own ext4 filesystem, a sparse image
- *   file of the quota's size loop-mounted (nosuid, nodev) and kept mounted between tasks
- *   (see SlotVolumes), bind-mounted on the workspace folder. The kernel enforces the
- *   size: writes past it fail with ENOSPC. Needs root, `mkfs.ext4` and loop devices.
+ *   file of the quota's size loop-mounted (nosuid, nodev, discard) and kept mounted
+ *   between tasks (see SlotVolumes); the workspace path is a link to that folder. The
+ *   kernel enforces the size: writes past it fail with ENOSPC. Needs root, `mkfs.ext4`
+ *   and loop devices.
  * - `watch`: the workspace is a plain folder, measured often (see TreeWatch for what that
  *   can and cannot promise); a task past its quota is stopped. No hard bound on the disk.
  * - `off`: no bound beyond the disk itself.
@@ -56,7 +54,7 @@ export class WorkspaceQuota {
   static async detect(requested: 'auto' | QuotaMode, volumesDir: string, logger: Logger, spares = 1): Promise<WorkspaceQuota> {
     if (requested !== 'auto') {
       const chosen = new WorkspaceQuota(requested, volumesDir, logger, spares);
-      // Spares a crashed executor left behind (older than an hour) go at start.
+      // What a crashed executor left (its spare, its free slots) goes at start.
       if (requested === 'loop') await chosen.dropUnused();
       return chosen;
     }
@@ -111,8 +109,7 @@ export class WorkspaceQuota {
     try {
       await this.unmount(dir);
       await fs.rename(file, image);
-      await volumeTools.run('mount', ['-o', MOUNT_OPTIONS, image, dir], 30_000);
-      await fs.rm(path.join(dir, 'lost+found'), { recursive: true, force: true });
+      await mountImage(image, dir);
       return true;
     } catch (err) {
       this.logger.warn({ image, err: errorMessage(err) }, 'the spare workspace volume could not be used; formatting one');
@@ -147,8 +144,7 @@ export class WorkspaceQuota {
       for (let pass = known ? 1 : 0; ; pass++) {
         await fs.rm(image, { force: true });
         await formatImage(image, size);
-        await volumeTools.run('mount', ['-o', MOUNT_OPTIONS, image, workspace], 30_000);
-        await fs.rm(path.join(workspace, 'lost+found'), { recursive: true, force: true });
+        await mountImage(image, workspace);
         const st = await fs.statfs(workspace);
         const avail = st.bavail * st.bsize;
         if (pass > 0 || Math.abs(avail - limitBytes) <= Math.max(1024 * 1024, limitBytes * 0.005)) {

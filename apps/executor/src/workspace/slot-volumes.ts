@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { errorMessage } from '@hivemind/shared/util/errors';
 import { isMountPoint } from './remove-tree';
+import { BEAT_MS, SLOT_NAME, SlotOwners, SUB } from './slot-owners';
 import { volumeTools } from './volume-tools';
 
 /** A workspace volume kept mounted between tasks: its image, where it is mounted, who uses it. */
@@ -24,19 +25,12 @@ export const WIPE_MAX_ENTRIES = 2000;
 /** A slot a task left more bytes in than this is replaced too (its data, or folders of very many names: slow to remove one by one). */
 export const WIPE_MAX_BYTES = 32 * 1024 * 1024;
 const WIPE_TIMEOUT_MS = 20_000;
-/** How often a live executor marks its slots as in use; another drops them after STALE_MS without. */
-const BEAT_MS = 60_000;
-const STALE_MS = 5 * 60_000;
-
-const SUB = 'ws-';
-
 async function usedOf(dir: string): Promise<{ usedBytes: number; usedInodes: number }> {
   const st = await fs.statfs(dir);
   return { usedBytes: (st.blocks - st.bfree) * st.bsize, usedInodes: st.files - st.ffree };
 }
 
 const devOf = (p: string) => fs.stat(p).then((st) => st.dev, () => -1);
-const mtimeOf = (p: string) => fs.stat(p).then((st) => st.mtimeMs, () => null);
 
 /**
  * The loop-mode workspace volumes an executor keeps mounted between its tasks (one per
@@ -60,14 +54,14 @@ const mtimeOf = (p: string) => fs.stat(p).then((st) => st.mtimeMs, () => null);
  * WIPE_MAX_ENTRIES entries or WIPE_MAX_BYTES, or whose folder does not go, has its slot
  * replaced instead (unmounted and its image deleted: constant time, whatever it made).
  *
- * Slots are named after their executor (`owner`, random per process), which touches
- * `<owner>.alive` every minute while it has slots, and then also drops the slots of
- * executors that stopped doing so five minutes ago (they crashed), except a slot a task's
- * workspace still links to (a task another executor may adopt; whoever releases it drops
- * the slot).
+ * Slots are named after their executor (random per process), which marks them as in use
+ * every minute and then also drops the slots of executors that stopped doing so five
+ * minutes ago (they crashed), except a slot a task's workspace still links to (a task
+ * another executor may adopt; whoever releases it drops the slot). See SlotOwners.
  */
 export class SlotVolumes {
   private readonly owner = randomBytes(4).toString('hex');
+  private readonly owners: SlotOwners;
   private readonly slots: Slot[] = [];
   private beat: NodeJS.Timeout | null = null;
   private made = 0;
@@ -75,9 +69,11 @@ export class SlotVolumes {
   constructor(
     private readonly dir: string,
     /** The folder of task workspaces (WORK_DIR/workspaces), to see which slots are still linked to. */
-    private readonly workspaces: string,
+    workspaces: string,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.owners = new SlotOwners(dir, this.owner, workspaces);
+  }
 
   /**
    * Links `workspace` to a fresh folder of a free slot for `limitBytes`; `make` formats
@@ -124,7 +120,7 @@ export class SlotVolumes {
     if (!this.beat) {
       await fs.chmod(this.dir, 0o700);
       this.beat = setInterval(() => void this.tick(), BEAT_MS).unref();
-      await this.touch();
+      await this.owners.touch();
     }
     const name = `${this.owner}-${this.made++}`;
     const slot: Slot = { image: path.join(this.dir, `${name}.img`), mnt: path.join(this.dir, name), limitBytes, taskId, dev: -1, baseline: { usedBytes: 0, usedInodes: 0 } };
@@ -149,7 +145,7 @@ export class SlotVolumes {
     const mine = this.slots.find((s) => s.taskId === taskId);
     if (mine) return mine;
     for (const name of await fs.readdir(this.dir).catch(() => [] as string[])) {
-      if (!/^[0-9a-f]{8}-\d+$/.test(name) || name.startsWith(`${this.owner}-`)) continue;
+      if (!SLOT_NAME.test(name) || name.startsWith(`${this.owner}-`)) continue;
       const mnt = path.join(this.dir, name);
       if (await fs.stat(path.join(mnt, SUB + taskId)).then(() => true, () => false)) return this.foreign(mnt, taskId);
     }
@@ -183,11 +179,16 @@ export class SlotVolumes {
 
   /** Takes the slot out of use and moves its image to `target` (a failed task's kept workspace). */
   async retire(slot: Slot, target: string): Promise<void> {
-    this.forget(slot);
-    // Not lazily: the kept image must hold everything the task wrote.
+    // Not lazily: the kept image must hold everything the task wrote. When that fails the
+    // slot stays listed, and the task's release empties or drops it.
     if (await isMountPoint(slot.mnt)) await volumeTools.run('umount', [slot.mnt], 30_000);
-    await fs.rename(slot.image, target);
-    await fs.rmdir(slot.mnt).catch(() => undefined);
+    this.forget(slot);
+    try {
+      await fs.rename(slot.image, target);
+    } finally {
+      await fs.rm(slot.image, { force: true });
+      await fs.rmdir(slot.mnt).catch(() => undefined);
+    }
   }
 
   /** Unmounts a slot (lazily: a container still using it keeps it until it is removed) and deletes its image. */
@@ -204,47 +205,19 @@ export class SlotVolumes {
     if (!this.slots.length && this.beat) {
       clearInterval(this.beat);
       this.beat = null;
-      await fs.rm(path.join(this.dir, `${this.owner}.alive`), { force: true });
+      await this.owners.unmark();
     }
     await this.dropStale();
   }
 
-  /**
-   * Drops the slots of executors that stopped marking theirs five minutes ago (a slot
-   * without a mark counts from its folder's own time), but not one a task's workspace
-   * still links to; then their marks.
-   */
+  /** Drops the slots of executors that stopped marking theirs (SlotOwners.stale), then their marks. */
   async dropStale(): Promise<void> {
-    const stale = async (owner: string, mnt: string) => {
-      const seen = (await mtimeOf(path.join(this.dir, `${owner}.alive`))) ?? (await mtimeOf(mnt));
-      return seen !== null && Date.now() - seen > STALE_MS;
-    };
-    for (const name of await fs.readdir(this.dir).catch(() => [] as string[])) {
-      const m = /^([0-9a-f]{8})-\d+$/.exec(name);
-      if (!m || m[1] === this.owner) continue;
-      const mnt = path.join(this.dir, name);
-      if (!(await stale(m[1], mnt))) continue;
-      const subs = (await fs.readdir(mnt).catch(() => [] as string[])).filter((n) => n.startsWith(SUB));
-      if (await this.anyLinked(mnt, subs.map((n) => n.slice(SUB.length)))) continue;
-      await this.drop(this.foreign(mnt, null));
-    }
-    const now = await fs.readdir(this.dir).catch(() => [] as string[]);
-    for (const name of now.filter((n) => n.endsWith('.alive') && !n.startsWith(this.owner))) {
-      const owner = name.slice(0, -'.alive'.length);
-      const seen = await mtimeOf(path.join(this.dir, name));
-      if (seen !== null && Date.now() - seen > STALE_MS && !now.some((n) => n.startsWith(`${owner}-`))) await fs.rm(path.join(this.dir, name), { force: true });
-    }
+    for (const mnt of await this.owners.stale()) await this.drop(this.foreign(mnt, null));
+    await this.owners.sweepMarks();
   }
 
   private foreign(mnt: string, taskId: string | null): Slot {
     return { image: `${mnt}.img`, mnt, limitBytes: 0, taskId, dev: -1, baseline: { usedBytes: 0, usedInodes: 0 } };
-  }
-
-  private async anyLinked(mnt: string, taskIds: string[]): Promise<boolean> {
-    for (const id of taskIds) {
-      if ((await fs.readlink(path.join(this.workspaces, id)).catch(() => null)) === path.join(mnt, SUB + id)) return true;
-    }
-    return false;
   }
 
   private forget(slot: Slot): void {
@@ -257,13 +230,7 @@ export class SlotVolumes {
   }
 
   private async tick(): Promise<void> {
-    await this.touch();
-    await this.dropStale().catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'could not drop stopped executors\' workspace slots'));
-  }
-
-  private async touch(): Promise<void> {
-    const file = path.join(this.dir, `${this.owner}.alive`);
-    const now = new Date();
-    await fs.utimes(file, now, now).catch(() => fs.writeFile(file, '', { mode: 0o600 }).catch(() => undefined));
+    await this.owners.touch();
+    await this.dropStale().catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, "could not drop stopped executors' workspace slots"));
   }
 }
