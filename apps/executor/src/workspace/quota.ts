@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { errorMessage } from '@hivemind/shared/util/errors';
 import { isMountPoint, treeBytes } from './remove-tree';
 import { SlotVolumes } from './slot-volumes';
-import { formatImage, mountImage, SpareVolumes } from './spare-volumes';
+import { formatImage, mountImage, SpareVolumes, trimImage } from './spare-volumes';
 import { QuotaUsage, TreeWatch, WatchedUsage } from './tree-watch';
 import { volumeTools } from './volume-tools';
 
@@ -214,7 +214,8 @@ export class WorkspaceQuota {
 
   /**
    * Moves a task's volume, with everything it wrote, to `target` (an image file): false
-   * when the task has no volume. Its files are in `ws-<task>/` of the image.
+   * when the task has no volume. Its files are in `ws-<task>/` of the image, and its free
+   * blocks are holes (trimImage); rejects, keeping nothing, when they cannot be cleared.
    */
   async keepVolume(taskId: string, workspace: string, target: string): Promise<boolean> {
     if (this.mode !== 'loop') return false;
@@ -226,6 +227,13 @@ export class WorkspaceQuota {
     if (slot) await this.slots.retire(slot, target);
     await this.detach(workspace);
     if (!slot) await fs.rename(own, target);
+    try {
+      await trimImage(target);
+    } catch (err) {
+      // Not kept rather than kept with an earlier task's files in its free blocks.
+      await fs.rm(target, { force: true });
+      throw new Error(`the kept volume's free blocks could not be cleared, so it is not kept: ${errorMessage(err)}`);
+    }
     return true;
   }
 

@@ -50,7 +50,8 @@ const devOf = (p: string) => fs.stat(p).then((st) => st.dev, () => -1);
  * is back to exactly the inodes it had empty, and within 1 MB of its blocks. The folder
  * is new for each task (never the volume's root), so no owner, mode, xattr or ACL a task
  * set carries over; `discard` gives the freed blocks back to the image file's holes, so
- * neither their data nor their space outlives the task. A task that left more than
+ * their space does not outlive the task (a retired slot's image is trimmed offline as
+ * well: see trimImage). A task that left more than
  * WIPE_MAX_ENTRIES entries or WIPE_MAX_BYTES, or whose folder does not go, has its slot
  * replaced instead (unmounted and its image deleted: constant time, whatever it made).
  *

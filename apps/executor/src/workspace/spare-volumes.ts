@@ -2,7 +2,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { errorMessage } from '@hivemind/shared/util/errors';
-import { volumeTools } from './volume-tools';
+import { sleep } from '@hivemind/shared/util/ticker';
+import { volumeTools, VolumeToolError } from './volume-tools';
 
 interface Spare {
   limitBytes: number;
@@ -27,6 +28,30 @@ export async function formatImage(file: string, size: number): Promise<void> {
 export async function mountImage(image: string, dir: string): Promise<void> {
   await volumeTools.run('mount', ['-o', 'loop,nosuid,nodev,discard', image, dir], 30_000);
   await fs.rm(path.join(dir, 'lost+found'), { recursive: true, force: true });
+}
+
+/**
+ * Turns every free block of an unmounted image back into a hole of its file, after a full
+ * check (`e2fsck -p -f -E discard`), so a kept slot image holds nothing an earlier task
+ * deleted. The `discard` mount option is not enough for that: ext4 discards freed blocks
+ * from a work queue after the commit that frees them, and gives up those still queued once
+ * an unmount has begun (a task's files freed just before its slot is kept stay in the image).
+ * e2fsck exits 1 when it corrected something, and discards only on a clean volume: it runs
+ * once more. An image still mounted elsewhere for a moment (a mount namespace made while it
+ * was mounted here) is waited for, up to a second; anything else rejects.
+ */
+export async function trimImage(image: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await volumeTools.run('e2fsck', ['-p', '-f', '-E', 'discard', image], 120_000);
+      return;
+    } catch (err) {
+      const code = err instanceof VolumeToolError ? err.exitCode : -1;
+      const mounted = code === 8 && err instanceof VolumeToolError && err.stderr.includes('is mounted');
+      if (attempt >= 20 || (code !== 1 && !mounted)) throw err;
+      if (mounted) await sleep(50);
+    }
+  }
 }
 
 /**

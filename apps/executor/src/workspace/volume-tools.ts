@@ -2,7 +2,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
 
 /**
- * Runs the workspace volume tools (`mkfs.ext4`, `mount`, `umount`) through small
+ * Runs the workspace volume tools (`mkfs.ext4`, `mount`, `umount`, `e2fsck`) through small
  * long-lived shell processes instead of spawning each one from the executor.
  *
  * Node spawns with fork(): the kernel copies the page tables of the whole executor (a
@@ -13,7 +13,7 @@ import * as path from 'node:path';
  * fraction of a millisecond.
  *
  * Each helper is `/bin/sh` running a fixed loop: it reads one command per line (its
- * arguments separated by tabs), runs it if it is one of the three tools, and answers with
+ * arguments separated by tabs), runs it if it is one of the tools, and answers with
  * the exit code and the tool's output (`<code> <bytes>\n<output>`). One command at a time
  * per helper; up to `max` helpers are started as commands overlap. A command past its time
  * limit has its helper killed, with the tool (the helper leads its own process group),
@@ -22,7 +22,7 @@ import * as path from 'node:path';
  */
 
 /** The tools a helper runs (and `rm`, in one form only: see remove); anything else is refused on both sides. */
-const TOOLS = ['mkfs.ext4', 'mount', 'umount'] as const;
+const TOOLS = ['mkfs.ext4', 'mount', 'umount', 'e2fsck'] as const;
 export type VolumeTool = (typeof TOOLS)[number];
 const RM = ['-rf', '--one-file-system', '--'];
 
@@ -31,7 +31,7 @@ tab=$(printf '\\t')
 while IFS= read -r line; do
   set -f; IFS=$tab; set -- $line; unset IFS; set +f
   case "$1" in
-    mkfs.ext4|mount|umount) out=$("$@" 2>&1 </dev/null); rc=$? ;;
+    mkfs.ext4|mount|umount|e2fsck) out=$("$@" 2>&1 </dev/null); rc=$? ;;
     rm) if [ $# -eq 5 ] && [ "$2" = -rf ] && [ "$3" = --one-file-system ] && [ "$4" = -- ]; then out=$("$@" 2>&1 </dev/null); rc=$?
         else out="rm runs only as: rm -rf --one-file-system -- DIR"; rc=127; fi ;;
     *) out="not a volume tool: $1"; rc=127 ;;
