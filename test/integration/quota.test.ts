@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -59,9 +59,10 @@ describe('workspace quota', () => {
   const ws = (task: string) => path.join(dir, 'workspaces', task);
 
   it('auto picks loop here (root, loop devices); a loop workspace refuses writes past its size and is empty again on release', async () => {
-    const quota = await WorkspaceQuota.detect('auto', path.join(dir, 'volumes'), logger);
-    quotas.push(quota);
-    expect(quota.mode).toBe(process.getuid?.() === 0 ? 'loop' : 'watch');
+    // Executors starting together share the volumes folder (and, in containers, their pid): each probes on its own.
+    const [quota, ...others] = await Promise.all([1, 2, 3].map(() => WorkspaceQuota.detect('auto', path.join(dir, 'volumes'), logger)));
+    quotas.push(quota, ...others);
+    expect([quota, ...others].map((q) => q.mode)).toEqual(Array(3).fill(process.getuid?.() === 0 ? 'loop' : 'watch'));
     if (quota.mode !== 'loop') return;
     // The probe left nothing behind.
     expect(await fs.readdir(path.join(dir, 'volumes'))).toEqual([]);
@@ -168,6 +169,46 @@ describe('workspace quota', () => {
     await quota.release('b', ws('b'));
   });
 
+  it('a second release of a task while its slot is being emptied leaves the slot alone; the next tasks get a volume each', async () => {
+    const quota = loop();
+    await quota.create('t', ws('t'), 24 * MB);
+    await fs.writeFile(path.join(ws('t'), 'out'), 't');
+    // The task's clean-up and the reconciler, say.
+    const first = quota.release('t', ws('t'));
+    const second = quota.release('t', ws('t'));
+    await first;
+    await quota.create('u', ws('u'), 24 * MB);
+    await second;
+    const u = await fs.stat(ws('u'));
+    expect(u.dev).not.toBe((await fs.stat(dir)).dev);
+    await fs.writeFile(path.join(ws('u'), 'out'), 'u');
+    await quota.create('v', ws('v'), 24 * MB);
+    expect((await fs.stat(ws('v'))).dev).not.toBe(u.dev);
+    expect((await fs.stat(ws('u'))).dev).toBe(u.dev);
+    expect(await fs.readFile(path.join(ws('u'), 'out'), 'utf8')).toBe('u');
+    await quota.release('u', ws('u'));
+    await quota.release('v', ws('v'));
+    expect(await slotImages()).toHaveLength(2);
+  });
+
+  it("another executor's release of a task in a live executor's slot only removes the link; the slot stays that executor's", async () => {
+    const owner = loop();
+    await owner.create('t', ws('t'), 24 * MB);
+    const mnt = path.dirname(await fs.readlink(ws('t')));
+    await fs.writeFile(path.join(ws('t'), 'out'), 't');
+    const other = loop();
+    await other.release('t', ws('t'));
+    expect(await fs.lstat(ws('t')).catch(() => null)).toBeNull();
+    expect(await isMountPoint(mnt)).toBe(true);
+    expect(await fs.readFile(path.join(mnt, 'ws-t', 'out'), 'utf8')).toBe('t');
+    // The owner still releases it, and reuses it.
+    await owner.release('t', ws('t'));
+    await owner.create('u', ws('u'), 24 * MB);
+    expect(path.dirname(await fs.readlink(ws('u')))).toBe(mnt);
+    expect(await slotImages()).toHaveLength(1);
+    await owner.release('u', ws('u'));
+  });
+
   it('leaves the free volumes of an executor that is alive alone', async () => {
     const alive = loop();
     await alive.create('x', ws('x'), 24 * MB);
@@ -195,17 +236,25 @@ describe('workspace quota', () => {
     await fh.write(Buffer.alloc(8 * MB, 'SECRET-OF-EARLIER'));
     await fh.sync();
     await fh.close();
+    // And metadata: a name, link targets (in the inode, and in a block), an extended
+    // attribute, synced (so a journal, if the volume had one, would hold copies).
+    await fs.writeFile(path.join(ws('earlier'), 'NAME-OF-EARLIER'), '');
+    await fs.symlink('SHORT-LINK-OF-EARLIER', path.join(ws('earlier'), 'a'));
+    await fs.symlink(`LONG-LINK-OF-EARLIER-${'x'.repeat(100)}`, path.join(ws('earlier'), 'b'));
+    await run('python3', ['-c', 'import os,sys; os.setxattr(sys.argv[1], "user.k", b"XATTR-OF-EARLIER"); fd=os.open(os.path.dirname(sys.argv[1]), os.O_RDONLY); os.fsync(fd)', path.join(ws('earlier'), 'NAME-OF-EARLIER')]);
     const written = await allocated(path.join(slotsDir(), image));
     expect(written).toBeGreaterThan(before + 7 * MB);
     await quota.release('earlier', ws('earlier'));
     await quota.create('failed', ws('failed'), 24 * MB);
     expect(await slotImages()).toEqual([image]);
     // ext4 discards freed blocks from a work queue, and drops what is queued once an unmount
-    // begins (the test failed under load until the kept image was trimmed offline).
+    // begins (the test failed under load until the kept image was trimmed offline); a
+    // journal kept the metadata (until the volumes had none).
     const target = path.join(dir, 'failed.img');
     expect(await quota.keepVolume('failed', ws('failed'), target)).toBe(true);
     expect(await allocated(target)).toBeLessThan(written - 6 * MB);
-    expect((await fs.readFile(target)).includes('SECRET-OF-EARLIER')).toBe(false);
+    const kept = await fs.readFile(target);
+    for (const left of ['SECRET-OF-EARLIER', 'NAME-OF-EARLIER', 'SHORT-LINK-OF-EARLIER', 'LONG-LINK-OF-EARLIER', 'XATTR-OF-EARLIER']) expect([left, kept.includes(left)]).toEqual([left, false]);
   });
 
   it('keeps a failed task volume as an image holding its folder; the next task gets a new volume', async () => {
@@ -223,18 +272,14 @@ describe('workspace quota', () => {
     expect(await quota.keepVolume('none', ws('none'), path.join(dir, 'none.img'))).toBe(false);
   });
 
-  it('waits for a kept volume still mounted elsewhere for a moment, and keeps none it cannot trim', async () => {
+  it('waits for a kept volume still mounted elsewhere for a moment, and keeps none a mount namespace still holds', async () => {
     const quota = loop();
+    await quota.create('brief', ws('brief'), 24 * MB);
+    await fs.writeFile(path.join(ws('brief'), 'debug.txt'), 'brief');
+    // A second mount of the volume for a moment.
     const elsewhere = path.join(dir, 'elsewhere');
     await fs.mkdir(elsewhere);
-    // A second mount of the volume, as a mount namespace copied while it was mounted holds one.
-    const mountElsewhere = async (task: string) => {
-      await quota.create(task, ws(task), 24 * MB);
-      await run('mount', ['--bind', path.dirname(await fs.readlink(ws(task))), elsewhere]);
-      await fs.writeFile(path.join(ws(task), 'debug.txt'), task);
-    };
-
-    await mountElsewhere('brief');
+    await run('mount', ['--bind', path.dirname(await fs.readlink(ws('brief'))), elsewhere]);
     const brief = path.join(dir, 'brief.img');
     const keeping = quota.keepVolume('brief', ws('brief'), brief);
     await new Promise((r) => setTimeout(r, 300));
@@ -243,14 +288,23 @@ describe('workspace quota', () => {
     expect((await run('debugfs', ['-R', 'cat /ws-brief/debug.txt', brief])).stdout).toBe('brief');
     await quota.release('brief', ws('brief'));
 
-    await mountElsewhere('held');
-    const held = path.join(dir, 'held.img');
-    await expect(quota.keepVolume('held', ws('held'), held)).rejects.toThrow(/free blocks could not be cleared, so it is not kept: e2fsck failed \(exit code 8\).*is mounted/s);
-    expect(await fs.stat(held).catch(() => null)).toBeNull();
-    await quota.release('held', ws('held'));
-    expect(await fs.lstat(ws('held')).catch(() => null)).toBeNull();
-    await run('umount', [elsewhere]);
-    expect(await slotImages()).toEqual([]);
+    // A process in a mount namespace made while the volume was mounted, working in a folder
+    // on it (private: our unmount does not reach it; and removing the slot's folder detaches
+    // its copy of the mount only lazily, the volume in use).
+    await quota.create('held', ws('held'), 24 * MB);
+    const ns = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'cd "$1" && exec sleep 60', 'sh', await fs.readlink(ws('held'))], { stdio: 'ignore' });
+    try {
+      // Ready once it runs sleep (after the cd).
+      for (let i = 0; i < 250 && (await fs.readFile(`/proc/${ns.pid}/comm`, 'utf8').catch(() => '')) !== 'sleep\n'; i++) await new Promise((r) => setTimeout(r, 20));
+      const held = path.join(dir, 'held.img');
+      await expect(quota.keepVolume('held', ws('held'), held)).rejects.toThrow(/free blocks could not be cleared, so it is not kept: .*still held by a loop device/);
+      expect(await fs.stat(held).catch(() => null)).toBeNull();
+      await quota.release('held', ws('held'));
+      expect(await fs.lstat(ws('held')).catch(() => null)).toBeNull();
+      expect(await slotImages()).toEqual([]);
+    } finally {
+      ns.kill('SIGKILL');
+    }
   });
 
   it('a volume that cannot be unmounted to be kept stays the task\'s, and its release still frees it', async () => {

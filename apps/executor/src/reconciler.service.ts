@@ -18,12 +18,15 @@ import { Ticker } from '@hivemind/shared/util/ticker';
 import { GpuAllocatorService } from './gpu-allocator.service';
 import { FallbackResults } from './pipeline/fallback-result';
 import { RuntimeService } from './runtime/runtime.service';
+import { PROBE } from './workspace/quota';
 import { removeTree } from './workspace/remove-tree';
 import { WorkDir } from '@hivemind/shared/work-dir/work-dir';
 
 /** A held task younger than this may still be between its reservation and its job. */
 const ADMISSION_GRACE_MS = 60_000;
 const STALE_EXECUTOR_MS = 30_000;
+/** An executor's start-up probe takes well under a second; one older than this was left by a crash. */
+const PROBE_GRACE_MS = 10 * 60_000;
 
 export interface ReconcileReport {
   containersRemoved: string[];
@@ -47,6 +50,7 @@ export interface ReconcileReport {
 @Injectable()
 export class ReconcilerService implements OnApplicationShutdown {
   private readonly ticker: Ticker;
+  private inFlight: Promise<ReconcileReport> | null = null;
   private readonly tasks: Queue;
   private readonly results: Queue;
 
@@ -94,7 +98,13 @@ export class ReconcilerService implements OnApplicationShutdown {
     return Boolean(st && Date.now() - st.mtimeMs < ADMISSION_GRACE_MS) || (await this.store.storing(taskId));
   }
 
-  async reconcile(): Promise<ReconcileReport> {
+  /** One pass at a time: a pass asked for while one runs (the disk guard's, say) is that one. */
+  reconcile(): Promise<ReconcileReport> {
+    this.inFlight ??= this.pass().finally(() => (this.inFlight = null));
+    return this.inFlight;
+  }
+
+  private async pass(): Promise<ReconcileReport> {
     const report: ReconcileReport = { containersRemoved: [], filesRemoved: [], lostTasks: [], staleRunning: [], executorsPruned: [] };
     const held = await this.ledger.entries();
     // Read after the ledger: a refused result is listed before its slot is freed, so a
@@ -110,6 +120,13 @@ export class ReconcilerService implements OnApplicationShutdown {
 
     for (const dir of ['workspaces', 'incoming', 'logs', 'results', 'volumes'] as const) {
       for (const name of await fs.readdir(this.workDir.folder(dir)).catch(() => [] as string[])) {
+        const file = path.join(this.workDir.folder(dir), name);
+        // An executor's start-up probe (a volume of its own for a moment); one left by a crash goes after a while.
+        if (dir === 'volumes' && name.startsWith(PROBE)) {
+          const st = await fs.lstat(file).catch(() => null);
+          if (!st || Date.now() - st.mtimeMs < PROBE_GRACE_MS) continue;
+          if (st.isDirectory()) await this.runtimes.quota?.release(name, file).catch(() => undefined);
+        }
         const owner = WorkDir.ownerOf(dir, name);
         // Checked again now: a task admitted since the snapshot is held before its files exist.
         if (owner && (held.has(owner) || (await this.ledger.holds(owner)))) continue;
@@ -118,7 +135,7 @@ export class ReconcilerService implements OnApplicationShutdown {
         if (dir === 'workspaces') await this.runtimes.quota?.release(name, path.join(this.workDir.folder(dir), name)).catch(() => undefined);
         // Whatever a task left (deeper than PATH_MAX, closed folders): a failure is logged and tried again next time.
         try {
-          await removeTree(path.join(this.workDir.folder(dir), name));
+          await removeTree(file);
           report.filesRemoved.push(`${dir}/${name}`);
         } catch (err) {
           this.logger.warn({ file: `${dir}/${name}`, err: errorMessage(err) }, 'leftover not removed');

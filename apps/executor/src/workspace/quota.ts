@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
@@ -12,6 +13,9 @@ export { isMountPoint, treeBytes, type QuotaUsage, type WatchedUsage };
 
 export type QuotaMode = 'loop' | 'watch' | 'off';
 
+
+/** The start-up probe's folder and image in the volumes folder: `probe-<random>` (and `.img`). */
+export const PROBE = 'probe-';
 /**
  * Bounds what a task can write into its workspace.
  *
@@ -60,14 +64,16 @@ export class WorkspaceQuota {
     }
     if (process.getuid?.() !== 0) return new WorkspaceQuota('watch', volumesDir, logger);
     const probe = new WorkspaceQuota('loop', volumesDir, logger, spares);
-    const dir = path.join(volumesDir, `probe-${process.pid}`);
+    // A name of its own: executors starting together (in containers, each pid 1) share volumesDir.
+    const name = `${PROBE}${randomBytes(4).toString('hex')}`;
+    const dir = path.join(volumesDir, name);
     try {
-      await probe.create('probe', dir, 16 * 1024 * 1024);
-      await probe.release('probe', dir);
+      await probe.create(name, dir, 16 * 1024 * 1024);
+      await probe.release(name, dir);
       await probe.dropUnused();
       return probe;
     } catch (err) {
-      await probe.release('probe', dir).catch(() => undefined);
+      await probe.release(name, dir).catch(() => undefined);
       logger.warn({ err: errorMessage(err) }, 'loop-mounted workspaces are not possible here; measuring workspace sizes instead (WORKSPACE_QUOTA=watch)');
       return new WorkspaceQuota('watch', volumesDir, logger);
     }
@@ -239,13 +245,16 @@ export class WorkspaceQuota {
 
   /** The start-up probe's folder (in the volumes folder; a task's is in WORK_DIR/workspaces). */
   private isProbe(workspace: string): boolean {
-    return path.dirname(path.resolve(workspace)) === path.resolve(this.volumesDir) && path.basename(workspace).startsWith('probe-');
+    return path.dirname(path.resolve(workspace)) === path.resolve(this.volumesDir) && path.basename(workspace).startsWith(PROBE);
   }
 
   /** Takes a workspace off its volume: removes the link to a slot's folder, or unmounts a volume of its own. */
   private async detach(workspace: string): Promise<void> {
     const st = await fs.lstat(workspace).catch(() => null);
-    if (st?.isSymbolicLink()) await fs.unlink(workspace);
+    // (Gone already when another release of the task got there first.)
+    if (st?.isSymbolicLink()) await fs.unlink(workspace).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
     else if (st) await this.unmount(workspace);
   }
 

@@ -42,15 +42,24 @@ export class SlotOwners {
   async stale(): Promise<string[]> {
     const found: string[] = [];
     for (const name of await fs.readdir(this.dir).catch(() => [] as string[])) {
-      const m = SLOT_NAME.exec(name);
-      if (!m || m[1] === this.owner) continue;
       const mnt = path.join(this.dir, name);
-      const seen = (await mtimeOf(this.mark(m[1]))) ?? (await mtimeOf(mnt));
-      if (seen === null || Date.now() - seen <= STALE_MS) continue;
+      if (!(await this.stopped(mnt))) continue;
       const subs = (await fs.readdir(mnt).catch(() => [] as string[])).filter((n) => n.startsWith(SUB));
       if (!(await this.anyLinked(mnt, subs.map((n) => n.slice(SUB.length))))) found.push(mnt);
     }
     return found;
+  }
+
+  /**
+   * Whether the slot at `mnt` is another executor's that stopped marking its slots STALE_MS
+   * ago (without a mark, from the slot folder's own time). Only such a slot may be taken
+   * by another executor: a live one empties and reuses its own at any moment.
+   */
+  async stopped(mnt: string): Promise<boolean> {
+    const m = SLOT_NAME.exec(path.basename(mnt));
+    if (!m || m[1] === this.owner) return false;
+    const seen = (await mtimeOf(this.mark(m[1]))) ?? (await mtimeOf(mnt));
+    return seen !== null && Date.now() - seen > STALE_MS;
   }
 
   /** Removes the stale marks of executors with no slot left. */

@@ -18,13 +18,16 @@ export interface Slot {
   dev: number;
   /** Blocks and inodes in use when it was empty (what an emptied slot must be back to). */
   baseline: { usedBytes: number; usedInodes: number };
+  /** Set while it is emptied or retired: a second release of its task (the reconciler's, say) leaves it alone. */
+  busy?: boolean;
 }
 
 /** A slot a task left more entries in than this is replaced, not emptied. */
 export const WIPE_MAX_ENTRIES = 2000;
 /** A slot a task left more bytes in than this is replaced too (its data, or folders of very many names: slow to remove one by one). */
 export const WIPE_MAX_BYTES = 32 * 1024 * 1024;
-const WIPE_TIMEOUT_MS = 20_000;
+/** A wipe that takes longer (a tree of very many hard links, say) is given up and the slot replaced. */
+const WIPE_TIMEOUT_MS = 5_000;
 async function usedOf(dir: string): Promise<{ usedBytes: number; usedInodes: number }> {
   const st = await fs.statfs(dir);
   return { usedBytes: (st.blocks - st.bfree) * st.bsize, usedInodes: st.files - st.ffree };
@@ -58,7 +61,11 @@ const devOf = (p: string) => fs.stat(p).then((st) => st.dev, () => -1);
  * Slots are named after their executor (random per process), which marks them as in use
  * every minute and then also drops the slots of executors that stopped doing so five
  * minutes ago (they crashed), except a slot a task's workspace still links to (a task
- * another executor may adopt; whoever releases it drops the slot). See SlotOwners.
+ * another executor may adopt; whoever releases it drops the slot, or, while the slot's
+ * executor may still be alive, only removes the link and leaves the slot to that
+ * executor or to a later sweep). A release of a task whose slot is already being emptied
+ * or retired (the reconciler's, say, while the task's own clean-up runs) leaves it alone.
+ * See SlotOwners.
  */
 export class SlotVolumes {
   private readonly owner = randomBytes(4).toString('hex');
@@ -141,14 +148,20 @@ export class SlotVolumes {
     return slot;
   }
 
-  /** This executor's slot holding `taskId`'s workspace, or another (crashed) executor's: null when none does. */
+  /**
+   * This executor's slot holding `taskId`'s workspace (null while it is being emptied or
+   * retired), or a stopped executor's (SlotOwners.stopped): null when none does. A live
+   * executor's slot is never another's to take, even with the task's folder in it: that
+   * executor releases it, and may empty and reuse it at any moment.
+   */
   async holding(taskId: string): Promise<Slot | null> {
     const mine = this.slots.find((s) => s.taskId === taskId);
-    if (mine) return mine;
+    if (mine) return mine.busy ? null : mine;
     for (const name of await fs.readdir(this.dir).catch(() => [] as string[])) {
       if (!SLOT_NAME.test(name) || name.startsWith(`${this.owner}-`)) continue;
       const mnt = path.join(this.dir, name);
-      if (await fs.stat(path.join(mnt, SUB + taskId)).then(() => true, () => false)) return this.foreign(mnt, taskId);
+      if (!(await fs.stat(path.join(mnt, SUB + taskId)).then(() => true, () => false))) continue;
+      return (await this.owners.stopped(mnt)) ? this.foreign(mnt, taskId) : null;
     }
     return null;
   }
@@ -159,6 +172,8 @@ export class SlotVolumes {
    */
   async release(slot: Slot): Promise<void> {
     if (!this.slots.includes(slot)) return this.drop(slot);
+    if (slot.busy) return;
+    slot.busy = true;
     const sub = path.join(slot.mnt, SUB + slot.taskId);
     try {
       if ((await devOf(slot.mnt)) !== slot.dev) throw new Error('the slot volume is not mounted any more');
@@ -175,6 +190,8 @@ export class SlotVolumes {
     } catch (err) {
       this.logger.info({ taskId: slot.taskId, err: errorMessage(err) }, 'workspace slot replaced, not emptied');
       await this.drop(slot);
+    } finally {
+      slot.busy = false;
     }
   }
 
@@ -182,7 +199,12 @@ export class SlotVolumes {
   async retire(slot: Slot, target: string): Promise<void> {
     // Not lazily: the kept image must hold everything the task wrote. When that fails the
     // slot stays listed, and the task's release empties or drops it.
-    if (await isMountPoint(slot.mnt)) await volumeTools.run('umount', [slot.mnt], 30_000);
+    slot.busy = true;
+    try {
+      if (await isMountPoint(slot.mnt)) await volumeTools.run('umount', [slot.mnt], 30_000);
+    } finally {
+      slot.busy = false;
+    }
     this.forget(slot);
     try {
       await fs.rename(slot.image, target);

@@ -10,7 +10,12 @@ interface Spare {
   file: string;
 }
 
-/** Makes an empty ext4 image of `size` bytes (sparse; its tables initialised lazily). */
+/**
+ * Makes an empty ext4 image of `size` bytes (sparse; its tables initialised lazily), with
+ * no journal: a journal keeps copies of the metadata blocks a task wrote (its file names,
+ * link targets, extended attributes) after the files are gone, where a slot's next task's
+ * kept image would carry them. A workspace volume is never used again after a crash.
+ */
 export async function formatImage(file: string, size: number): Promise<void> {
   const fh = await fs.open(file, 'w', 0o600);
   try {
@@ -18,7 +23,7 @@ export async function formatImage(file: string, size: number): Promise<void> {
   } finally {
     await fh.close();
   }
-  await volumeTools.run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1', file], 60_000);
+  await volumeTools.run('mkfs.ext4', ['-q', '-F', '-m', '0', '-O', '^has_journal', '-E', 'lazy_itable_init=1', file], 60_000);
 }
 
 /**
@@ -34,24 +39,32 @@ export async function mountImage(image: string, dir: string): Promise<void> {
  * Turns every free block of an unmounted image back into a hole of its file, after a full
  * check (`e2fsck -p -f -E discard`), so a kept slot image holds nothing an earlier task
  * deleted. The `discard` mount option is not enough for that: ext4 discards freed blocks
- * from a work queue after the commit that frees them, and gives up those still queued once
- * an unmount has begun (a task's files freed just before its slot is kept stay in the image).
- * e2fsck exits 1 when it corrected something, and discards only on a clean volume: it runs
- * once more. An image still mounted elsewhere for a moment (a mount namespace made while it
- * was mounted here) is waited for, up to a second; anything else rejects.
+ * from a work queue, and gives up those still queued once an unmount has begun. The image
+ * must be let go by every loop device first (a mount namespace made while it was mounted
+ * may hold it after our unmount): waited for up to a second, else this rejects. e2fsck
+ * exits 1 when it corrected something, and discards only on a clean volume: it runs again.
  */
 export async function trimImage(image: string): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await volumeTools.run('e2fsck', ['-p', '-f', '-E', 'discard', image], 120_000);
-      return;
-    } catch (err) {
-      const code = err instanceof VolumeToolError ? err.exitCode : -1;
-      const mounted = code === 8 && err instanceof VolumeToolError && err.stderr.includes('is mounted');
-      if (attempt >= 20 || (code !== 1 && !mounted)) throw err;
-      if (mounted) await sleep(50);
-    }
+  for (let waited = 0; await loopHolds(image); waited += 50) {
+    if (waited >= 1000) throw new Error(`${image} is still held by a loop device (mounted elsewhere, in another mount namespace say)`);
+    await sleep(50);
   }
+  const e2fsck = () => volumeTools.run('e2fsck', ['-p', '-f', '-E', 'discard', image], 120_000);
+  await e2fsck().catch((err: unknown) => {
+    if (err instanceof VolumeToolError && err.exitCode === 1) return e2fsck();
+    throw err;
+  });
+}
+
+/** Whether a loop device is backed by `image` (its `/sys/block/loopN/loop/backing_file`, which follows renames). */
+async function loopHolds(image: string): Promise<boolean> {
+  const file = await fs.realpath(image).catch(() => path.resolve(image));
+  for (const dev of await fs.readdir('/sys/block').catch(() => [] as string[])) {
+    if (!dev.startsWith('loop')) continue;
+    const backing = await fs.readFile(`/sys/block/${dev}/loop/backing_file`, 'utf8').catch(() => null);
+    if (backing?.trimEnd() === file) return true;
+  }
+  return false;
 }
 
 /**
