@@ -13,9 +13,9 @@ export { isMountPoint, treeBytes, type QuotaUsage, type WatchedUsage };
 
 export type QuotaMode = 'loop' | 'watch' | 'off';
 
-
 /** The start-up probe's folder and image in the volumes folder: `probe-<random>` (and `.img`). */
 export const PROBE = 'probe-';
+
 /**
  * Bounds what a task can write into its workspace.
  *

@@ -199,6 +199,7 @@ export class SlotVolumes {
   async retire(slot: Slot, target: string): Promise<void> {
     // Not lazily: the kept image must hold everything the task wrote. When that fails the
     // slot stays listed, and the task's release empties or drops it.
+    if (slot.busy) throw new Error(`the workspace slot ${slot.mnt} is being emptied`);
     slot.busy = true;
     try {
       if (await isMountPoint(slot.mnt)) await volumeTools.run('umount', [slot.mnt], 30_000);
