@@ -56,10 +56,18 @@ describe('executor crashes and shutdown', () => {
     ]);
 
   it('adopts a running task after the executor is SIGKILLed; it runs once and ends once', async () => {
-    expect((await uploadTask(pool, 'crash-run', await counting(6))).success).toBe(true);
+    // It runs until the test lets it end (a file `go` in its workspace, at most a minute):
+    // what it prints after that reaches the executor that adopted it, however long the adoption took.
+    const waiting = await makeZip([
+      { name: 'run.sh', content: 'echo start >> starts.txt\necho "running, starts: $(wc -l < starts.txt)"\nfor i in $(seq 600); do [ -e go ] && break; sleep 0.1; done\necho done\n' },
+    ]);
+    expect((await uploadTask(pool, 'crash-run', waiting)).success).toBe(true);
     await waitFor('crash-run to start', async () => (await containerOf('crash-run')).some((c) => c.State === 'running'));
     await stack.stop(executor, 'SIGKILL');
     executor = await stack.start('executor');
+    const work = path.join(stack.dir, 'work');
+    await waitFor('the new executor to adopt crash-run', async () => (await fs.readFile(path.join(work, 'logs', 'crash-run.log'), 'utf8').catch(() => '')).includes('resumed by this executor'), 60_000);
+    await fs.writeFile(path.join(work, 'workspaces', 'crash-run', 'go'), '');
     const t = await waitForStatus(pool, 'crash-run', ['COMPLETED', 'FAILED'], 60_000);
     expect(t.status).toBe('COMPLETED');
     const files = await result('crash-run');
