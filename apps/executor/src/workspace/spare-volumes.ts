@@ -38,8 +38,10 @@ export async function mountImage(image: string, dir: string): Promise<void> {
 /**
  * Turns every free block of an unmounted image back into a hole of its file, after a full
  * check (`e2fsck -p -f -E discard`), so a kept slot image holds nothing an earlier task
- * deleted. The `discard` mount option is not enough for that: ext4 discards freed blocks
- * from a work queue, and gives up those still queued once an unmount has begun. The image
+ * deleted. The `discard` mount option alone does not promise that: with a journal, ext4
+ * discards freed blocks from a work queue after each commit and gives up those still
+ * queued once an unmount has begun (the volumes have no journal now; this holds for any
+ * image, and a kept one is checked as well). The image
  * must be let go by every loop device first (a mount namespace made while it was mounted
  * may hold it after our unmount): waited for up to a second, else this rejects. e2fsck
  * exits 1 when it corrected something, and discards only on a clean volume: it runs again.
