@@ -1,4 +1,4 @@
-import { accessSync, constants as fsConstants, mkdirSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdirSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { LoggerService } from '@nestjs/common';
 import pino, { Logger } from 'pino';
@@ -94,15 +94,27 @@ export const recentProblems = new ProblemRing();
  *
  * pino-roll opens its first file asynchronously: lines logged until then wait
  * here, in order. At exit, what the stream still holds is written synchronously.
+ *
+ * The oldest files are removed here, each time a file has been opened: all but the
+ * current one and the `keep` newest others. pino-roll's own `limit` lists the folder
+ * right after asking for the next file, which may or may not be open yet, so it kept
+ * one old file fewer at times.
  */
 class RotatingFiles {
   private file: SonicBoom | null = null;
   private waiting: string[] = [];
 
-  constructor(options: Parameters<typeof pinoRoll>[0]) {
+  constructor(
+    private readonly options: Parameters<typeof pinoRoll>[0] & { file: string; extension: string },
+    private readonly keep: number,
+  ) {
     pinoRoll(options).then(
       (file) => {
         this.file = file;
+        // (SonicBoom sets `file` to the file it opened last; its types leave it out.)
+        const removeOld = () => void this.removeOld((file as SonicBoom & { file: string }).file).catch(() => undefined);
+        file.on('ready', removeOld);
+        removeOld();
         for (const line of this.waiting) file.write(line);
         this.waiting = [];
         process.once('exit', () => {
@@ -125,6 +137,17 @@ class RotatingFiles {
   write(line: string): void {
     if (this.file) this.file.write(line);
     else this.waiting.push(line);
+  }
+
+  /** Removes the numbered files (`<service>.<n>.log`) older than the `keep` newest besides `current`. */
+  private async removeOld(current: string): Promise<void> {
+    const dir = path.dirname(this.options.file);
+    const base = path.basename(this.options.file);
+    const numbered = (await fsp.readdir(dir))
+      .map((name) => ({ name, n: name.startsWith(`${base}.`) && name.endsWith(this.options.extension) ? Number(name.slice(base.length + 1, -this.options.extension.length)) : NaN }))
+      .filter((f) => Number.isInteger(f.n) && f.n >= 0 && path.join(dir, f.name) !== path.resolve(current))
+      .sort((a, b) => b.n - a.n);
+    await Promise.all(numbered.slice(this.keep).map((f) => fsp.rm(path.join(dir, f.name), { force: true })));
   }
 }
 
@@ -172,14 +195,10 @@ export function createLogger(service: string, opts: LoggerOptions): Logger {
     mkdirSync(dir, { recursive: true });
     accessSync(dir, fsConstants.W_OK);
     // Always JSON, whatever LOG_FORMAT says of stdout.
-    const files = new RotatingFiles({
-      file: path.join(dir, service),
-      extension: '.log',
-      size: `${opts.fileSizeMb ?? 10}m`,
-      frequency: 'daily',
-      mkdir: true,
-      limit: { count: opts.fileCount ?? 5, removeOtherLogFiles: true },
-    });
+    const files = new RotatingFiles(
+      { file: path.join(dir, service), extension: '.log', size: `${opts.fileSizeMb ?? 10}m`, frequency: 'daily', mkdir: true },
+      opts.fileCount ?? 5,
+    );
     streams.push({ level, stream: files });
   }
   return pino(
