@@ -83,6 +83,12 @@ describe('ExecuteTask admission', () => {
     expect((await execute({ task_id: 'dup-2', task_zip: zip })).success).toBe(true);
     const full = await execute({ task_id: 'dup-3', task_zip: zip });
     expect(full).toEqual({ success: false, message: 'node busy: 2 of 2 task slots in use' });
+    // A full node says so before it reads the zip (a busy node hears ExecuteTask often);
+    // the same bytes get the content's answer once it has room (the table above).
+    expect(await execute({ task_id: 'dup-4', task_zip: Buffer.from('definitely not a zip archive') })).toEqual({
+      success: false,
+      message: 'node busy: 2 of 2 task slots in use',
+    });
     await waitFor('both tasks to run', async () => (await state.running.count()) === 2);
     for (const id of ['dup-1', 'dup-2']) {
       const res = await unary(worker, worker.stopTaskExecution, { task_id: id });

@@ -67,13 +67,14 @@ export class AdmissionService {
     const taskIdError = checkTaskId(taskId);
     // A draining node answers without asking Redis (it may be going away too).
     if (this.nodeStatus.draining) return refuse(DRAINING.kind, DRAINING.message);
-    const [paused, owner, node, held, refusedResultWaiting] = await Promise.all([
+    const [paused, owner, node, ledger, refusedResultWaiting] = await Promise.all([
       this.nodeStatus.paused(),
       this.nodeStatus.ownerFirst(),
       this.settings.capacity(),
-      taskIdError ? false : this.ledger.holds(taskId),
+      this.ledger.snapshot(),
       taskIdError ? false : this.refusedResults.has(taskId),
     ]);
+    const held = !taskIdError && ledger.held.has(taskId);
     const early = refuseRequest({
       draining: false,
       paused,
@@ -87,6 +88,12 @@ export class AdmissionService {
       refusedResultWaiting,
     });
     if (early) return refuse(early.kind, early.message);
+    const limits = containerLimits(request, node, this.nodeStatus.limitDefaults());
+    const reservation = reservationFor(request, limits, node);
+    // A node that is full says so before it reads the zip: a busy node hears ExecuteTask
+    // often, and the answer is the same as the reservation's below (which alone decides).
+    const room = this.ledger.fits(ledger.totals, reservation, node);
+    if (!room.ok) return refuse('busy', room.message);
 
     // Inspection reads only the zip's central directory.
     const zipBytes = req.task_zip?.length ?? 0;
@@ -118,9 +125,6 @@ export class AdmissionService {
       hasExecutor,
     });
     if (late || !summary) return refuse(late?.kind ?? 'invalid_zip', late?.message ?? 'the task zip could not be read');
-
-    const limits = containerLimits(request, node, this.nodeStatus.limitDefaults());
-    const reservation = reservationFor(request, limits, node);
 
     if (cancelled()) return refuse('caller_gave_up', 'the caller gave up before the task was admitted');
     const reserved = await this.ledger.reserve(taskId, reservation, node);

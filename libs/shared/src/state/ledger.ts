@@ -116,7 +116,11 @@ export class ResourceLedger {
    * early answer. Only reserve() is authoritative.
    */
   async precheck(r: Reservation, node: NodeCapacity): Promise<ReserveOutcome> {
-    const t = await this.totals();
+    return this.fits(await this.totals(), r, node);
+  }
+
+  /** reserve()'s verdict on the node's totals (from snapshot() or totals()) for a task asking `r`. */
+  fits(t: LedgerTotals, r: Reservation, node: NodeCapacity): ReserveOutcome {
     if (t.tasks >= node.maxTasks) return outcome('TASKS', t.tasks, '', r, node);
     if (t.cpuScore + r.cpuScore > node.cpuScore + 1e-6) return outcome('CPU', t.cpuScore, '', r, node);
     if (t.memoryMb + r.memoryMb > node.memoryGb * 1024) return outcome('MEMORY', t.memoryMb, '', r, node);
@@ -145,6 +149,11 @@ export class ResourceLedger {
   }
 
   async totals(): Promise<LedgerTotals> {
+    return (await this.snapshot()).totals;
+  }
+
+  /** The task ids held and their totals, from one read. */
+  async snapshot(): Promise<{ held: Set<string>; totals: LedgerTotals }> {
     const all = await this.redis.hgetall(this.key);
     // A malformed entry still holds a slot and no resources (as in the reserve script).
     const t: LedgerTotals = { tasks: Object.keys(all).length, cpuScore: 0, memoryMb: 0, gpuScore: 0, gpuMemoryGb: 0 };
@@ -154,7 +163,7 @@ export class ResourceLedger {
       t.gpuScore += r.gpuScore;
       t.gpuMemoryGb += r.gpuMemoryGb;
     }
-    return t;
+    return { held: new Set(Object.keys(all)), totals: t };
   }
 
   /** True when a task asking the defaults would still fit. */
