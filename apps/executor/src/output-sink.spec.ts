@@ -73,6 +73,24 @@ describe('OutputSink', () => {
     expect(squash(await fs.readFile(file, 'utf8'))).toBe(squash(`${'\n'.repeat(65536)}${dropMarker(dropped, dropped)}${'\n'.repeat(65536)}`));
   });
 
+  it('keeps the newest lines in order while its ring grows from a wrapped start', async () => {
+    const { sink, entries } = await sinkWith();
+    // Long lines first: the oldest are skipped while the ring is small, so it wraps; then
+    // many short ones make it grow (twice over) with its first line in the middle.
+    const lines = [
+      ...Array.from({ length: 300 }, (_, i) => `long ${i} ${'x'.repeat(90)}`),
+      ...Array.from({ length: 500 }, (_, i) => `s${i}`),
+    ];
+    for (let i = 0; i < lines.length; i += 7) sink.push(Buffer.from(lines.slice(i, i + 7).map((l) => `${l}\n`).join('')));
+    await sink.close();
+    // The model: the longest run of newest lines within the entry's budget for lines.
+    let bytes = 0;
+    let from = lines.length;
+    while (from > 0 && bytes + lines[from - 1].length + 1 <= MAX_BATCH_BYTES - 160) bytes += lines[--from].length + 1;
+    const skipped = lines.slice(0, from).reduce((a, l) => a + l.length + 1, 0);
+    expect(entries).toEqual([{ taskId: 'task-1', text: [skippedMarker(skipped), ...lines.slice(from)].join('\n') }]);
+  });
+
   it('cuts long lines to fit an entry and says how many characters it cut', async () => {
     const { sink, entries, file } = await sinkWith(1024 * 1024, 1024 * 1024);
     // A megabyte without a newline: the line splitter cuts it into 64 KiB lines (the

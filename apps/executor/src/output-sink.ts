@@ -12,9 +12,10 @@ const MARKER_ROOM = 160;
 const LINES_BUDGET = MAX_BATCH_BYTES - MARKER_ROOM;
 /** Room kept in a cut line for its own marker. */
 const CUT_MARKER_ROOM = 100;
-/** Slots for pending lines (a power of two above LINES_BUDGET: every line takes a byte at least). */
+/** Most slots for pending lines (a power of two above LINES_BUDGET: every line takes a byte at least). */
 const RING = 16_384;
-const MASK = RING - 1;
+/** Slots a sink starts with: most tasks print a few lines per flush, so the ring grows only when needed. */
+const FIRST_RING = 64;
 
 /** The longest prefix of `s` that takes at most `maxBytes` of UTF-8 (a character is never split). */
 export function cutUtf8(s: string, maxBytes: number): string {
@@ -42,12 +43,14 @@ export function cutUtf8(s: string, maxBytes: number): string {
  */
 export class OutputSink {
   private readonly splitter = new LineSplitter((line) => this.onLine(line));
-  // Pending lines, a ring of RING slots from `first` (`count` of them): their texts, UTF-8
-  // sizes with the newline, and the characters of output each stands for (more than its
-  // text when it was cut). Every line takes a byte at least, so RING slots always suffice.
-  private readonly texts: string[] = new Array<string>(RING).fill('');
-  private readonly sizes = new Int32Array(RING);
-  private readonly chars = new Float64Array(RING);
+  // Pending lines, a ring from `first` (`count` of them): their texts, UTF-8 sizes with the
+  // newline, and the characters of output each stands for (more than its text when it was
+  // cut). Its size is a power of two, doubled when full, up to RING: every line takes a
+  // byte at least, so RING slots always suffice.
+  private texts: string[] = new Array<string>(FIRST_RING).fill('');
+  private sizes = new Int32Array(FIRST_RING);
+  private chars = new Float64Array(FIRST_RING);
+  private mask = FIRST_RING - 1;
   private first = 0;
   private count = 0;
   private pendingBytes = 0;
@@ -82,7 +85,8 @@ export class OutputSink {
       text = `${kept} [hivemind: ${line.length - kept.length} characters of this line cut in the live view]`;
       size = Buffer.byteLength(text, 'utf8') + 1;
     }
-    const slot = (this.first + this.count) & MASK;
+    if (this.count > this.mask) this.grow();
+    const slot = (this.first + this.count) & this.mask;
     this.texts[slot] = text;
     this.sizes[slot] = size;
     this.chars[slot] = line.length + 1;
@@ -94,9 +98,28 @@ export class OutputSink {
       this.pendingBytes -= this.sizes[i];
       this.skipped += this.chars[i];
       this.texts[i] = '';
-      this.first = (i + 1) & MASK;
+      this.first = (i + 1) & this.mask;
       this.count -= 1;
     }
+  }
+
+  /** Doubles the ring, its lines kept in order from slot 0. */
+  private grow(): void {
+    const size = Math.min(RING, (this.mask + 1) * 2);
+    const texts = new Array<string>(size).fill('');
+    const sizes = new Int32Array(size);
+    const chars = new Float64Array(size);
+    for (let k = 0; k < this.count; k++) {
+      const i = (this.first + k) & this.mask;
+      texts[k] = this.texts[i];
+      sizes[k] = this.sizes[i];
+      chars[k] = this.chars[i];
+    }
+    this.texts = texts;
+    this.sizes = sizes;
+    this.chars = chars;
+    this.mask = size - 1;
+    this.first = 0;
   }
 
   flush(): Promise<void> {
@@ -105,7 +128,7 @@ export class OutputSink {
       const lines: string[] = [];
       if (this.skipped) lines.push(`[hivemind: ${this.skipped} characters of output skipped in the live view; the result's task_logs.txt keeps its head and tail]`);
       for (let k = 0; k < this.count; k++) {
-        const i = (this.first + k) & MASK;
+        const i = (this.first + k) & this.mask;
         lines.push(this.texts[i]);
         this.texts[i] = '';
       }
