@@ -115,6 +115,32 @@ describe('workspace quota', () => {
     await quota.release('b', ws('b'));
   });
 
+  it('empties a folder holding only files, links and empty folders, following none of the links', async () => {
+    const quota = loop();
+    await quota.create('flat', ws('flat'), 24 * MB);
+    const [image] = await slotImages();
+    const canary = path.join(dir, 'canary-flat');
+    await fs.mkdir(canary);
+    await fs.writeFile(path.join(canary, 'keep'), 'x');
+    const outside = path.join(dir, 'outside-file');
+    await fs.writeFile(outside, 'stays');
+    // Links out to a folder and to a file, a read-only file, empty folders (one mode 000), a fifo.
+    await fs.symlink(canary, path.join(ws('flat'), 'dir-link'));
+    await fs.symlink(outside, path.join(ws('flat'), 'file-link'));
+    await fs.writeFile(path.join(ws('flat'), 'ro'), 'data', { mode: 0o400 });
+    await fs.mkdir(path.join(ws('flat'), 'result'));
+    await fs.mkdir(path.join(ws('flat'), 'shut'), { mode: 0 });
+    await run('mkfifo', [path.join(ws('flat'), 'pipe')]);
+    await quota.release('flat', ws('flat'));
+    expect(await fs.readdir(canary)).toEqual(['keep']);
+    expect(await fs.readFile(outside, 'utf8')).toBe('stays');
+    // Emptied and kept: the next task gets the same volume, empty.
+    await quota.create('after-flat', ws('after-flat'), 24 * MB);
+    expect(await slotImages()).toEqual([image]);
+    expect(await fs.readdir(ws('after-flat'))).toEqual([]);
+    await quota.release('after-flat', ws('after-flat'));
+  });
+
   it('replaces the volume of a task that left more entries than it empties file by file', async () => {
     const quota = loop();
     await quota.create('many', ws('many'), 24 * MB);

@@ -28,6 +28,32 @@ export const WIPE_MAX_ENTRIES = 2000;
 export const WIPE_MAX_BYTES = 32 * 1024 * 1024;
 /** A wipe that takes longer (a tree of very many hard links, say) is given up and the slot replaced. */
 const WIPE_TIMEOUT_MS = 5_000;
+/** A task folder of at most this many entries (the folder's own inode included) is first emptied in the executor itself: see quickRemove. */
+const QUICK_WIPE_ENTRIES = 64;
+
+/**
+ * Removes a task's folder in this process when everything in it lies directly in it (files,
+ * links, empty folders): true when it is gone. unlink and rmdir never follow the name they
+ * are given, and the folder itself is the slot's (the task sees its contents, never its
+ * name or its parent), so nothing a task made leads them elsewhere, whether or not a
+ * process of the task still runs. Anything else (a folder with something in it, say) and
+ * it stops, false, and the volume tool helper's `rm` removes what is left: a fork and an
+ * exec spared for tasks that leave little.
+ */
+async function quickRemove(sub: string): Promise<boolean> {
+  try {
+    for (const e of await fs.readdir(sub, { withFileTypes: true })) {
+      const p = path.join(sub, e.name);
+      if (e.isDirectory()) await fs.rmdir(p);
+      else await fs.unlink(p);
+    }
+    await fs.rmdir(sub);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function usedOf(dir: string): Promise<{ usedBytes: number; usedInodes: number }> {
   const st = await fs.statfs(dir);
   return { usedBytes: (st.blocks - st.bfree) * st.bsize, usedInodes: st.files - st.ffree };
@@ -181,7 +207,7 @@ export class SlotVolumes {
       const entries = left.usedInodes - slot.baseline.usedInodes;
       const bytes = left.usedBytes - slot.baseline.usedBytes;
       if (entries > WIPE_MAX_ENTRIES || bytes > WIPE_MAX_BYTES) throw new Error(`the task left ${entries} entries and ${bytes} bytes`);
-      if ((await devOf(sub)) === slot.dev) await volumeTools.remove(sub, WIPE_TIMEOUT_MS);
+      if ((await devOf(sub)) === slot.dev && !(entries <= QUICK_WIPE_ENTRIES && (await quickRemove(sub)))) await volumeTools.remove(sub, WIPE_TIMEOUT_MS);
       const now = await usedOf(slot.mnt);
       if (now.usedInodes !== slot.baseline.usedInodes || now.usedBytes > slot.baseline.usedBytes + 1024 * 1024) {
         throw new Error(`the emptied volume holds ${now.usedInodes - slot.baseline.usedInodes} entries and ${now.usedBytes - slot.baseline.usedBytes} bytes more than when new`);
